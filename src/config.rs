@@ -1,0 +1,555 @@
+//! The YAML config: parsing, defaults and validation.
+//!
+//! The file is walked key by key rather than deserialized in one go, so
+//! that a single read reports every problem at once, each naming the file
+//! and the key (`app-servers.smoke_test[0]`), and YAML syntax errors their
+//! line. Nothing here starts a process or opens a socket; it only reads
+//! files and checks that paths exist.
+
+use serde_yaml::{Mapping, Value};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// A whole config file: groups in file order.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub path: PathBuf,
+    pub groups: Vec<GroupConfig>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct GroupConfig {
+    pub name: String,
+    /// The config file's directory: the base of relative action paths.
+    pub base: PathBuf,
+    /// Program and arguments, `{numproc}` still in place; a relative program
+    /// path is already resolved against `directory`.
+    pub argv: Vec<String>,
+    pub directory: PathBuf,
+    pub stdout: Option<String>,
+    pub stderr: Option<String>,
+    pub env: Vec<(String, String)>,
+    pub worksets: Vec<Vec<u16>>,
+    pub checks: Vec<Check>,
+    pub actions: Vec<Action>,
+    pub timing: Timing,
+    pub stop_signal: i32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Timing {
+    pub start_timeout: Duration,
+    pub drain_timeout: Duration,
+    pub drain_quiet: Duration,
+    pub stop_timeout: Duration,
+    pub action_timeout: Duration,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Timing {
+            start_timeout: Duration::from_secs(30),
+            drain_timeout: Duration::from_secs(300),
+            drain_quiet: Duration::from_secs(1),
+            stop_timeout: Duration::from_secs(10),
+            action_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Check {
+    Http { path: String, status: u16, timeout: Duration },
+    Tcp { timeout: Duration },
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Action {
+    ReplaceFile { template: PathBuf, output: PathBuf },
+    RunProc { command: String },
+}
+
+const DEFAULT_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Reads and validates `path`. On failure, every problem found, one line
+/// each, already prefixed with the file name.
+pub fn load(path: &Path) -> Result<Config, Vec<String>> {
+    let shown = path.display().to_string();
+    let meta = std::fs::metadata(path).map_err(|e| vec![format!("{shown}: cannot read: {e}")])?;
+    if meta.is_dir() {
+        return Err(vec![format!("{shown}: is a directory, not a config file")]);
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| vec![format!("{shown}: cannot read: {e}")])?;
+    let abs = std::path::absolute(path).map_err(|e| vec![format!("{shown}: {e}")])?;
+    let base = abs.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("/"));
+    parse(&text, &shown, &base).map(|groups| Config { path: abs, groups })
+}
+
+/// Parses config text. `file` names it in messages; `base` is the directory
+/// relative paths start from.
+pub fn parse(text: &str, file: &str, base: &Path) -> Result<Vec<GroupConfig>, Vec<String>> {
+    let mut cx = Cx { file, errs: Vec::new() };
+    let doc: Value = match serde_yaml::from_str(text) {
+        Ok(v) => v,
+        Err(e) => {
+            let at = e.location().map(|l| format!(":{}:{}", l.line(), l.column())).unwrap_or_default();
+            return Err(vec![format!("{file}{at}: invalid YAML: {e}")]);
+        }
+    };
+    let top = match doc {
+        Value::Mapping(m) if !m.is_empty() => m,
+        Value::Null => return Err(vec![format!("{file}: no group defined (the file is empty)")]),
+        Value::Mapping(_) => return Err(vec![format!("{file}: no group defined")]),
+        _ => return Err(vec![format!("{file}: the top level must map group names to groups")]),
+    };
+    let mut groups = Vec::new();
+    for (k, v) in &top {
+        let Some(name) = k.as_str() else {
+            cx.err("", format!("group name {} is not a string", show(k)));
+            continue;
+        };
+        if let Some(g) = group(&mut cx, name, v, base) {
+            groups.push(g);
+        }
+    }
+    let mut seen: HashMap<u16, String> = HashMap::new();
+    for g in &groups {
+        for (i, ws) in g.worksets.iter().enumerate() {
+            for &p in ws {
+                let here = format!("{}.workset[{i}]", g.name);
+                if let Some(first) = seen.insert(p, here.clone()) {
+                    cx.err(&here, format!("port {p} is already used by {first}"));
+                }
+            }
+        }
+    }
+    if cx.errs.is_empty() { Ok(groups) } else { Err(cx.errs) }
+}
+
+struct Cx<'a> {
+    file: &'a str,
+    errs: Vec<String>,
+}
+
+impl Cx<'_> {
+    fn err(&mut self, key: &str, msg: impl std::fmt::Display) {
+        if key.is_empty() {
+            self.errs.push(format!("{}: {msg}", self.file));
+        } else {
+            self.errs.push(format!("{}: {key}: {msg}", self.file));
+        }
+    }
+}
+
+fn show(v: &Value) -> String {
+    match v {
+        Value::Null => "null".into(),
+        Value::Bool(b) => format!("{b} (a boolean)"),
+        Value::Number(n) => format!("{n} (a number)"),
+        Value::String(s) => format!("{s:?}"),
+        Value::Sequence(_) => "a list".into(),
+        Value::Mapping(_) => "a mapping".into(),
+        Value::Tagged(t) => format!("tagged value {}", t.tag),
+    }
+}
+
+fn string(cx: &mut Cx, key: &str, v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        _ => {
+            cx.err(key, format!("expected a string, got {}", show(v)));
+            None
+        }
+    }
+}
+
+/// A string, number or boolean, as text (for environment values).
+fn scalar(cx: &mut Cx, key: &str, v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => {
+            cx.err(key, format!("expected a string, got {}", show(v)));
+            None
+        }
+    }
+}
+
+fn seconds(cx: &mut Cx, key: &str, v: &Value, allow_zero: bool) -> Option<Duration> {
+    let secs = match v {
+        Value::Number(n) => n.as_f64(),
+        _ => None,
+    };
+    match secs {
+        Some(s) if s.is_finite() && (s > 0.0 || (allow_zero && s == 0.0)) && s < 1e9 => {
+            Some(Duration::from_secs_f64(s))
+        }
+        _ => {
+            let want = if allow_zero { "zero or more" } else { "more than zero" };
+            cx.err(key, format!("expected a number of seconds, {want}, got {}", show(v)));
+            None
+        }
+    }
+}
+
+fn seq<'v>(cx: &mut Cx, key: &str, v: &'v Value) -> Option<&'v Vec<Value>> {
+    match v {
+        Value::Sequence(s) => Some(s),
+        _ => {
+            cx.err(key, format!("expected a list, got {}", show(v)));
+            None
+        }
+    }
+}
+
+fn map<'v>(cx: &mut Cx, key: &str, v: &'v Value) -> Option<&'v Mapping> {
+    match v {
+        Value::Mapping(m) => Some(m),
+        _ => {
+            cx.err(key, format!("expected a mapping, got {}", show(v)));
+            None
+        }
+    }
+}
+
+/// The entries of a mapping with their keys as strings; a non-string key is
+/// reported and skipped.
+fn entries<'v>(cx: &mut Cx, key: &str, m: &'v Mapping) -> Vec<(String, &'v Value)> {
+    let mut out = Vec::new();
+    for (k, v) in m {
+        match k.as_str() {
+            Some(s) => out.push((s.to_string(), v)),
+            None => cx.err(key, format!("key {} is not a string", show(k))),
+        }
+    }
+    out
+}
+
+/// A one-key mapping such as `- run_proc: CMD`.
+fn single<'v>(cx: &mut Cx, key: &str, v: &'v Value) -> Option<(String, &'v Value)> {
+    let m = map(cx, key, v)?;
+    let mut e = entries(cx, key, m);
+    if e.len() != 1 {
+        cx.err(key, format!("expected exactly one key, got {}", e.len()));
+        return None;
+    }
+    e.pop()
+}
+
+/// The word `numprocs`, which stands for the set's ports.
+fn numprocs(cx: &mut Cx, key: &str, v: &Value) -> bool {
+    if v.as_str() == Some("numprocs") {
+        return true;
+    }
+    cx.err(key, format!("expected the word numprocs (the set's ports), got {}", show(v)));
+    false
+}
+
+fn group(cx: &mut Cx, name: &str, v: &Value, base: &Path) -> Option<GroupConfig> {
+    let before = cx.errs.len();
+    let m = map(cx, name, v)?;
+    let mut cmd = None;
+    let mut directory = base.to_path_buf();
+    let mut g = GroupConfig {
+        name: name.to_string(),
+        base: base.to_path_buf(),
+        argv: Vec::new(),
+        directory: PathBuf::new(),
+        stdout: None,
+        stderr: None,
+        env: Vec::new(),
+        worksets: Vec::new(),
+        checks: Vec::new(),
+        actions: Vec::new(),
+        timing: Timing::default(),
+        stop_signal: libc::SIGTERM,
+    };
+    let mut has_workset = false;
+    for (key, v) in entries(cx, name, m) {
+        let k = format!("{name}.{key}");
+        let t = &mut g.timing;
+        match key.as_str() {
+            "cmd" => cmd = string(cx, &k, v),
+            "directory" => {
+                if let Some(d) = string(cx, &k, v) {
+                    directory = base.join(d);
+                }
+            }
+            "stdout" => g.stdout = string(cx, &k, v),
+            "stderr" => g.stderr = string(cx, &k, v),
+            "env" => {
+                if let Some(m) = map(cx, &k, v) {
+                    for (ek, ev) in entries(cx, &k, m) {
+                        if let Some(val) = scalar(cx, &format!("{k}.{ek}"), ev) {
+                            g.env.push((ek, val));
+                        }
+                    }
+                }
+            }
+            "workset" => {
+                has_workset = true;
+                g.worksets = worksets(cx, &k, v);
+            }
+            "smoke_test" => {
+                for (i, c) in seq(cx, &k, v).into_iter().flatten().enumerate() {
+                    if let Some(c) = check(cx, &format!("{k}[{i}]"), c) {
+                        g.checks.push(c);
+                    }
+                }
+            }
+            "after_start" => {
+                for (i, a) in seq(cx, &k, v).into_iter().flatten().enumerate() {
+                    if let Some(a) = action(cx, &format!("{k}[{i}]"), a, base) {
+                        g.actions.push(a);
+                    }
+                }
+            }
+            "start_timeout" => t.start_timeout = seconds(cx, &k, v, false).unwrap_or(t.start_timeout),
+            "drain_timeout" => t.drain_timeout = seconds(cx, &k, v, false).unwrap_or(t.drain_timeout),
+            "drain_quiet" => t.drain_quiet = seconds(cx, &k, v, true).unwrap_or(t.drain_quiet),
+            "stop_timeout" => t.stop_timeout = seconds(cx, &k, v, false).unwrap_or(t.stop_timeout),
+            "action_timeout" => t.action_timeout = seconds(cx, &k, v, false).unwrap_or(t.action_timeout),
+            "stop_signal" => {
+                let text = scalar(cx, &k, v);
+                match text.as_deref().map(crate::sys::signal_number) {
+                    Some(Some(n)) if n != libc::SIGKILL && n != libc::SIGSTOP => g.stop_signal = n,
+                    Some(_) => cx.err(&k, format!("unknown or unusable signal {}", show(v))),
+                    None => {}
+                }
+            }
+            _ => cx.err(&k, "unknown key"),
+        }
+    }
+    if !has_workset {
+        cx.err(&format!("{name}.workset"), "missing (at least two worksets are needed)");
+    }
+    match std::fs::metadata(&directory) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => cx.err(&format!("{name}.directory"), format!("{} is not a directory", directory.display())),
+        Err(e) => cx.err(&format!("{name}.directory"), format!("{}: {e}", directory.display())),
+    }
+    g.directory = directory;
+    match cmd {
+        None if !cx.errs[before..].iter().any(|e| e.contains(&format!("{name}.cmd:"))) => {
+            cx.err(&format!("{name}.cmd"), "missing (the command to run, with {numproc} for the port)")
+        }
+        None => {}
+        Some(c) => match split_shell(&c) {
+            Ok(argv) if argv.is_empty() => cx.err(&format!("{name}.cmd"), "is empty"),
+            Ok(mut argv) => {
+                if argv[0].contains('/') {
+                    let prog = g.directory.join(&argv[0]);
+                    if !prog.is_file() {
+                        cx.err(&format!("{name}.cmd"), format!("program {} not found", prog.display()));
+                    }
+                    argv[0] = prog.to_string_lossy().into_owned();
+                }
+                g.argv = argv;
+            }
+            Err(e) => cx.err(&format!("{name}.cmd"), e),
+        },
+    }
+    for a in &g.actions {
+        if let Action::ReplaceFile { template, output } = a {
+            check_template(cx, name, template);
+            if let Some(parent) = output.parent().filter(|p| !p.is_dir()) {
+                cx.err(
+                    &format!("{name}.after_start"),
+                    format!("output directory {} does not exist", parent.display()),
+                );
+            }
+        }
+    }
+    if cx.errs.len() == before { Some(g) } else { None }
+}
+
+fn check_template(cx: &mut Cx, name: &str, template: &Path) {
+    let key = format!("{name}.after_start");
+    match std::fs::read_to_string(template) {
+        Ok(src) => {
+            let env = minijinja::Environment::new();
+            if let Err(e) = env.template_from_str(&src) {
+                cx.err(&key, format!("template {}: {e}", template.display()));
+            }
+        }
+        Err(e) => cx.err(&key, format!("template {}: {e}", template.display())),
+    }
+}
+
+fn worksets(cx: &mut Cx, key: &str, v: &Value) -> Vec<Vec<u16>> {
+    let mut out = Vec::new();
+    for (i, w) in seq(cx, key, v).into_iter().flatten().enumerate() {
+        let k = format!("{key}[{i}]");
+        let Some((name, ports)) = single(cx, &k, w) else { continue };
+        if name != "numprocs" {
+            cx.err(&k, format!("expected `numprocs: [ports]`, got key {name:?}"));
+            continue;
+        }
+        let mut set = Vec::new();
+        for p in seq(cx, &format!("{k}.numprocs"), ports).into_iter().flatten() {
+            match p.as_u64() {
+                Some(n @ 1..=65535) => {
+                    if set.contains(&(n as u16)) {
+                        cx.err(&k, format!("port {n} appears twice"));
+                    }
+                    set.push(n as u16)
+                }
+                _ => cx.err(&k, format!("port {} is not in 1..65535", show(p))),
+            }
+        }
+        if set.is_empty() {
+            cx.err(&k, "a workset needs at least one port");
+        }
+        out.push(set);
+    }
+    if out.len() < 2 && !out.is_empty() {
+        cx.err(key, "at least two worksets are needed (one serves while the next starts)");
+    }
+    out
+}
+
+fn check(cx: &mut Cx, key: &str, v: &Value) -> Option<Check> {
+    let (name, arg) = single(cx, key, v)?;
+    let k = format!("{key}.{name}");
+    let http = match name.as_str() {
+        "check_all_http_ports" => true,
+        "check_all_tcp_ports" => false,
+        _ => {
+            cx.err(key, format!("unknown check {name:?} (known: check_all_http_ports, check_all_tcp_ports)"));
+            return None;
+        }
+    };
+    let mut path = "/".to_string();
+    let mut status = 200u16;
+    let mut timeout = DEFAULT_CHECK_TIMEOUT;
+    if let Value::Mapping(m) = arg {
+        let mut has_ports = false;
+        for (ok, ov) in entries(cx, &k, m) {
+            let kk = format!("{k}.{ok}");
+            match ok.as_str() {
+                "ports" => has_ports = numprocs(cx, &kk, ov),
+                "timeout" => timeout = seconds(cx, &kk, ov, false).unwrap_or(timeout),
+                "path" if http => match string(cx, &kk, ov) {
+                    Some(p) if p.starts_with('/') => path = p,
+                    Some(p) => cx.err(&kk, format!("must start with /, got {p:?}")),
+                    None => {}
+                },
+                "status" if http => match ov.as_u64() {
+                    Some(s @ 100..=599) => status = s as u16,
+                    _ => cx.err(&kk, format!("expected an HTTP status, got {}", show(ov))),
+                },
+                _ => cx.err(&kk, "unknown key"),
+            }
+        }
+        if !has_ports {
+            cx.err(&k, "missing `ports: numprocs`");
+            return None;
+        }
+    } else if !numprocs(cx, &k, arg) {
+        return None;
+    }
+    Some(if http { Check::Http { path, status, timeout } } else { Check::Tcp { timeout } })
+}
+
+fn action(cx: &mut Cx, key: &str, v: &Value, base: &Path) -> Option<Action> {
+    let (name, arg) = single(cx, key, v)?;
+    let k = format!("{key}.{name}");
+    match name.as_str() {
+        "replace_file" => {
+            let args = seq(cx, &k, arg)?;
+            if args.len() != 3 {
+                cx.err(&k, "expected [numprocs, TEMPLATE, OUTPUT]");
+                return None;
+            }
+            let ok = numprocs(cx, &format!("{k}[0]"), &args[0]);
+            let template = string(cx, &format!("{k}[1]"), &args[1]);
+            let output = string(cx, &format!("{k}[2]"), &args[2]);
+            let (template, output) = (template?, output?);
+            ok.then(|| Action::ReplaceFile { template: base.join(template), output: base.join(output) })
+        }
+        "run_proc" => {
+            let command = string(cx, &k, arg)?;
+            if command.trim().is_empty() {
+                cx.err(&k, "empty command");
+                return None;
+            }
+            Some(Action::RunProc { command })
+        }
+        _ => {
+            cx.err(key, format!("unknown action {name:?} (known: replace_file, run_proc)"));
+            None
+        }
+    }
+}
+
+/// Splits a command line as a POSIX shell would split words, without any
+/// expansion: single quotes, double quotes (with \\ \" \$ \` escapes) and
+/// backslashes.
+pub fn split_shell(s: &str) -> Result<Vec<String>, String> {
+    let mut words = Vec::new();
+    let mut cur = String::new();
+    let mut in_word = false;
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            ' ' | '\t' | '\n' => {
+                if in_word {
+                    words.push(std::mem::take(&mut cur));
+                    in_word = false;
+                }
+            }
+            '\'' => {
+                in_word = true;
+                loop {
+                    match chars.next() {
+                        Some('\'') => break,
+                        Some(c) => cur.push(c),
+                        None => return Err("unterminated single quote".into()),
+                    }
+                }
+            }
+            '"' => {
+                in_word = true;
+                loop {
+                    match chars.next() {
+                        Some('"') => break,
+                        Some('\\') => match chars.next() {
+                            Some(c @ ('\\' | '"' | '$' | '`')) => cur.push(c),
+                            Some('\n') => {}
+                            Some(c) => {
+                                cur.push('\\');
+                                cur.push(c);
+                            }
+                            None => return Err("unterminated double quote".into()),
+                        },
+                        Some(c) => cur.push(c),
+                        None => return Err("unterminated double quote".into()),
+                    }
+                }
+            }
+            '\\' => {
+                in_word = true;
+                match chars.next() {
+                    Some('\n') => {}
+                    Some(c) => cur.push(c),
+                    None => return Err("trailing backslash".into()),
+                }
+            }
+            c => {
+                in_word = true;
+                cur.push(c);
+            }
+        }
+    }
+    if in_word {
+        words.push(cur);
+    }
+    Ok(words)
+}
+
+/// `{numproc}` replaced by the port.
+pub fn with_port(s: &str, port: u16) -> String {
+    s.replace("{numproc}", &port.to_string())
+}

@@ -1,0 +1,613 @@
+//! The blue/green state machine of one group, free of I/O.
+//!
+//! `Group::handle(now, event)` returns the actions to carry out; the daemon
+//! performs them and feeds their results back as events. Time enters only
+//! as the `now` argument, and `next_deadline` says when the group next
+//! wants a `Tick`, so tests drive it with made-up instants and no process.
+//!
+//! A rollout is: spawn the new set, check it until every port passes,
+//! switch (after_start), drain the old set, stop it. Whatever set leaves
+//! service, the old one after a switch or the new one on a rollback, goes
+//! through the same `retiring` slot, drain and stop.
+
+use crate::config::GroupConfig;
+use crate::sys::ExitStatus;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+/// How often unready ports are checked again.
+pub const SMOKE_INTERVAL: Duration = Duration::from_millis(10);
+/// How often connections on a draining set are counted.
+pub const DRAIN_INTERVAL: Duration = Duration::from_millis(50);
+const BACKOFF_FIRST: Duration = Duration::from_secs(1);
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+const HEALTHY: Duration = Duration::from_secs(60);
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Proc {
+    pub port: u16,
+    /// Running process (and process group) id; `None` once reaped.
+    pub pid: Option<i32>,
+    /// Last process group, kept after the leader is reaped so stragglers
+    /// of the group can still be killed.
+    pub pgid: Option<i32>,
+    pub started: Instant,
+    backoff: Duration,
+    restart_at: Option<Instant>,
+    pub restarts: u32,
+}
+
+#[derive(Clone, Debug)]
+pub struct Set {
+    /// Index of the workset in its config.
+    pub index: usize,
+    pub cfg: Rc<GroupConfig>,
+    pub procs: Vec<Proc>,
+}
+
+impl Set {
+    fn new(cfg: Rc<GroupConfig>, index: usize, now: Instant) -> Set {
+        let procs = cfg.worksets[index]
+            .iter()
+            .map(|&port| Proc {
+                port,
+                pid: None,
+                pgid: None,
+                started: now,
+                backoff: BACKOFF_FIRST,
+                restart_at: None,
+                restarts: 0,
+            })
+            .collect();
+        Set { index, cfg, procs }
+    }
+
+    pub fn ports(&self) -> Vec<u16> {
+        self.procs.iter().map(|p| p.port).collect()
+    }
+
+    fn alive(&self) -> impl Iterator<Item = &Proc> {
+        self.procs.iter().filter(|p| p.pid.is_some())
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Event {
+    /// Start a set on workset `index` of `cfg`: the first start when
+    /// nothing is live, a rollout otherwise.
+    Start { cfg: Rc<GroupConfig>, index: usize },
+    /// A rollout could not even begin (for example, no free workset).
+    StartRefused(String),
+    /// Result of `Action::Spawn`, one entry per port.
+    Spawned(Vec<(u16, Result<i32, String>)>),
+    Exited { pid: i32, status: ExitStatus },
+    /// Result of `Action::Smoke`: ports that passed, and the failures.
+    Smoke { passed: Vec<u16>, failed: Vec<(u16, String)> },
+    AfterStart(Result<(), String>),
+    Connections(usize),
+    Tick,
+    Terminate,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Level {
+    Info,
+    Warn,
+    Error,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outcome {
+    /// The new set is live and the old one stopped (or, on the first
+    /// start, the set is live).
+    Ok,
+    /// The new set was stopped; the old set still serves.
+    RolledBack { reason: String, port: Option<u16> },
+    /// The first start failed: nothing serves.
+    StartFailed { reason: String, port: Option<u16> },
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Action {
+    Spawn { cfg: Rc<GroupConfig>, ports: Vec<u16> },
+    Smoke { cfg: Rc<GroupConfig>, ports: Vec<u16> },
+    /// Run after_start for `ports`; the answer is `Event::AfterStart`.
+    AfterStart { cfg: Rc<GroupConfig>, ports: Vec<u16>, old_ports: Vec<u16> },
+    /// Run after_start to point back at `ports` after a failed switch. Its
+    /// result is only logged: there is nothing further to fall back to.
+    Revert { cfg: Rc<GroupConfig>, ports: Vec<u16>, old_ports: Vec<u16> },
+    Count { ports: Vec<u16> },
+    Signal { pgid: i32, sig: i32 },
+    Log { level: Level, port: Option<u16>, msg: String },
+    /// The rollout (or first start) ended; `summary` is its log line.
+    Done { outcome: Outcome, summary: String },
+}
+
+#[derive(Clone, Debug, PartialEq)]
+enum Phase {
+    Idle,
+    Ready { deadline: Instant, next_check: Instant, passed: Vec<u16> },
+    Switching,
+    Draining { quiet_since: Option<Instant>, deadline: Instant, next_count: Instant },
+    Stopping { kill_at: Option<Instant> },
+    ShuttingDown { kill_at: Option<Instant> },
+    Gone,
+}
+
+/// Timestamps of one rollout, for its log line.
+#[derive(Clone, Debug)]
+struct Rollout {
+    started: Instant,
+    from: Vec<u16>,
+    to: Vec<u16>,
+    marks: Vec<(&'static str, Instant)>,
+    outcome: Option<Outcome>,
+}
+
+impl Rollout {
+    fn mark(&mut self, name: &'static str, now: Instant) {
+        self.marks.push((name, now));
+    }
+
+    fn phases(&self) -> String {
+        let mut prev = self.started;
+        let mut out = Vec::new();
+        for (name, t) in &self.marks {
+            out.push(format!("{name} {}", fmt_duration(t.saturating_duration_since(prev))));
+            prev = *t;
+        }
+        out.push(format!("total {}", fmt_duration(prev.saturating_duration_since(self.started))));
+        out.join(", ")
+    }
+}
+
+pub fn fmt_duration(d: Duration) -> String {
+    if d < Duration::from_secs(1) {
+        format!("{}ms", d.as_millis())
+    } else {
+        format!("{:.2}s", d.as_secs_f64())
+    }
+}
+
+pub fn fmt_ports(ports: &[u16]) -> String {
+    ports.iter().map(u16::to_string).collect::<Vec<_>>().join(",")
+}
+
+#[derive(Debug)]
+pub struct Group {
+    pub name: String,
+    pub live: Option<Set>,
+    pub new: Option<Set>,
+    pub retiring: Option<Set>,
+    phase: Phase,
+    rollout: Option<Rollout>,
+}
+
+impl Group {
+    pub fn new(name: &str) -> Group {
+        Group { name: name.to_string(), live: None, new: None, retiring: None, phase: Phase::Idle, rollout: None }
+    }
+
+    /// True when no rollout is under way and a new one may start.
+    pub fn is_idle(&self) -> bool {
+        self.phase == Phase::Idle
+    }
+
+    /// True once a shutdown has stopped every process.
+    pub fn is_gone(&self) -> bool {
+        self.phase == Phase::Gone
+    }
+
+    /// Every process this group is responsible for, with its port.
+    pub fn pids(&self) -> impl Iterator<Item = (i32, u16)> + '_ {
+        self.sets().flat_map(|s| s.alive().map(|p| (p.pid.unwrap_or(0), p.port)))
+    }
+
+    pub fn owns(&self, pid: i32) -> bool {
+        self.pids().any(|(p, _)| p == pid)
+    }
+
+    fn sets(&self) -> impl Iterator<Item = &Set> {
+        self.live.iter().chain(self.new.iter()).chain(self.retiring.iter())
+    }
+
+    /// When the group next needs a `Tick`; `None` means never (idle).
+    pub fn next_deadline(&self) -> Option<Instant> {
+        let phase = match &self.phase {
+            Phase::Ready { next_check, .. } => Some(*next_check),
+            Phase::Draining { next_count, .. } => Some(*next_count),
+            Phase::Stopping { kill_at } | Phase::ShuttingDown { kill_at } => *kill_at,
+            Phase::Idle | Phase::Switching | Phase::Gone => None,
+        };
+        let restarts = self.live.iter().flat_map(|s| s.procs.iter()).filter_map(|p| p.restart_at);
+        phase.into_iter().chain(restarts).min()
+    }
+
+    pub fn handle(&mut self, now: Instant, ev: Event) -> Vec<Action> {
+        let mut out = Vec::new();
+        match ev {
+            Event::Start { cfg, index } => self.start(now, cfg, index, &mut out),
+            Event::StartRefused(reason) => {
+                let outcome = match self.live {
+                    Some(_) => Outcome::RolledBack { reason: reason.clone(), port: None },
+                    None => Outcome::StartFailed { reason: reason.clone(), port: None },
+                };
+                let summary = match &outcome {
+                    Outcome::StartFailed { .. } => format!("start failed: {reason}"),
+                    _ => format!("rollout rolled back: {reason}"),
+                };
+                out.push(Action::Done { outcome, summary });
+            }
+            Event::Spawned(results) => self.spawned(now, results, &mut out),
+            Event::Exited { pid, status } => self.exited(now, pid, status, &mut out),
+            Event::Smoke { passed, failed } => self.smoked(now, passed, failed, &mut out),
+            Event::AfterStart(result) => self.switched(now, result, &mut out),
+            Event::Connections(n) => self.counted(now, n, &mut out),
+            Event::Tick => self.tick(now, &mut out),
+            Event::Terminate => self.terminate(now, &mut out),
+        }
+        out
+    }
+
+    fn log(&self, out: &mut Vec<Action>, level: Level, port: Option<u16>, msg: String) {
+        out.push(Action::Log { level, port, msg });
+    }
+
+    fn start(&mut self, now: Instant, cfg: Rc<GroupConfig>, index: usize, out: &mut Vec<Action>) {
+        if self.phase != Phase::Idle {
+            return;
+        }
+        let set = Set::new(cfg.clone(), index, now);
+        let ports = set.ports();
+        let from = self.live.as_ref().map(Set::ports).unwrap_or_default();
+        self.rollout = Some(Rollout { started: now, from, to: ports.clone(), marks: Vec::new(), outcome: None });
+        let what = if self.live.is_some() { "rollout" } else { "start" };
+        self.log(out, Level::Info, None, format!("{what}: spawning workset {index} on {}", fmt_ports(&ports)));
+        self.new = Some(set);
+        self.phase = Phase::Ready { deadline: now + cfg.timing.start_timeout, next_check: now, passed: Vec::new() };
+        out.push(Action::Spawn { cfg, ports });
+    }
+
+    fn spawned(&mut self, now: Instant, results: Vec<(u16, Result<i32, String>)>, out: &mut Vec<Action>) {
+        let mut failure = None;
+        let mut restarted = Vec::new();
+        for (port, result) in results {
+            let in_new = self.new.as_ref().is_some_and(|s| s.procs.iter().any(|p| p.port == port));
+            let set = if in_new { self.new.as_mut() } else { self.live.as_mut() };
+            let Some(proc) = set.and_then(|s| s.procs.iter_mut().find(|p| p.port == port)) else { continue };
+            match result {
+                Ok(pid) => {
+                    proc.pid = Some(pid);
+                    proc.pgid = Some(pid);
+                    proc.started = now;
+                    if !in_new {
+                        restarted.push((port, pid));
+                    }
+                }
+                Err(e) if in_new => failure = failure.or(Some((port, format!("cannot spawn: {e}")))),
+                Err(e) => {
+                    let wait = proc.backoff;
+                    proc.restart_at = Some(now + wait);
+                    proc.backoff = (wait * 2).min(BACKOFF_MAX);
+                    let msg = format!("cannot restart: {e}; next try in {}", fmt_duration(wait));
+                    out.push(Action::Log { level: Level::Error, port: Some(port), msg });
+                }
+            }
+        }
+        for (port, pid) in restarted {
+            self.log(out, Level::Info, Some(port), format!("restarted as pid {pid}"));
+        }
+        if let Some((port, reason)) = failure {
+            self.fail(now, reason, Some(port), out);
+        } else if let Some(r) = self.rollout.as_mut().filter(|_| in_ready(&self.phase) && self.new.is_some()) {
+            r.mark("spawn", now);
+        }
+    }
+
+    fn exited(&mut self, now: Instant, pid: i32, status: ExitStatus, out: &mut Vec<Action>) {
+        let shutting = matches!(self.phase, Phase::ShuttingDown { .. });
+        // A new set's process that exits before the switch fails the rollout.
+        if let Some(p) = find(&mut self.new, pid) {
+            p.pid = None;
+            let port = p.port;
+            if shutting {
+                self.log(out, Level::Info, Some(port), format!("stopped ({status})"));
+            } else {
+                let reason = format!("port {port} exited ({status}) before it was ready");
+                self.fail(now, reason, Some(port), out);
+            }
+        } else if let Some(p) = find(&mut self.retiring, pid) {
+            p.pid = None;
+            let port = p.port;
+            let expected = matches!(self.phase, Phase::Stopping { .. } | Phase::ShuttingDown { .. });
+            let (level, what) = if expected { (Level::Info, "stopped") } else { (Level::Warn, "exited while draining") };
+            self.log(out, level, Some(port), format!("{what} ({status})"));
+        } else if let Some(p) = find(&mut self.live, pid) {
+            p.pid = None;
+            let port = p.port;
+            if shutting {
+                self.log(out, Level::Info, Some(port), format!("stopped ({status})"));
+            } else {
+                if now.saturating_duration_since(p.started) >= HEALTHY {
+                    p.backoff = BACKOFF_FIRST;
+                }
+                let wait = p.backoff;
+                p.restart_at = Some(now + wait);
+                p.backoff = (wait * 2).min(BACKOFF_MAX);
+                p.restarts += 1;
+                let pgid = p.pgid;
+                let msg = format!("pid {pid} exited unexpectedly ({status}); restarting in {}", fmt_duration(wait));
+                self.log(out, Level::Warn, Some(port), msg);
+                // Workers the process left behind would hold its port.
+                if let Some(pgid) = pgid {
+                    out.push(Action::Signal { pgid, sig: libc::SIGKILL });
+                }
+            }
+        } else {
+            return;
+        }
+        self.check_stopped(now, out);
+    }
+
+    fn smoked(&mut self, now: Instant, ok: Vec<u16>, failed: Vec<(u16, String)>, out: &mut Vec<Action>) {
+        let Phase::Ready { deadline, next_check, passed } = &mut self.phase else { return };
+        let Some(new) = &self.new else { return };
+        passed.extend(ok);
+        let waiting: Vec<u16> = new.ports().into_iter().filter(|p| !passed.contains(p)).collect();
+        if waiting.is_empty() {
+            let old_ports = self.live.as_ref().map(Set::ports).unwrap_or_default();
+            let (cfg, ports) = (new.cfg.clone(), new.ports());
+            if let Some(r) = self.rollout.as_mut() {
+                r.mark("ready", now);
+            }
+            self.phase = Phase::Switching;
+            out.push(Action::AfterStart { cfg, ports, old_ports });
+        } else if now >= *deadline {
+            let timeout = fmt_duration(new.cfg.timing.start_timeout);
+            let (port, why) = failed.into_iter().next().unwrap_or((waiting[0], "no answer".into()));
+            let reason = format!("port {port} not ready within start_timeout {timeout}: {why}");
+            self.fail(now, reason, Some(port), out);
+        } else {
+            *next_check = (now + SMOKE_INTERVAL).min(*deadline);
+        }
+    }
+
+    fn switched(&mut self, now: Instant, result: Result<(), String>, out: &mut Vec<Action>) {
+        if self.phase != Phase::Switching {
+            return;
+        }
+        let Some(new) = self.new.take() else { return };
+        let timing = new.cfg.timing;
+        match result {
+            Ok(()) => {
+                if let Some(r) = self.rollout.as_mut() {
+                    r.mark("after_start", now);
+                }
+                self.retiring = self.live.replace(new);
+                if self.retiring.is_some() {
+                    self.phase = Phase::Draining {
+                        quiet_since: Some(now),
+                        deadline: now + timing.drain_timeout,
+                        next_count: now,
+                    };
+                } else {
+                    self.finish(now, Outcome::Ok, out);
+                }
+            }
+            Err(e) => {
+                let reason = format!("after_start failed: {e}");
+                if let Some(live) = &self.live {
+                    let (ports, old_ports) = (live.ports(), new.ports());
+                    out.push(Action::Revert { cfg: new.cfg.clone(), ports, old_ports });
+                    if let Some(r) = self.rollout.as_mut() {
+                        r.outcome = Some(Outcome::RolledBack { reason: reason.clone(), port: None });
+                    }
+                    self.log(out, Level::Warn, None, format!("{reason}; pointing back at the live set, draining the new one"));
+                    // The LB may already have sent requests to the new set.
+                    self.retiring = Some(new);
+                    self.phase = Phase::Draining {
+                        quiet_since: Some(now),
+                        deadline: now + timing.drain_timeout,
+                        next_count: now,
+                    };
+                } else {
+                    self.new = Some(new);
+                    self.phase = Phase::Ready { deadline: now, next_check: now, passed: Vec::new() };
+                    self.fail(now, reason, None, out);
+                }
+            }
+        }
+    }
+
+    fn counted(&mut self, now: Instant, n: usize, out: &mut Vec<Action>) {
+        let Phase::Draining { quiet_since, deadline, next_count } = &mut self.phase else { return };
+        let Some(set) = &self.retiring else { return };
+        let quiet = set.cfg.timing.drain_quiet.max(self.live.as_ref().map_or(Duration::ZERO, |l| l.cfg.timing.drain_quiet));
+        if n > 0 {
+            *quiet_since = None;
+        } else if quiet_since.is_none() {
+            *quiet_since = Some(now);
+        }
+        if quiet_since.is_some_and(|q| now.saturating_duration_since(q) >= quiet) {
+            self.begin_stop(now, out);
+        } else if now >= *deadline {
+            let msg = format!("drain_timeout reached with {n} connection(s) left on the old set; stopping it anyway");
+            self.begin_stop(now, out);
+            self.log(out, Level::Warn, None, msg);
+        } else {
+            *next_count = (now + DRAIN_INTERVAL).min(*deadline);
+        }
+    }
+
+    fn tick(&mut self, now: Instant, out: &mut Vec<Action>) {
+        // Crash restarts of the live set.
+        if !matches!(self.phase, Phase::ShuttingDown { .. } | Phase::Gone) {
+            if let Some(live) = self.live.as_mut() {
+                let due: Vec<u16> = live
+                    .procs
+                    .iter_mut()
+                    .filter(|p| p.restart_at.is_some_and(|t| t <= now))
+                    .map(|p| {
+                        p.restart_at = None;
+                        p.port
+                    })
+                    .collect();
+                if !due.is_empty() {
+                    out.push(Action::Spawn { cfg: live.cfg.clone(), ports: due });
+                }
+            }
+        }
+        match &mut self.phase {
+            Phase::Ready { next_check, .. } if *next_check <= now => {
+                *next_check = now + SMOKE_INTERVAL;
+                if let Some(new) = &self.new {
+                    let passed = match &self.phase {
+                        Phase::Ready { passed, .. } => passed.clone(),
+                        _ => Vec::new(),
+                    };
+                    let ports = new.ports().into_iter().filter(|p| !passed.contains(p)).collect();
+                    out.push(Action::Smoke { cfg: new.cfg.clone(), ports });
+                }
+            }
+            Phase::Draining { next_count, .. } if *next_count <= now => {
+                *next_count = now + DRAIN_INTERVAL;
+                if let Some(set) = &self.retiring {
+                    out.push(Action::Count { ports: set.ports() });
+                }
+            }
+            Phase::Stopping { kill_at } | Phase::ShuttingDown { kill_at } if kill_at.is_some_and(|t| t <= now) => {
+                *kill_at = None;
+                let sets: Vec<&Set> = self.live.iter().chain(self.new.iter()).chain(self.retiring.iter()).collect();
+                let stopping: Vec<&Set> = if matches!(self.phase, Phase::Stopping { .. }) {
+                    self.retiring.iter().collect()
+                } else {
+                    sets
+                };
+                let mut acts = Vec::new();
+                for set in stopping {
+                    for p in set.alive() {
+                        let msg = format!(
+                            "pid {} still running after stop_timeout {}; sending SIGKILL to its process group",
+                            p.pid.unwrap_or(0),
+                            fmt_duration(set.cfg.timing.stop_timeout)
+                        );
+                        acts.push(Action::Log { level: Level::Warn, port: Some(p.port), msg });
+                        acts.push(Action::Signal { pgid: p.pid.unwrap_or(0), sig: libc::SIGKILL });
+                    }
+                }
+                out.extend(acts);
+            }
+            _ => {}
+        }
+    }
+
+    fn terminate(&mut self, now: Instant, out: &mut Vec<Action>) {
+        if matches!(self.phase, Phase::ShuttingDown { .. } | Phase::Gone) {
+            return;
+        }
+        let mut stop_timeout = Duration::ZERO;
+        for set in self.live.iter_mut().chain(self.new.iter_mut()).chain(self.retiring.iter_mut()) {
+            stop_timeout = stop_timeout.max(set.cfg.timing.stop_timeout);
+            for p in set.procs.iter_mut() {
+                p.restart_at = None;
+                if let Some(pid) = p.pid {
+                    out.push(Action::Signal { pgid: pid, sig: set.cfg.stop_signal });
+                }
+            }
+        }
+        self.phase = Phase::ShuttingDown { kill_at: Some(now + stop_timeout) };
+        self.check_stopped(now, out);
+    }
+
+    /// A failure before the switch: stop the new set, keep the live one.
+    fn fail(&mut self, now: Instant, reason: String, port: Option<u16>, out: &mut Vec<Action>) {
+        if !in_ready(&self.phase) {
+            return;
+        }
+        let outcome = match self.live {
+            Some(_) => Outcome::RolledBack { reason: reason.clone(), port },
+            None => Outcome::StartFailed { reason: reason.clone(), port },
+        };
+        if let Some(r) = self.rollout.as_mut() {
+            r.outcome = Some(outcome);
+        }
+        self.log(out, Level::Warn, port, format!("{reason}; stopping the new set"));
+        self.retiring = self.new.take();
+        self.begin_stop(now, out);
+    }
+
+    fn begin_stop(&mut self, now: Instant, out: &mut Vec<Action>) {
+        if let Some(r) = self.rollout.as_mut() {
+            r.mark("drain", now);
+        }
+        let mut stop_timeout = Duration::ZERO;
+        if let Some(set) = self.retiring.as_mut() {
+            stop_timeout = set.cfg.timing.stop_timeout;
+            for p in set.procs.iter_mut() {
+                p.restart_at = None;
+                if let Some(pid) = p.pid {
+                    out.push(Action::Signal { pgid: pid, sig: set.cfg.stop_signal });
+                }
+            }
+        }
+        self.phase = Phase::Stopping { kill_at: Some(now + stop_timeout) };
+        self.check_stopped(now, out);
+    }
+
+    /// Ends a stop once every process of the stopped sets is reaped.
+    fn check_stopped(&mut self, now: Instant, out: &mut Vec<Action>) {
+        match self.phase {
+            Phase::Stopping { .. } => {
+                let Some(set) = &self.retiring else { return };
+                if set.alive().next().is_some() {
+                    return;
+                }
+                for pgid in set.procs.iter().filter_map(|p| p.pgid) {
+                    out.push(Action::Signal { pgid, sig: libc::SIGKILL });
+                }
+                self.retiring = None;
+                let outcome = self.rollout.as_mut().and_then(|r| r.outcome.take()).unwrap_or(Outcome::Ok);
+                self.finish(now, outcome, out);
+            }
+            Phase::ShuttingDown { .. } => {
+                if self.sets().any(|s| s.alive().next().is_some()) {
+                    return;
+                }
+                for pgid in self.sets().flat_map(|s| s.procs.iter().filter_map(|p| p.pgid)).collect::<Vec<_>>() {
+                    out.push(Action::Signal { pgid, sig: libc::SIGKILL });
+                }
+                self.live = None;
+                self.new = None;
+                self.retiring = None;
+                self.phase = Phase::Gone;
+                self.log(out, Level::Info, None, "all processes stopped".into());
+            }
+            _ => {}
+        }
+    }
+
+    fn finish(&mut self, now: Instant, outcome: Outcome, out: &mut Vec<Action>) {
+        self.phase = Phase::Idle;
+        let Some(mut r) = self.rollout.take() else { return };
+        if r.marks.iter().any(|(n, _)| *n == "drain") {
+            r.mark("stop", now);
+        }
+        let summary = match &outcome {
+            Outcome::Ok if r.from.is_empty() => format!("live on {} ({})", fmt_ports(&r.to), r.phases()),
+            Outcome::Ok => format!("rollout ok: {} -> {} ({})", fmt_ports(&r.from), fmt_ports(&r.to), r.phases()),
+            Outcome::RolledBack { reason, .. } => {
+                format!("rollout rolled back: {reason}; still live on {} ({})", fmt_ports(&r.from), r.phases())
+            }
+            Outcome::StartFailed { reason, .. } => format!("start failed: {reason} ({})", r.phases()),
+        };
+        out.push(Action::Done { outcome, summary });
+    }
+}
+
+fn in_ready(phase: &Phase) -> bool {
+    matches!(phase, Phase::Ready { .. } | Phase::Switching)
+}
+
+fn find(set: &mut Option<Set>, pid: i32) -> Option<&mut Proc> {
+    set.as_mut()?.procs.iter_mut().find(|p| p.pid == Some(pid))
+}

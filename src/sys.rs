@@ -1,0 +1,158 @@
+//! Every `unsafe` call of rolld, each wrapped once.
+//!
+//! The rest of the program sees safe functions that return `io::Result`:
+//! poll(2) on a set of descriptors, waitpid(2) for reaping, kill(2) on
+//! process groups, pidfd waits with a deadline, and the prctl that makes
+//! rolld a child subreaper.
+
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::time::{Duration, Instant};
+
+/// Turns a libc return value into `io::Result`, reading errno on -1.
+fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
+    if ret == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+/// How a reaped child ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExitStatus {
+    Code(i32),
+    Signal(i32),
+}
+
+impl std::fmt::Display for ExitStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ExitStatus::Code(c) => write!(f, "exit {c}"),
+            ExitStatus::Signal(s) => write!(f, "signal {s}"),
+        }
+    }
+}
+
+fn decode(status: libc::c_int) -> ExitStatus {
+    if libc::WIFSIGNALED(status) {
+        ExitStatus::Signal(libc::WTERMSIG(status))
+    } else {
+        ExitStatus::Code(libc::WEXITSTATUS(status))
+    }
+}
+
+/// Reaps one exited child of any kind without blocking. `Ok(None)` when no
+/// child has exited (or there is no child at all).
+pub fn reap_any() -> io::Result<Option<(i32, ExitStatus)>> {
+    let mut status = 0;
+    // SAFETY: waitpid writes only into `status`, a valid c_int.
+    let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+    match pid {
+        0 => Ok(None),
+        -1 => {
+            let err = io::Error::last_os_error();
+            if err.raw_os_error() == Some(libc::ECHILD) {
+                Ok(None)
+            } else {
+                Err(err)
+            }
+        }
+        pid => Ok(Some((pid, decode(status)))),
+    }
+}
+
+/// Sends `sig` to the process group `pgid`. A group that no longer exists
+/// is not an error: it is what a stop is waiting for.
+pub fn kill_group(pgid: i32, sig: i32) -> io::Result<()> {
+    if pgid <= 1 {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "refusing to signal group <= 1"));
+    }
+    // SAFETY: kill has no memory effects.
+    match cvt(unsafe { libc::kill(-pgid, sig) }) {
+        Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Ok(()),
+        r => r.map(|_| ()),
+    }
+}
+
+/// Waits until one of `fds` is readable or `timeout` passes (`None`: no
+/// timeout). Returns the readiness of each descriptor. EINTR counts as a
+/// wakeup with nothing ready.
+pub fn poll_readable(fds: &[BorrowedFd<'_>], timeout: Option<Duration>) -> io::Result<Vec<bool>> {
+    let mut pfds: Vec<libc::pollfd> = fds
+        .iter()
+        .map(|fd| libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 })
+        .collect();
+    let ms = match timeout {
+        None => -1,
+        // Round up so a deadline is never woken for early and spun on.
+        Some(d) => d.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as libc::c_int,
+    };
+    // SAFETY: pfds is a valid array of pfds.len() pollfd structs.
+    let n = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, ms) };
+    if n == -1 {
+        let err = io::Error::last_os_error();
+        if err.kind() == io::ErrorKind::Interrupted {
+            return Ok(vec![false; fds.len()]);
+        }
+        return Err(err);
+    }
+    Ok(pfds.iter().map(|p| p.revents != 0).collect())
+}
+
+/// Waits for the child `pid` to exit, until `deadline`. Returns its status,
+/// or `None` on timeout (the child is left running and unreaped). The wait
+/// sleeps in poll(2) on a pidfd.
+pub fn wait_pid_until(pid: i32, deadline: Instant) -> io::Result<Option<ExitStatus>> {
+    // SAFETY: pidfd_open takes plain integers and returns a new descriptor.
+    let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as RawFd;
+    let pidfd = cvt(raw).map(|fd| {
+        // SAFETY: fd is a fresh descriptor owned by nobody else.
+        unsafe { OwnedFd::from_raw_fd(fd) }
+    })?;
+    // pidfd_open always sets close-on-exec.
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let ready = poll_readable(&[pidfd.as_fd()], Some(left))?;
+        if ready[0] {
+            let mut status = 0;
+            // SAFETY: waitpid writes only into `status`.
+            let r = cvt(unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) })?;
+            if r == pid {
+                return Ok(Some(decode(status)));
+            }
+        } else if Instant::now() >= deadline {
+            return Ok(None);
+        }
+    }
+}
+
+/// Makes rolld the reaper of every orphaned descendant, as PID 1 already is.
+pub fn set_child_subreaper() -> io::Result<()> {
+    // SAFETY: prctl with integer arguments only.
+    cvt(unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) }).map(|_| ())
+}
+
+/// The signal number for a name such as `TERM`, `SIGTERM` or `15`.
+pub fn signal_number(name: &str) -> Option<i32> {
+    let upper = name.trim().to_ascii_uppercase();
+    let bare = upper.strip_prefix("SIG").unwrap_or(&upper);
+    let n = match bare {
+        "HUP" => libc::SIGHUP,
+        "INT" => libc::SIGINT,
+        "QUIT" => libc::SIGQUIT,
+        "KILL" => libc::SIGKILL,
+        "USR1" => libc::SIGUSR1,
+        "USR2" => libc::SIGUSR2,
+        "TERM" => libc::SIGTERM,
+        "WINCH" => libc::SIGWINCH,
+        "ABRT" => libc::SIGABRT,
+        "ALRM" => libc::SIGALRM,
+        "CONT" => libc::SIGCONT,
+        "STOP" => libc::SIGSTOP,
+        "TSTP" => libc::SIGTSTP,
+        "PWR" => libc::SIGPWR,
+        _ => return bare.parse().ok().filter(|n| (1..=64).contains(n)),
+    };
+    Some(n)
+}
