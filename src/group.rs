@@ -611,3 +611,306 @@ fn in_ready(phase: &Phase) -> bool {
 fn find(set: &mut Option<Set>, pid: i32) -> Option<&mut Proc> {
     set.as_mut()?.procs.iter_mut().find(|p| p.pid == Some(pid))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Check, Timing};
+    use std::path::PathBuf;
+
+    const TERM: i32 = libc::SIGTERM;
+    const KILL: i32 = libc::SIGKILL;
+
+    fn cfg() -> Rc<GroupConfig> {
+        Rc::new(GroupConfig {
+            name: "web".into(),
+            base: PathBuf::from("/tmp"),
+            argv: vec!["app".into(), "{numproc}".into()],
+            directory: PathBuf::from("/tmp"),
+            stdout: None,
+            stderr: None,
+            env: Vec::new(),
+            worksets: vec![vec![8001, 8002], vec![8501, 8502]],
+            checks: vec![Check::Tcp { timeout: Duration::from_secs(1) }],
+            actions: Vec::new(),
+            timing: Timing {
+                start_timeout: Duration::from_secs(5),
+                drain_timeout: Duration::from_secs(60),
+                drain_quiet: Duration::from_secs(1),
+                stop_timeout: Duration::from_secs(10),
+                action_timeout: Duration::from_secs(3),
+            },
+            stop_signal: TERM,
+        })
+    }
+
+    fn ms(t0: Instant, n: u64) -> Instant {
+        t0 + Duration::from_millis(n)
+    }
+
+    fn signals(acts: &[Action]) -> Vec<(i32, i32)> {
+        acts.iter()
+            .filter_map(|a| match a {
+                Action::Signal { pgid, sig } => Some((*pgid, *sig)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn done(acts: &[Action]) -> Option<(Outcome, String)> {
+        acts.iter().find_map(|a| match a {
+            Action::Done { outcome, summary } => Some((outcome.clone(), summary.clone())),
+            _ => None,
+        })
+    }
+
+    fn exit(g: &mut Group, t: Instant, pid: i32) -> Vec<Action> {
+        g.handle(t, Event::Exited { pid, status: ExitStatus::Code(0) })
+    }
+
+    /// Starts workset `index` with pids `pids` and runs it to the switch.
+    fn roll_to_switch(g: &mut Group, t: Instant, index: usize, pids: [i32; 2]) -> Vec<Action> {
+        let ports = cfg().worksets[index].clone();
+        let a = g.handle(t, Event::Start { cfg: cfg(), index });
+        assert!(a.contains(&Action::Spawn { cfg: cfg(), ports: ports.clone() }));
+        let a = g.handle(t, Event::Spawned(vec![(ports[0], Ok(pids[0])), (ports[1], Ok(pids[1]))]));
+        assert!(signals(&a).is_empty());
+        assert_eq!(g.next_deadline(), Some(t));
+        let a = g.handle(t, Event::Tick);
+        assert!(a.contains(&Action::Smoke { cfg: cfg(), ports: ports.clone() }));
+        g.handle(ms(t, 5), Event::Smoke { passed: ports, failed: Vec::new() })
+    }
+
+    /// A group live on workset 0 with pids 11 and 12.
+    fn live_group(t0: Instant) -> Group {
+        let mut g = Group::new("web");
+        let a = roll_to_switch(&mut g, t0, 0, [11, 12]);
+        assert!(matches!(a[0], Action::AfterStart { .. }));
+        let a = g.handle(ms(t0, 6), Event::AfterStart(Ok(())));
+        let (outcome, summary) = done(&a).expect("first start done");
+        assert_eq!(outcome, Outcome::Ok);
+        assert!(summary.starts_with("live on 8001,8002"), "{summary}");
+        assert!(g.is_idle());
+        assert_eq!(g.next_deadline(), None, "idle means no wakeup");
+        g
+    }
+
+    #[test]
+    fn first_start_goes_live() {
+        live_group(Instant::now());
+    }
+
+    #[test]
+    fn rollout_switches_drains_then_stops_old_set() {
+        let t0 = Instant::now();
+        let mut g = live_group(t0);
+        let a = roll_to_switch(&mut g, ms(t0, 100), 1, [21, 22]);
+        assert_eq!(
+            a,
+            vec![Action::AfterStart { cfg: cfg(), ports: vec![8501, 8502], old_ports: vec![8001, 8002] }]
+        );
+        let t = ms(t0, 200);
+        let a = g.handle(t, Event::AfterStart(Ok(())));
+        assert!(signals(&a).is_empty(), "nothing stopped at the switch");
+        assert_eq!(g.live.as_ref().unwrap().ports(), vec![8501, 8502]);
+        // Connections keep the old set alive; the quiet period restarts.
+        assert_eq!(g.handle(t, Event::Tick), vec![Action::Count { ports: vec![8001, 8002] }]);
+        assert!(g.handle(ms(t0, 900), Event::Connections(2)).is_empty());
+        assert!(g.handle(ms(t0, 1300), Event::Connections(0)).is_empty(), "quiet only since 1.3 s");
+        assert!(g.handle(ms(t0, 2200), Event::Connections(0)).is_empty());
+        let a = g.handle(ms(t0, 2300), Event::Connections(0));
+        assert_eq!(signals(&a), vec![(11, TERM), (12, TERM)]);
+        assert!(exit(&mut g, ms(t0, 2400), 11).iter().all(|a| !matches!(a, Action::Done { .. })));
+        assert!(!g.is_idle(), "rollout ends only when every old process is reaped");
+        let a = exit(&mut g, ms(t0, 2500), 12);
+        assert_eq!(signals(&a), vec![(11, KILL), (12, KILL)], "stragglers of the old groups are killed");
+        let (outcome, summary) = done(&a).unwrap();
+        assert_eq!(outcome, Outcome::Ok);
+        assert!(summary.starts_with("rollout ok: 8001,8002 -> 8501,8502 (spawn"), "{summary}");
+        for phase in ["spawn", "ready", "after_start", "drain", "stop", "total"] {
+            assert!(summary.contains(phase), "{summary} lacks {phase}");
+        }
+        assert!(g.is_idle());
+    }
+
+    #[test]
+    fn quiet_period_counts_from_the_switch() {
+        let t0 = Instant::now();
+        let mut g = live_group(t0);
+        roll_to_switch(&mut g, ms(t0, 100), 1, [21, 22]);
+        g.handle(ms(t0, 200), Event::AfterStart(Ok(())));
+        assert!(g.handle(ms(t0, 1100), Event::Connections(0)).is_empty());
+        let a = g.handle(ms(t0, 1200), Event::Connections(0));
+        assert_eq!(signals(&a), vec![(11, TERM), (12, TERM)]);
+    }
+
+    #[test]
+    fn drain_timeout_stops_anyway_and_says_how_many_were_left() {
+        let t0 = Instant::now();
+        let mut g = live_group(t0);
+        roll_to_switch(&mut g, t0, 1, [21, 22]);
+        g.handle(t0, Event::AfterStart(Ok(())));
+        assert!(g.handle(ms(t0, 59_000), Event::Connections(3)).is_empty());
+        let a = g.handle(ms(t0, 60_000), Event::Connections(3));
+        assert_eq!(signals(&a), vec![(11, TERM), (12, TERM)]);
+        assert!(a.iter().any(|a| matches!(a, Action::Log { level: Level::Warn, msg, .. } if msg.contains("3 connection(s) left"))));
+    }
+
+    #[test]
+    fn stop_timeout_escalates_to_sigkill() {
+        let t0 = Instant::now();
+        let mut g = live_group(t0);
+        roll_to_switch(&mut g, t0, 1, [21, 22]);
+        g.handle(t0, Event::AfterStart(Ok(())));
+        g.handle(ms(t0, 1000), Event::Connections(0));
+        exit(&mut g, ms(t0, 1100), 11);
+        assert_eq!(g.next_deadline(), Some(ms(t0, 11_000)));
+        let a = g.handle(ms(t0, 11_000), Event::Tick);
+        assert_eq!(signals(&a), vec![(12, KILL)]);
+        assert_eq!(g.next_deadline(), None);
+        let a = g.handle(ms(t0, 11_010), Event::Exited { pid: 12, status: ExitStatus::Signal(9) });
+        assert_eq!(done(&a).unwrap().0, Outcome::Ok);
+    }
+
+    #[test]
+    fn smoke_timeout_rolls_back_and_keeps_the_live_set() {
+        let t0 = Instant::now();
+        let mut g = live_group(t0);
+        g.handle(t0, Event::Start { cfg: cfg(), index: 1 });
+        g.handle(t0, Event::Spawned(vec![(8501, Ok(21)), (8502, Ok(22))]));
+        g.handle(t0, Event::Tick);
+        let a = g.handle(ms(t0, 20), Event::Smoke { passed: vec![8501], failed: vec![(8502, "answered 500".into())] });
+        assert!(a.is_empty());
+        assert_eq!(g.next_deadline(), Some(ms(t0, 30)));
+        assert_eq!(g.handle(ms(t0, 30), Event::Tick), vec![Action::Smoke { cfg: cfg(), ports: vec![8502] }]);
+        let a = g.handle(ms(t0, 5000), Event::Smoke { passed: vec![], failed: vec![(8502, "answered 500".into())] });
+        assert_eq!(signals(&a), vec![(21, TERM), (22, TERM)]);
+        exit(&mut g, ms(t0, 5010), 21);
+        let a = exit(&mut g, ms(t0, 5020), 22);
+        let (outcome, summary) = done(&a).unwrap();
+        assert!(matches!(outcome, Outcome::RolledBack { port: Some(8502), .. }), "{outcome:?}");
+        assert!(summary.contains("port 8502 not ready within start_timeout 5.00s: answered 500"), "{summary}");
+        assert_eq!(g.live.as_ref().unwrap().ports(), vec![8001, 8002]);
+        assert!(g.is_idle());
+    }
+
+    #[test]
+    fn new_process_exit_rolls_back_at_once() {
+        let t0 = Instant::now();
+        let mut g = live_group(t0);
+        g.handle(t0, Event::Start { cfg: cfg(), index: 1 });
+        g.handle(t0, Event::Spawned(vec![(8501, Ok(21)), (8502, Ok(22))]));
+        let a = g.handle(ms(t0, 50), Event::Exited { pid: 22, status: ExitStatus::Code(3) });
+        assert_eq!(signals(&a), vec![(21, TERM)]);
+        let a = exit(&mut g, ms(t0, 60), 21);
+        let (outcome, summary) = done(&a).unwrap();
+        assert!(matches!(outcome, Outcome::RolledBack { port: Some(8502), .. }));
+        assert!(summary.contains("port 8502 exited (exit 3) before it was ready"), "{summary}");
+    }
+
+    #[test]
+    fn spawn_error_rolls_back() {
+        let t0 = Instant::now();
+        let mut g = live_group(t0);
+        g.handle(t0, Event::Start { cfg: cfg(), index: 1 });
+        let a = g.handle(t0, Event::Spawned(vec![(8501, Ok(21)), (8502, Err("No such file".into()))]));
+        assert_eq!(signals(&a), vec![(21, TERM)]);
+        let (outcome, _) = done(&exit(&mut g, t0, 21)).unwrap();
+        assert!(matches!(outcome, Outcome::RolledBack { reason, .. } if reason.contains("cannot spawn: No such file")));
+    }
+
+    #[test]
+    fn failed_after_start_points_back_and_drains_the_new_set() {
+        let t0 = Instant::now();
+        let mut g = live_group(t0);
+        roll_to_switch(&mut g, t0, 1, [21, 22]);
+        let a = g.handle(ms(t0, 10), Event::AfterStart(Err("run_proc failed (exit 1)".into())));
+        assert!(a.contains(&Action::Revert { cfg: cfg(), ports: vec![8001, 8002], old_ports: vec![8501, 8502] }));
+        assert!(signals(&a).is_empty(), "the new set drains first");
+        assert_eq!(g.live.as_ref().unwrap().ports(), vec![8001, 8002]);
+        assert_eq!(g.handle(ms(t0, 10), Event::Tick), vec![Action::Count { ports: vec![8501, 8502] }]);
+        let a = g.handle(ms(t0, 1010), Event::Connections(0));
+        assert_eq!(signals(&a), vec![(21, TERM), (22, TERM)]);
+        exit(&mut g, ms(t0, 1020), 21);
+        let (outcome, summary) = done(&exit(&mut g, ms(t0, 1030), 22)).unwrap();
+        assert!(matches!(outcome, Outcome::RolledBack { .. }));
+        assert!(summary.contains("after_start failed: run_proc failed (exit 1)"), "{summary}");
+    }
+
+    #[test]
+    fn first_start_failure_is_reported_as_such() {
+        let t0 = Instant::now();
+        let mut g = Group::new("web");
+        g.handle(t0, Event::Start { cfg: cfg(), index: 0 });
+        g.handle(t0, Event::Spawned(vec![(8001, Ok(11)), (8002, Ok(12))]));
+        let a = g.handle(t0, Event::Exited { pid: 11, status: ExitStatus::Signal(11) });
+        assert_eq!(signals(&a), vec![(12, TERM)]);
+        let (outcome, summary) = done(&exit(&mut g, t0, 12)).unwrap();
+        assert!(matches!(outcome, Outcome::StartFailed { port: Some(8001), .. }));
+        assert!(summary.contains("signal 11"), "{summary}");
+        assert!(g.live.is_none());
+    }
+
+    #[test]
+    fn crashed_live_process_restarts_with_doubling_capped_backoff() {
+        let t0 = Instant::now();
+        let mut g = live_group(t0);
+        let mut t = ms(t0, 1000);
+        let mut pid = 11;
+        for want in [1, 2, 4, 8, 16, 30, 30] {
+            let a = g.handle(t, Event::Exited { pid, status: ExitStatus::Signal(9) });
+            assert!(a.contains(&Action::Signal { pgid: pid, sig: KILL }), "its group is cleaned");
+            assert_eq!(g.next_deadline(), Some(t + Duration::from_secs(want)));
+            assert!(g.handle(t + Duration::from_secs(want) - Duration::from_millis(1), Event::Tick).is_empty());
+            t += Duration::from_secs(want);
+            assert_eq!(g.handle(t, Event::Tick), vec![Action::Spawn { cfg: cfg(), ports: vec![8001] }]);
+            pid += 100;
+            g.handle(t, Event::Spawned(vec![(8001, Ok(pid))]));
+            assert_eq!(g.next_deadline(), None);
+        }
+        // A healthy minute resets the backoff.
+        t += Duration::from_secs(61);
+        g.handle(t, Event::Exited { pid, status: ExitStatus::Code(1) });
+        assert_eq!(g.next_deadline(), Some(t + Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn reload_requests_while_busy_are_ignored_by_the_group() {
+        let t0 = Instant::now();
+        let mut g = live_group(t0);
+        g.handle(t0, Event::Start { cfg: cfg(), index: 1 });
+        assert!(g.handle(t0, Event::Start { cfg: cfg(), index: 0 }).is_empty());
+        assert!(!g.is_idle());
+    }
+
+    #[test]
+    fn terminate_mid_rollout_stops_every_set_then_kills_and_ends() {
+        let t0 = Instant::now();
+        let mut g = live_group(t0);
+        g.handle(t0, Event::Start { cfg: cfg(), index: 1 });
+        g.handle(t0, Event::Spawned(vec![(8501, Ok(21)), (8502, Ok(22))]));
+        let a = g.handle(ms(t0, 10), Event::Terminate);
+        assert_eq!(signals(&a), vec![(11, TERM), (12, TERM), (21, TERM), (22, TERM)]);
+        for pid in [11, 21, 22] {
+            exit(&mut g, ms(t0, 20), pid);
+        }
+        // A new set's exit during shutdown is not a rollback.
+        assert!(!g.is_gone());
+        let a = g.handle(ms(t0, 10_010), Event::Tick);
+        assert_eq!(signals(&a), vec![(12, KILL)]);
+        let a = g.handle(ms(t0, 10_020), Event::Exited { pid: 12, status: ExitStatus::Signal(9) });
+        assert!(done(&a).is_none());
+        assert!(g.is_gone());
+    }
+
+    #[test]
+    fn refused_start_is_a_rollback_when_live_and_a_failure_when_not() {
+        let t0 = Instant::now();
+        let mut g = live_group(t0);
+        let a = g.handle(t0, Event::StartRefused("no free workset".into()));
+        assert!(matches!(done(&a).unwrap().0, Outcome::RolledBack { .. }));
+        let mut fresh = Group::new("web");
+        let a = fresh.handle(t0, Event::StartRefused("no free workset".into()));
+        assert!(matches!(done(&a).unwrap().0, Outcome::StartFailed { .. }));
+    }
+}

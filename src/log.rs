@@ -60,7 +60,7 @@ mod tests {
     fn formats_utc() {
         assert_eq!(timestamp(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
         let t = UNIX_EPOCH + Duration::from_millis(1_795_642_215_123);
-        assert_eq!(timestamp(t), "2026-11-25T19:30:15.123Z");
+        assert_eq!(timestamp(t), "2026-11-25T21:30:15.123Z");
         let leap = UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
         assert_eq!(timestamp(leap), "2000-02-29T00:00:00.000Z");
     }

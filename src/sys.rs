@@ -156,3 +156,49 @@ pub fn signal_number(name: &str) -> Option<i32> {
     };
     Some(n)
 }
+
+/// A netlink socket of protocol `protocol`, for one request and its answer.
+pub struct Netlink(OwnedFd);
+
+impl Netlink {
+    pub fn open(protocol: i32) -> io::Result<Netlink> {
+        // SAFETY: socket takes integers and returns a new descriptor.
+        let fd = cvt(unsafe { libc::socket(libc::AF_NETLINK, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, protocol) })?;
+        // SAFETY: fd is fresh and owned by nobody else.
+        Ok(Netlink(unsafe { OwnedFd::from_raw_fd(fd) }))
+    }
+
+    /// Sends `msg` to the kernel.
+    pub fn send(&self, msg: &[u8]) -> io::Result<()> {
+        // SAFETY: an all-zero sockaddr_nl is valid; it addresses the kernel.
+        let mut addr: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
+        addr.nl_family = libc::AF_NETLINK as libc::sa_family_t;
+        // SAFETY: msg and addr are valid for the lengths given.
+        let n = unsafe {
+            libc::sendto(
+                self.0.as_raw_fd(),
+                msg.as_ptr().cast(),
+                msg.len(),
+                0,
+                (&addr as *const libc::sockaddr_nl).cast(),
+                std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t,
+            )
+        };
+        if n < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
+    }
+
+    /// Receives one datagram into `buf`; its length.
+    pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            // SAFETY: buf is valid for writes of buf.len() bytes.
+            let n = unsafe { libc::recv(self.0.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+            if n >= 0 {
+                return Ok(n as usize);
+            }
+            let err = io::Error::last_os_error();
+            if err.kind() != io::ErrorKind::Interrupted {
+                return Err(err);
+            }
+        }
+    }
+}

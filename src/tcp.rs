@@ -1,11 +1,12 @@
-//! Sockets on a set of local ports, read from /proc/net/tcp and tcp6.
+//! Sockets on a set of local ports, from the kernel's TCP tables.
 //!
 //! Two questions are asked of these tables: how many connections could
 //! still carry a request to a port (the drain), and whether anything
-//! listens on a port, and who (the start). The parsers are pure and take
-//! the tables' text; the readers only add the file reads.
+//! listens on a port, and who (the start). The tables are read over
+//! NETLINK_SOCK_DIAG, which filters by state in the kernel, so the tens of
+//! thousands of TIME_WAIT sockets a busy host holds cost nothing; the text
+//! of /proc/net/tcp and tcp6 is the fallback. Both parsers are pure.
 
-use std::collections::HashSet;
 
 /// States in which a server-side socket may still carry a request:
 /// ESTABLISHED (01), SYN_RECV (03) and CLOSE_WAIT (08: the client has sent
@@ -13,6 +14,12 @@ use std::collections::HashSet;
 /// completed its handshake but sits in the accept queue is ESTABLISHED too.
 const BUSY_STATES: [u8; 3] = [0x01, 0x03, 0x08];
 const LISTEN: u8 = 0x0A;
+
+const SOCK_DIAG_BY_FAMILY: u16 = 20;
+const NETLINK_SOCK_DIAG: i32 = 4;
+const NLMSG_ERROR: u16 = 2;
+const NLMSG_DONE: u16 = 3;
+const NLM_F_REQUEST_DUMP: u16 = 0x0301;
 
 /// One row of a table: local port, state and socket inode.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,7 +44,8 @@ pub fn parse_row(line: &str) -> Option<Row> {
 }
 
 /// Connections that may carry a request, on any of `ports`, in `table`.
-pub fn count_busy(table: &str, ports: &HashSet<u16>) -> usize {
+#[cfg(test)]
+fn count_busy(table: &str, ports: &std::collections::HashSet<u16>) -> usize {
     table
         .lines()
         .filter_map(parse_row)
@@ -46,7 +54,8 @@ pub fn count_busy(table: &str, ports: &HashSet<u16>) -> usize {
 }
 
 /// Inodes of the sockets listening on `port` in `table`.
-pub fn listeners(table: &str, port: u16) -> Vec<u64> {
+#[cfg(test)]
+fn listeners(table: &str, port: u16) -> Vec<u64> {
     table
         .lines()
         .filter_map(parse_row)
@@ -55,12 +64,89 @@ pub fn listeners(table: &str, port: u16) -> Vec<u64> {
         .collect()
 }
 
-fn tables() -> String {
-    let mut all = String::new();
+/// An inet_diag dump request for TCP sockets of `family` in `states`.
+pub fn diag_request(family: u8, states: u32) -> Vec<u8> {
+    let mut m = Vec::with_capacity(72);
+    m.extend_from_slice(&72u32.to_ne_bytes());
+    m.extend_from_slice(&SOCK_DIAG_BY_FAMILY.to_ne_bytes());
+    m.extend_from_slice(&NLM_F_REQUEST_DUMP.to_ne_bytes());
+    m.extend_from_slice(&1u32.to_ne_bytes()); // seq
+    m.extend_from_slice(&0u32.to_ne_bytes()); // pid: the kernel
+    m.extend_from_slice(&[family, libc::IPPROTO_TCP as u8, 0, 0]);
+    m.extend_from_slice(&states.to_ne_bytes());
+    m.resize(72, 0); // inet_diag_sockid: no address filter
+    m
+}
+
+/// Parses one datagram of a dump answer into `rows`. `Ok(true)` once the
+/// dump is complete.
+pub fn parse_diag(mut buf: &[u8], rows: &mut Vec<Row>) -> Result<bool, String> {
+    let u32_at = |b: &[u8], i: usize| b.get(i..i + 4).map(|s| u32::from_ne_bytes([s[0], s[1], s[2], s[3]]));
+    while buf.len() >= 16 {
+        let len = u32_at(buf, 0).unwrap_or(0) as usize;
+        let kind = u16::from_ne_bytes([buf[4], buf[5]]);
+        if len < 16 || len > buf.len() {
+            return Err(format!("malformed netlink message (length {len})"));
+        }
+        let body = &buf[16..len];
+        match kind {
+            NLMSG_DONE => return Ok(true),
+            NLMSG_ERROR => {
+                let errno = u32_at(body, 0).map_or(0, |e| -(e as i32));
+                return Err(format!("sock_diag: {}", std::io::Error::from_raw_os_error(errno)));
+            }
+            SOCK_DIAG_BY_FAMILY if body.len() >= 72 => rows.push(Row {
+                port: u16::from_be_bytes([body[4], body[5]]),
+                state: body[1],
+                inode: u64::from(u32_at(body, 68).unwrap_or(0)),
+            }),
+            _ => {}
+        }
+        buf = &buf[len.next_multiple_of(4).min(buf.len())..];
+    }
+    Ok(false)
+}
+
+/// TCP sockets in `states` (a mask of 1 << state), IPv4 and IPv6, by netlink.
+fn diag(states: u32) -> std::io::Result<Vec<Row>> {
+    let mut rows = Vec::new();
+    let mut buf = vec![0u8; 32 * 1024];
+    for family in [libc::AF_INET as u8, libc::AF_INET6 as u8] {
+        let nl = crate::sys::Netlink::open(NETLINK_SOCK_DIAG)?;
+        nl.send(&diag_request(family, states))?;
+        loop {
+            let n = nl.recv(&mut buf)?;
+            match parse_diag(&buf[..n], &mut rows) {
+                Ok(true) => break,
+                Ok(false) if n > 0 => {}
+                Ok(false) => return Err(std::io::Error::other("sock_diag: empty answer")),
+                // A kernel without IPv6 has no tcp6 sockets to report.
+                Err(_) if family == libc::AF_INET6 as u8 => break,
+                Err(e) => return Err(std::io::Error::other(e)),
+            }
+        }
+    }
+    Ok(rows)
+}
+
+fn mask(states: &[u8]) -> u32 {
+    states.iter().fold(0, |m, s| m | 1 << s)
+}
+
+/// Rows in `states`, by netlink, or parsed from /proc when netlink fails.
+fn rows(states: &[u8]) -> Vec<Row> {
+    if let Ok(rows) = diag(mask(states)) {
+        return rows;
+    }
+    proc_rows().into_iter().filter(|r| states.contains(&r.state)).collect()
+}
+
+fn proc_rows() -> Vec<Row> {
+    let mut all = Vec::new();
     for path in ["/proc/net/tcp", "/proc/net/tcp6"] {
         // A kernel without IPv6 has no tcp6: that is zero sockets, not an error.
         if let Ok(t) = std::fs::read_to_string(path) {
-            all.push_str(&t);
+            all.extend(t.lines().filter_map(parse_row));
         }
     }
     all
@@ -68,18 +154,17 @@ fn tables() -> String {
 
 /// Connections that may carry a request to any of `ports`, now.
 pub fn connections(ports: &[u16]) -> usize {
-    let set: HashSet<u16> = ports.iter().copied().collect();
-    count_busy(&tables(), &set)
+    rows(&BUSY_STATES).iter().filter(|r| ports.contains(&r.port)).count()
 }
 
 /// The ports of `ports` on which something listens now, each with a
 /// description of the holder when it can be found (`pid 123 (nginx)`).
 pub fn busy_ports(ports: &[u16]) -> Vec<(u16, String)> {
-    let t = tables();
+    let listening = rows(&[LISTEN]);
     ports
         .iter()
         .filter_map(|&p| {
-            let inodes = listeners(&t, p);
+            let inodes: Vec<u64> = listening.iter().filter(|r| r.port == p).map(|r| r.inode).collect();
             (!inodes.is_empty()).then(|| (p, holder(&inodes)))
         })
         .collect()
@@ -108,6 +193,7 @@ fn holder(inodes: &[u64]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashSet;
 
     const TCP: &str = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
    0: 0100007F:1F41 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1001 1 0000000000000000 100 0 0 10 0
@@ -169,5 +255,64 @@ mod tests {
         for line in ["", "x", "0: zz:zz", "   0: 0100007F:XYZW 0:0 01 a b c d e 1", "1: a:1 b:2 GG"] {
             assert_eq!(parse_row(line), None, "{line:?}");
         }
+    }
+
+    fn diag_msg(state: u8, port: u16, inode: u32) -> Vec<u8> {
+        let mut m = vec![0u8; 16 + 72];
+        m[..4].copy_from_slice(&88u32.to_ne_bytes());
+        m[4..6].copy_from_slice(&SOCK_DIAG_BY_FAMILY.to_ne_bytes());
+        m[16] = libc::AF_INET as u8;
+        m[17] = state;
+        m[20..22].copy_from_slice(&port.to_be_bytes());
+        m[16 + 68..16 + 72].copy_from_slice(&inode.to_ne_bytes());
+        m
+    }
+
+    #[test]
+    fn parses_diag_answers() {
+        let mut dgram = diag_msg(0x01, 8001, 7);
+        dgram.extend(diag_msg(0x0A, 8002, 9));
+        let mut rows = Vec::new();
+        assert_eq!(parse_diag(&dgram, &mut rows), Ok(false));
+        assert_eq!(rows, vec![Row { port: 8001, state: 1, inode: 7 }, Row { port: 8002, state: 10, inode: 9 }]);
+        let mut done = vec![0u8; 20];
+        done[..4].copy_from_slice(&20u32.to_ne_bytes());
+        done[4..6].copy_from_slice(&NLMSG_DONE.to_ne_bytes());
+        assert_eq!(parse_diag(&done, &mut rows), Ok(true));
+        let mut err = done.clone();
+        err[4..6].copy_from_slice(&NLMSG_ERROR.to_ne_bytes());
+        err[16..20].copy_from_slice(&(-libc::EINVAL).to_ne_bytes());
+        assert!(parse_diag(&err, &mut rows).unwrap_err().contains("Invalid argument"));
+        let mut bad = diag_msg(1, 1, 1);
+        bad[..4].copy_from_slice(&500u32.to_ne_bytes());
+        assert!(parse_diag(&bad, &mut rows).is_err());
+        assert_eq!(diag_request(2, 1 << 10).len(), 72);
+    }
+
+    /// The netlink path and the /proc path see the same sockets.
+    #[test]
+    fn netlink_and_proc_agree_on_live_sockets() {
+        use std::net::{TcpListener, TcpStream};
+        let l4 = TcpListener::bind("127.0.0.1:0").unwrap();
+        let l6 = TcpListener::bind("[::1]:0").ok();
+        let p4 = l4.local_addr().unwrap().port();
+        let mut ports = vec![p4];
+        let mut keep = vec![TcpStream::connect(("127.0.0.1", p4)).unwrap(), TcpStream::connect(("127.0.0.1", p4)).unwrap()];
+        let mut accepted = vec![l4.accept().unwrap().0];
+        if let Some(l6) = &l6 {
+            let p6 = l6.local_addr().unwrap().port();
+            ports.push(p6);
+            keep.push(TcpStream::connect(("::1", p6)).unwrap());
+            accepted.push(l6.accept().unwrap().0);
+        }
+        let want = keep.len();
+        let from_proc = proc_rows().iter().filter(|r| BUSY_STATES.contains(&r.state) && ports.contains(&r.port)).count();
+        let from_diag = diag(mask(&BUSY_STATES)).unwrap().iter().filter(|r| ports.contains(&r.port)).count();
+        assert_eq!((from_diag, from_proc), (want, want), "accepted and queued connections both count");
+        assert_eq!(connections(&ports), want);
+        let busy = busy_ports(&ports);
+        assert_eq!(busy.len(), ports.len());
+        assert!(busy[0].1.contains(&format!("pid {}", std::process::id())), "{busy:?}");
+        drop((keep, accepted));
     }
 }
