@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Runs every test of rolld: unit and integration tests (cargo test), then the
+# end-to-end test behind real nginx under wrk load (tests/e2e.sh).
+# Installs what the tests need when it is missing.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+need=()
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx)
+command -v wrk >/dev/null 2>&1 || need+=(wrk)
+command -v curl >/dev/null 2>&1 || need+=(curl)
+command -v ss >/dev/null 2>&1 || need+=(iproute2)
+command -v pgrep >/dev/null 2>&1 || need+=(procps)
+command -v python3 >/dev/null 2>&1 || need+=(python3)
+if [ ${#need[@]} -gt 0 ]; then
+    echo "test_rolld.sh: installing ${need[*]}"
+    sudo=""
+    [ "$(id -u)" = 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}"
+fi
+export PATH="$PATH:/usr/sbin:/sbin"
+
+echo "== unit and integration tests"
+cargo test --all-targets
+echo "== end-to-end"
+cargo build --release
+bash tests/e2e.sh "$PWD/target/release/rolld"
+echo "test_rolld.sh: all tests passed"
