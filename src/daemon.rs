@@ -1,30 +1,53 @@
-//! The loop: sleeps in poll(2) on the signal pipe until the nearest group
-//! deadline (forever when idle), turns signals, child exits and deadlines
-//! into events for the groups, and carries out the actions they return.
+//! The loop: sleeps in poll(2) on the signal pipe and the control socket
+//! until the nearest group deadline (forever when idle), turns signals,
+//! requests, child exits and deadlines into events for the groups, and
+//! carries out the actions they return.
 
 use crate::config::{self, Config, GroupConfig};
-use crate::group::{Action, Event, Group, Level, Outcome, fmt_ports};
+use crate::control::{self, Request};
+use crate::group::{Action, Event, Group, Level, Outcome, fmt_duration, fmt_ports};
+use crate::notify::Notifier;
 use crate::signals::Signals;
 use crate::{actions, log, process, smoke, sys, tcp};
 use std::collections::VecDeque;
+use std::io::Write;
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 const ROLLD: &str = "rolld";
 
+/// A group, the config it runs with (from the last valid read), and how
+/// its last rollout ended.
+struct Slot {
+    group: Group,
+    cfg: Rc<GroupConfig>,
+    last: Option<(SystemTime, Outcome, String)>,
+}
+
+/// The rollouts begun by one reload (or the first start), one per group.
+struct Round {
+    first: bool,
+    failed: bool,
+}
+
 struct Daemon {
     path: PathBuf,
-    groups: Vec<Group>,
-    /// The config each group is run with, from the last valid read.
-    cfgs: Vec<Rc<GroupConfig>>,
+    slots: Vec<Slot>,
     reload_pending: bool,
     exiting: bool,
     exit_code: u8,
+    round: Option<Round>,
+    /// Clients waiting for the next round to begin, and those of the
+    /// round under way.
+    waiting: Vec<UnixStream>,
+    current: Vec<UnixStream>,
+    notifier: Notifier,
 }
 
 /// Runs the daemon for the config at `path`; returns the exit code.
-pub fn run(path: &Path) -> u8 {
+pub fn run(path: &Path, run_dir: Option<&Path>) -> u8 {
     let cfg = match config::load(path) {
         Ok(c) => c,
         Err(errs) => {
@@ -33,6 +56,15 @@ pub fn run(path: &Path) -> u8 {
             }
             log::error(ROLLD, &format!("{} problem(s) in the config; nothing started", errs.len()));
             return 2;
+        }
+    };
+    let server = match control::run_dir(run_dir)
+        .and_then(|dir| control::Server::bind(&control::socket_path(&dir, &cfg.path)))
+    {
+        Ok(s) => s,
+        Err(e) => {
+            log::error(ROLLD, &format!("control socket: {e}; nothing started"));
+            return 1;
         }
     };
     let mut signals = match Signals::install() {
@@ -49,22 +81,30 @@ pub fn run(path: &Path) -> u8 {
     }
     log::info(ROLLD, &format!("pid {} running {}", std::process::id(), cfg.path.display()));
     let mut d = Daemon {
-        path: path.to_path_buf(),
-        groups: Vec::new(),
-        cfgs: Vec::new(),
+        path: cfg.path.clone(),
+        slots: Vec::new(),
         reload_pending: false,
         exiting: false,
         exit_code: 0,
+        round: None,
+        waiting: Vec::new(),
+        current: Vec::new(),
+        notifier: Notifier::from_env(),
     };
-    d.apply(cfg);
+    d.begin_round(cfg, true);
     loop {
-        if d.exiting && d.groups.iter().all(Group::is_gone) {
+        d.end_round_if_done();
+        if d.exiting && d.slots.iter().all(|s| s.group.is_gone()) {
             break;
         }
         let timeout = d.next_deadline().map(|t| t.saturating_duration_since(Instant::now()));
-        if let Err(e) = sys::poll_readable(&[signals.fd()], timeout) {
-            log::error(ROLLD, &format!("poll: {e}"));
-        }
+        let ready = match sys::poll_readable(&[signals.fd(), server.fd()], timeout) {
+            Ok(r) => r,
+            Err(e) => {
+                log::error(ROLLD, &format!("poll: {e}"));
+                vec![true, true]
+            }
+        };
         let sigs = signals.take();
         d.reap();
         for sig in sigs {
@@ -74,19 +114,17 @@ pub fn run(path: &Path) -> u8 {
                     log::info(ROLLD, &format!("{name}: stopping every set"));
                     d.shutdown();
                 }
-                libc::SIGHUP if !d.exiting => {
-                    if d.groups.iter().all(Group::is_idle) {
-                        log::info(ROLLD, "SIGHUP: reloading the config");
-                    } else if !d.reload_pending {
-                        log::info(ROLLD, "SIGHUP during a rollout: another rollout will follow this one");
-                    }
-                    d.reload_pending = true;
-                }
+                libc::SIGHUP => d.request_reload("SIGHUP"),
                 _ => {}
             }
         }
+        if ready[1] {
+            for (stream, req) in server.accept() {
+                d.serve(stream, req);
+            }
+        }
         d.tick();
-        if d.reload_pending && !d.exiting && d.groups.iter().all(Group::is_idle) {
+        if d.reload_pending && !d.exiting && d.round.is_none() {
             d.reload_pending = false;
             d.reload();
         }
@@ -99,32 +137,86 @@ pub fn run(path: &Path) -> u8 {
 
 impl Daemon {
     fn next_deadline(&self) -> Option<Instant> {
-        self.groups.iter().filter_map(Group::next_deadline).min()
+        self.slots.iter().filter_map(|s| s.group.next_deadline()).min()
     }
 
-    /// Starts the groups of a new valid config: a first start for a new
-    /// group, a rollout for a running one, a stop for one that is gone.
-    fn apply(&mut self, cfg: Config) {
-        for i in 0..self.groups.len() {
-            if !cfg.groups.iter().any(|c| c.name == self.groups[i].name) {
-                log::info(&self.groups[i].name, "no longer in the config: stopping it");
+    fn request_reload(&mut self, from: &str) {
+        if self.exiting {
+            return;
+        }
+        if self.round.is_none() {
+            log::info(ROLLD, &format!("{from}: reloading the config"));
+        } else if !self.reload_pending {
+            log::info(ROLLD, &format!("{from} during a rollout: another rollout will follow this one"));
+        }
+        self.reload_pending = true;
+    }
+
+    fn serve(&mut self, mut stream: UnixStream, req: Request) {
+        match req {
+            Request::Reload if self.exiting => {
+                let _ = stream.write_all(b"error rolld is stopping\n");
+            }
+            Request::Reload => {
+                if stream.write_all(b"queued\n").is_ok() {
+                    self.waiting.push(stream);
+                }
+                self.request_reload("reload request");
+            }
+            Request::Status { json } => {
+                let text = if json { self.status_json() } else { self.status_text() };
+                let _ = stream.set_nonblocking(false);
+                let _ = stream.set_write_timeout(Some(std::time::Duration::from_secs(1)));
+                let _ = stream.write_all(text.as_bytes());
+            }
+        }
+    }
+
+    /// Reads the config again; starts a round if it is valid.
+    fn reload(&mut self) {
+        self.notifier.send(&format!("RELOADING=1\nMONOTONIC_USEC={}", sys::monotonic_usec()));
+        match config::load(&self.path) {
+            Ok(cfg) => self.begin_round(cfg, false),
+            Err(errs) => {
+                self.current.append(&mut self.waiting);
+                for e in &errs {
+                    log::error(ROLLD, e);
+                    control::broadcast(&mut self.current, &format!("log {e}"));
+                }
+                let msg = format!("{} problem(s) in the config: nothing changed", errs.len());
+                log::error(ROLLD, &msg);
+                control::broadcast(&mut self.current, &format!("log {msg}"));
+                control::broadcast(&mut self.current, "end invalid");
+                self.current.clear();
+                self.notify_ready();
+            }
+        }
+    }
+
+    /// Starts the groups of a valid config: a first start for a new group,
+    /// a rollout for a running one, a stop for one that is gone.
+    fn begin_round(&mut self, cfg: Config, first: bool) {
+        self.round = Some(Round { first, failed: false });
+        self.current.append(&mut self.waiting);
+        for i in 0..self.slots.len() {
+            if !cfg.groups.iter().any(|c| c.name == self.slots[i].group.name) {
+                log::info(&self.slots[i].group.name, "no longer in the config: stopping it");
                 self.feed(i, Event::Terminate);
             }
         }
         for gc in cfg.groups {
             let gc = Rc::new(gc);
-            let i = match self.groups.iter().position(|g| g.name == gc.name) {
+            let i = match self.slots.iter().position(|s| s.group.name == gc.name) {
                 Some(i) => {
-                    self.cfgs[i] = gc.clone();
+                    self.slots[i].cfg = gc.clone();
                     i
                 }
                 None => {
-                    self.groups.push(Group::new(&gc.name));
-                    self.cfgs.push(gc.clone());
-                    self.groups.len() - 1
+                    self.slots.push(Slot { group: Group::new(&gc.name), cfg: gc.clone(), last: None });
+                    self.slots.len() - 1
                 }
             };
-            let (first, avoid) = match &self.groups[i].live {
+            let (first, avoid) = match &self.slots[i].group.live {
                 Some(live) => ((live.index + 1) % gc.worksets.len(), live.ports()),
                 None => (0, Vec::new()),
             };
@@ -136,22 +228,40 @@ impl Daemon {
         }
     }
 
-    fn reload(&mut self) {
-        match config::load(&self.path) {
-            Ok(cfg) => self.apply(cfg),
-            Err(errs) => {
-                for e in &errs {
-                    log::error(ROLLD, e);
-                }
-                log::error(ROLLD, &format!("{} problem(s) in the config: nothing changed", errs.len()));
-            }
+    /// Once every group of the round is idle again, tells its clients and
+    /// systemd how it went.
+    fn end_round_if_done(&mut self) {
+        let busy = self.slots.iter().any(|s| !s.group.is_idle() && !s.group.is_gone());
+        if busy || self.exiting {
+            return;
         }
+        let Some(round) = self.round.take() else { return };
+        let end = if round.failed { "end rolled-back" } else { "end ok" };
+        control::broadcast(&mut self.current, end);
+        self.current.clear();
+        if !round.first || !round.failed {
+            self.notify_ready();
+        }
+    }
+
+    fn notify_ready(&self) {
+        let live: Vec<String> = self
+            .slots
+            .iter()
+            .filter_map(|s| s.group.live.as_ref().map(|l| format!("{} on {}", s.group.name, fmt_ports(&l.ports()))))
+            .collect();
+        self.notifier.send(&format!("READY=1\nSTATUS=live: {}", live.join("; ")));
     }
 
     fn shutdown(&mut self) {
         self.exiting = true;
         self.reload_pending = false;
-        for i in 0..self.groups.len() {
+        self.notifier.send("STOPPING=1");
+        self.current.append(&mut self.waiting);
+        control::broadcast(&mut self.current, "log rolld is stopping");
+        control::broadcast(&mut self.current, "end stopped");
+        self.current.clear();
+        for i in 0..self.slots.len() {
             self.feed(i, Event::Terminate);
         }
     }
@@ -160,7 +270,7 @@ impl Daemon {
         loop {
             match sys::reap_any() {
                 Ok(Some((pid, status))) => {
-                    if let Some(i) = self.groups.iter().position(|g| g.owns(pid)) {
+                    if let Some(i) = self.slots.iter().position(|s| s.group.owns(pid)) {
                         self.feed(i, Event::Exited { pid, status });
                     }
                 }
@@ -175,38 +285,38 @@ impl Daemon {
 
     fn tick(&mut self) {
         let now = Instant::now();
-        for i in 0..self.groups.len() {
-            if self.groups[i].next_deadline().is_some_and(|t| t <= now) {
+        for i in 0..self.slots.len() {
+            if self.slots[i].group.next_deadline().is_some_and(|t| t <= now) {
                 self.feed(i, Event::Tick);
             }
         }
         // A group removed from the config is dropped once it has stopped.
         if !self.exiting {
-            let mut i = 0;
-            while i < self.groups.len() {
-                if self.groups[i].is_gone() {
-                    self.groups.remove(i);
-                    self.cfgs.remove(i);
-                } else {
-                    i += 1;
-                }
-            }
+            self.slots.retain(|s| !s.group.is_gone());
         }
     }
 
     /// Gives `ev` to group `i` and carries out what it asks, feeding each
     /// result back, until it asks for nothing more.
     fn feed(&mut self, i: usize, ev: Event) {
-        let mut queue: VecDeque<Action> = self.groups[i].handle(Instant::now(), ev).into();
+        let mut queue: VecDeque<Action> = self.slots[i].group.handle(Instant::now(), ev).into();
         while let Some(action) = queue.pop_front() {
             if let Some(ev) = self.perform(i, action) {
-                queue.extend(self.groups[i].handle(Instant::now(), ev));
+                queue.extend(self.slots[i].group.handle(Instant::now(), ev));
             }
         }
     }
 
+    /// Logs a line for group `i`, and passes it to the clients waiting on
+    /// the round.
+    fn say(&mut self, i: usize, level: Level, port: Option<u16>, msg: &str) {
+        let name = &self.slots[i].group.name;
+        log::log(level, name, port, msg);
+        let who = port.map_or(name.clone(), |p| format!("{name}:{p}"));
+        control::broadcast(&mut self.current, &format!("log {who} {msg}"));
+    }
+
     fn perform(&mut self, i: usize, action: Action) -> Option<Event> {
-        let name = self.groups[i].name.clone();
         match action {
             Action::Spawn { cfg, ports } => {
                 Some(Event::Spawned(ports.into_iter().map(|p| (p, process::spawn(&cfg, p))).collect()))
@@ -226,44 +336,180 @@ impl Daemon {
             }
             Action::Revert { cfg, ports, old_ports } => {
                 match actions::run_all(&cfg, &ports, &old_ports) {
-                    Ok(()) => log::info(&name, &format!("after_start run again for the live set {}", fmt_ports(&ports))),
-                    Err(e) => log::error(&name, &format!("pointing back at {} failed too: {e}", fmt_ports(&ports))),
+                    Ok(()) => {
+                        let msg = format!("after_start run again for the live set {}", fmt_ports(&ports));
+                        self.say(i, Level::Info, None, &msg)
+                    }
+                    Err(e) => {
+                        let msg = format!("pointing back at {} failed too: {e}", fmt_ports(&ports));
+                        self.say(i, Level::Error, None, &msg)
+                    }
                 }
                 None
             }
             Action::Count { ports } => Some(Event::Connections(tcp::connections(&ports))),
             Action::Signal { pgid, sig } => {
                 if let Err(e) = sys::kill_group(pgid, sig) {
-                    log::error(&name, &format!("cannot send signal {sig} to process group {pgid}: {e}"));
+                    let msg = format!("cannot send signal {sig} to process group {pgid}: {e}");
+                    self.say(i, Level::Error, None, &msg);
                 }
                 None
             }
             Action::Log { level, port, msg } => {
-                log::log(level, &name, port, &msg);
+                self.say(i, level, port, &msg);
+                None
+            }
+            Action::Phase { name, took } => {
+                let line = format!("phase {} {name} {}", self.slots[i].group.name, fmt_duration(took));
+                log::info(&self.slots[i].group.name, &format!("{name} done in {}", fmt_duration(took)));
+                control::broadcast(&mut self.current, &line);
                 None
             }
             Action::Done { outcome, summary } => {
-                let (level, port) = match &outcome {
-                    Outcome::Ok => (Level::Info, None),
-                    Outcome::RolledBack { port, .. } => (Level::Warn, *port),
-                    Outcome::StartFailed { port, .. } => (Level::Error, *port),
-                };
-                log::log(level, &name, port, &summary);
-                if let Some((path, lines)) = port.and_then(|p| process::stderr_tail(&self.cfgs[i], p, 5)) {
-                    if !lines.is_empty() {
-                        log::log(level, &name, port, &format!("last lines of {}:", path.display()));
-                        for l in lines {
-                            log::log(level, &name, port, &format!("  | {l}"));
-                        }
-                    }
-                }
-                if matches!(outcome, Outcome::StartFailed { .. }) && !self.exiting {
-                    self.exit_code = 1;
-                    self.shutdown();
-                }
+                self.done(i, outcome, summary);
                 None
             }
         }
+    }
+
+    fn done(&mut self, i: usize, outcome: Outcome, summary: String) {
+        let (level, port, word) = match &outcome {
+            Outcome::Ok => (Level::Info, None, "ok"),
+            Outcome::RolledBack { port, .. } => (Level::Warn, *port, "rolled-back"),
+            Outcome::StartFailed { port, .. } => (Level::Error, *port, "start-failed"),
+        };
+        log::log(level, &self.slots[i].group.name, port, &summary);
+        let name = self.slots[i].group.name.clone();
+        control::broadcast(&mut self.current, &format!("done {name} {word} {summary}"));
+        if let Some((path, lines)) = port.and_then(|p| process::stderr_tail(&self.slots[i].cfg, p, 5)) {
+            if !lines.is_empty() {
+                self.say(i, level, port, &format!("last lines of {}:", path.display()));
+                for l in lines {
+                    self.say(i, level, port, &format!("  | {l}"));
+                }
+            }
+        }
+        if let (Some(r), false) = (self.round.as_mut(), outcome == Outcome::Ok) {
+            r.failed = true;
+        }
+        if matches!(outcome, Outcome::StartFailed { .. }) && !self.exiting {
+            self.exit_code = 1;
+            self.shutdown();
+        }
+        self.slots[i].last = Some((SystemTime::now(), outcome, summary));
+    }
+
+    fn status_text(&self) -> String {
+        let mut out = format!("rolld pid {}  config {}\n", std::process::id(), self.path.display());
+        out.push_str(&format!("{:<16} {:<13} {:<7} {:>5} {:>8} {:>9} {:>8}\n", "GROUP", "PHASE", "WORKSET", "PORT", "PID", "UPTIME", "RESTARTS"));
+        let now = Instant::now();
+        for s in &self.slots {
+            let g = &s.group;
+            let Some(live) = &g.live else {
+                out.push_str(&format!("{:<16} {:<13} -\n", g.name, g.phase_name()));
+                continue;
+            };
+            for p in &live.procs {
+                let pid = p.pid.map_or("-".to_string(), |p| p.to_string());
+                let up = p.pid.map_or("-".to_string(), |_| fmt_uptime(now.saturating_duration_since(p.started).as_secs()));
+                out.push_str(&format!(
+                    "{:<16} {:<13} {:<7} {:>5} {:>8} {:>9} {:>8}\n",
+                    g.name,
+                    g.phase_name(),
+                    live.index,
+                    p.port,
+                    pid,
+                    up,
+                    p.restarts
+                ));
+            }
+            if let Some(new) = &g.new {
+                out.push_str(&format!("{:<16} rollout to workset {} on {}\n", "", new.index, fmt_ports(&new.ports())));
+            }
+            if let Some((at, _, summary)) = &s.last {
+                out.push_str(&format!("{:<16} last: {} {summary}\n", "", log::timestamp(*at)));
+            }
+        }
+        out
+    }
+
+    /// The JSON status; its schema is documented in the README.
+    fn status_json(&self) -> String {
+        use control::json_str;
+        let now = Instant::now();
+        let ports = |p: &[u16]| format!("[{}]", fmt_ports(p));
+        let groups: Vec<String> = self
+            .slots
+            .iter()
+            .map(|s| {
+                let g = &s.group;
+                let live = match &g.live {
+                    None => "null".to_string(),
+                    Some(l) => {
+                        let procs: Vec<String> = l
+                            .procs
+                            .iter()
+                            .map(|p| {
+                                let up = now.saturating_duration_since(p.started).as_secs_f64();
+                                format!(
+                                    "{{\"port\":{},\"pid\":{},\"uptime_seconds\":{},\"restarts\":{}}}",
+                                    p.port,
+                                    p.pid.map_or("null".into(), |v| v.to_string()),
+                                    if p.pid.is_some() { format!("{up:.3}") } else { "null".into() },
+                                    p.restarts
+                                )
+                            })
+                            .collect();
+                        format!(
+                            "{{\"workset\":{},\"ports\":{},\"processes\":[{}]}}",
+                            l.index,
+                            ports(&l.ports()),
+                            procs.join(",")
+                        )
+                    }
+                };
+                let rollout = match &g.new {
+                    Some(n) => format!("{{\"workset\":{},\"ports\":{}}}", n.index, ports(&n.ports())),
+                    None => "null".into(),
+                };
+                let last = match &s.last {
+                    None => "null".to_string(),
+                    Some((at, outcome, summary)) => {
+                        let (word, reason) = match outcome {
+                            Outcome::Ok => ("ok", "null".to_string()),
+                            Outcome::RolledBack { reason, .. } => ("rolled-back", json_str(reason)),
+                            Outcome::StartFailed { reason, .. } => ("start-failed", json_str(reason)),
+                        };
+                        format!(
+                            "{{\"outcome\":\"{word}\",\"at\":{},\"reason\":{reason},\"summary\":{}}}",
+                            json_str(&log::timestamp(*at)),
+                            json_str(summary)
+                        )
+                    }
+                };
+                format!(
+                    "{{\"name\":{},\"phase\":\"{}\",\"live\":{live},\"rollout\":{rollout},\"last_rollout\":{last}}}",
+                    json_str(&g.name),
+                    g.phase_name()
+                )
+            })
+            .collect();
+        format!(
+            "{{\"version\":1,\"pid\":{},\"config\":{},\"reload_pending\":{},\"groups\":[{}]}}\n",
+            std::process::id(),
+            json_str(&self.path.display().to_string()),
+            self.reload_pending,
+            groups.join(",")
+        )
+    }
+}
+
+fn fmt_uptime(s: u64) -> String {
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m{:02}s", s / 60, s % 60),
+        3600..86400 => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
+        _ => format!("{}d{:02}h", s / 86400, s % 86400 / 3600),
     }
 }
 
@@ -283,7 +529,8 @@ fn choose_workset(cfg: &GroupConfig, first: usize, avoid: &[u16]) -> Result<usiz
             return Ok(index);
         }
         let held: Vec<String> = busy.iter().map(|(p, who)| format!("port {p} is held by {who}")).collect();
-        log::log(Level::Warn, &cfg.name, Some(busy[0].0), &format!("workset {index}: {}; trying the next one", held.join(", ")));
+        let msg = format!("workset {index}: {}; trying the next one", held.join(", "));
+        log::log(Level::Warn, &cfg.name, Some(busy[0].0), &msg);
         busy_all.extend(held);
     }
     Err(format!("no free workset: {}", busy_all.join(", ")))

@@ -119,6 +119,8 @@ pub enum Action {
     Count { ports: Vec<u16> },
     Signal { pgid: i32, sig: i32 },
     Log { level: Level, port: Option<u16>, msg: String },
+    /// A phase of the rollout ended, after `took`.
+    Phase { name: &'static str, took: Duration },
     /// The rollout (or first start) ended; `summary` is its log line.
     Done { outcome: Outcome, summary: String },
 }
@@ -145,8 +147,11 @@ struct Rollout {
 }
 
 impl Rollout {
-    fn mark(&mut self, name: &'static str, now: Instant) {
+    /// Ends the phase `name` at `now`; the action that reports it.
+    fn mark(&mut self, name: &'static str, now: Instant) -> Action {
+        let prev = self.marks.last().map_or(self.started, |m| m.1);
         self.marks.push((name, now));
+        Action::Phase { name, took: now.saturating_duration_since(prev) }
     }
 
     fn phases(&self) -> String {
@@ -196,6 +201,19 @@ impl Group {
     /// True once a shutdown has stopped every process.
     pub fn is_gone(&self) -> bool {
         self.phase == Phase::Gone
+    }
+
+    /// A short name of the current phase, for status output.
+    pub fn phase_name(&self) -> &'static str {
+        match self.phase {
+            Phase::Idle => "idle",
+            Phase::Ready { .. } => "starting",
+            Phase::Switching => "switching",
+            Phase::Draining { .. } => "draining",
+            Phase::Stopping { .. } => "stopping",
+            Phase::ShuttingDown { .. } => "shutting-down",
+            Phase::Gone => "gone",
+        }
     }
 
     /// Every process this group is responsible for, with its port.
@@ -300,7 +318,7 @@ impl Group {
         if let Some((port, reason)) = failure {
             self.fail(now, reason, Some(port), out);
         } else if let Some(r) = self.rollout.as_mut().filter(|_| in_ready(&self.phase) && self.new.is_some()) {
-            r.mark("spawn", now);
+            out.push(r.mark("spawn", now));
         }
     }
 
@@ -358,7 +376,7 @@ impl Group {
             let old_ports = self.live.as_ref().map(Set::ports).unwrap_or_default();
             let (cfg, ports) = (new.cfg.clone(), new.ports());
             if let Some(r) = self.rollout.as_mut() {
-                r.mark("ready", now);
+                out.push(r.mark("ready", now));
             }
             self.phase = Phase::Switching;
             out.push(Action::AfterStart { cfg, ports, old_ports });
@@ -381,7 +399,7 @@ impl Group {
         match result {
             Ok(()) => {
                 if let Some(r) = self.rollout.as_mut() {
-                    r.mark("after_start", now);
+                    out.push(r.mark("after_start", now));
                 }
                 self.retiring = self.live.replace(new);
                 if self.retiring.is_some() {
@@ -538,7 +556,7 @@ impl Group {
 
     fn begin_stop(&mut self, now: Instant, out: &mut Vec<Action>) {
         if let Some(r) = self.rollout.as_mut() {
-            r.mark("drain", now);
+            out.push(r.mark("drain", now));
         }
         let mut stop_timeout = Duration::ZERO;
         if let Some(set) = self.retiring.as_mut() {
@@ -590,7 +608,7 @@ impl Group {
         self.phase = Phase::Idle;
         let Some(mut r) = self.rollout.take() else { return };
         if r.marks.iter().any(|(n, _)| *n == "drain") {
-            r.mark("stop", now);
+            out.push(r.mark("stop", now));
         }
         let summary = match &outcome {
             Outcome::Ok if r.from.is_empty() => format!("live on {} ({})", fmt_ports(&r.to), r.phases()),
@@ -644,6 +662,17 @@ mod tests {
         })
     }
 
+    /// `handle` without the phase reports, which one test checks alone.
+    trait Drive {
+        fn run(&mut self, now: Instant, ev: Event) -> Vec<Action>;
+    }
+
+    impl Drive for Group {
+        fn run(&mut self, now: Instant, ev: Event) -> Vec<Action> {
+            self.handle(now, ev).into_iter().filter(|a| !matches!(a, Action::Phase { .. })).collect()
+        }
+    }
+
     fn ms(t0: Instant, n: u64) -> Instant {
         t0 + Duration::from_millis(n)
     }
@@ -665,20 +694,20 @@ mod tests {
     }
 
     fn exit(g: &mut Group, t: Instant, pid: i32) -> Vec<Action> {
-        g.handle(t, Event::Exited { pid, status: ExitStatus::Code(0) })
+        g.run(t, Event::Exited { pid, status: ExitStatus::Code(0) })
     }
 
     /// Starts workset `index` with pids `pids` and runs it to the switch.
     fn roll_to_switch(g: &mut Group, t: Instant, index: usize, pids: [i32; 2]) -> Vec<Action> {
         let ports = cfg().worksets[index].clone();
-        let a = g.handle(t, Event::Start { cfg: cfg(), index });
+        let a = g.run(t, Event::Start { cfg: cfg(), index });
         assert!(a.contains(&Action::Spawn { cfg: cfg(), ports: ports.clone() }));
-        let a = g.handle(t, Event::Spawned(vec![(ports[0], Ok(pids[0])), (ports[1], Ok(pids[1]))]));
+        let a = g.run(t, Event::Spawned(vec![(ports[0], Ok(pids[0])), (ports[1], Ok(pids[1]))]));
         assert!(signals(&a).is_empty());
         assert_eq!(g.next_deadline(), Some(t));
-        let a = g.handle(t, Event::Tick);
+        let a = g.run(t, Event::Tick);
         assert!(a.contains(&Action::Smoke { cfg: cfg(), ports: ports.clone() }));
-        g.handle(ms(t, 5), Event::Smoke { passed: ports, failed: Vec::new() })
+        g.run(ms(t, 5), Event::Smoke { passed: ports, failed: Vec::new() })
     }
 
     /// A group live on workset 0 with pids 11 and 12.
@@ -686,7 +715,7 @@ mod tests {
         let mut g = Group::new("web");
         let a = roll_to_switch(&mut g, t0, 0, [11, 12]);
         assert!(matches!(a[0], Action::AfterStart { .. }));
-        let a = g.handle(ms(t0, 6), Event::AfterStart(Ok(())));
+        let a = g.run(ms(t0, 6), Event::AfterStart(Ok(())));
         let (outcome, summary) = done(&a).expect("first start done");
         assert_eq!(outcome, Outcome::Ok);
         assert!(summary.starts_with("live on 8001,8002"), "{summary}");
@@ -710,15 +739,15 @@ mod tests {
             vec![Action::AfterStart { cfg: cfg(), ports: vec![8501, 8502], old_ports: vec![8001, 8002] }]
         );
         let t = ms(t0, 200);
-        let a = g.handle(t, Event::AfterStart(Ok(())));
+        let a = g.run(t, Event::AfterStart(Ok(())));
         assert!(signals(&a).is_empty(), "nothing stopped at the switch");
         assert_eq!(g.live.as_ref().unwrap().ports(), vec![8501, 8502]);
         // Connections keep the old set alive; the quiet period restarts.
-        assert_eq!(g.handle(t, Event::Tick), vec![Action::Count { ports: vec![8001, 8002] }]);
-        assert!(g.handle(ms(t0, 900), Event::Connections(2)).is_empty());
-        assert!(g.handle(ms(t0, 1300), Event::Connections(0)).is_empty(), "quiet only since 1.3 s");
-        assert!(g.handle(ms(t0, 2200), Event::Connections(0)).is_empty());
-        let a = g.handle(ms(t0, 2300), Event::Connections(0));
+        assert_eq!(g.run(t, Event::Tick), vec![Action::Count { ports: vec![8001, 8002] }]);
+        assert!(g.run(ms(t0, 900), Event::Connections(2)).is_empty());
+        assert!(g.run(ms(t0, 1300), Event::Connections(0)).is_empty(), "quiet only since 1.3 s");
+        assert!(g.run(ms(t0, 2200), Event::Connections(0)).is_empty());
+        let a = g.run(ms(t0, 2300), Event::Connections(0));
         assert_eq!(signals(&a), vec![(11, TERM), (12, TERM)]);
         assert!(exit(&mut g, ms(t0, 2400), 11).iter().all(|a| !matches!(a, Action::Done { .. })));
         assert!(!g.is_idle(), "rollout ends only when every old process is reaped");
@@ -738,9 +767,9 @@ mod tests {
         let t0 = Instant::now();
         let mut g = live_group(t0);
         roll_to_switch(&mut g, ms(t0, 100), 1, [21, 22]);
-        g.handle(ms(t0, 200), Event::AfterStart(Ok(())));
-        assert!(g.handle(ms(t0, 1100), Event::Connections(0)).is_empty());
-        let a = g.handle(ms(t0, 1200), Event::Connections(0));
+        g.run(ms(t0, 200), Event::AfterStart(Ok(())));
+        assert!(g.run(ms(t0, 1100), Event::Connections(0)).is_empty());
+        let a = g.run(ms(t0, 1200), Event::Connections(0));
         assert_eq!(signals(&a), vec![(11, TERM), (12, TERM)]);
     }
 
@@ -749,9 +778,9 @@ mod tests {
         let t0 = Instant::now();
         let mut g = live_group(t0);
         roll_to_switch(&mut g, t0, 1, [21, 22]);
-        g.handle(t0, Event::AfterStart(Ok(())));
-        assert!(g.handle(ms(t0, 59_000), Event::Connections(3)).is_empty());
-        let a = g.handle(ms(t0, 60_000), Event::Connections(3));
+        g.run(t0, Event::AfterStart(Ok(())));
+        assert!(g.run(ms(t0, 59_000), Event::Connections(3)).is_empty());
+        let a = g.run(ms(t0, 60_000), Event::Connections(3));
         assert_eq!(signals(&a), vec![(11, TERM), (12, TERM)]);
         assert!(a.iter().any(|a| matches!(a, Action::Log { level: Level::Warn, msg, .. } if msg.contains("3 connection(s) left"))));
     }
@@ -761,14 +790,14 @@ mod tests {
         let t0 = Instant::now();
         let mut g = live_group(t0);
         roll_to_switch(&mut g, t0, 1, [21, 22]);
-        g.handle(t0, Event::AfterStart(Ok(())));
-        g.handle(ms(t0, 1000), Event::Connections(0));
+        g.run(t0, Event::AfterStart(Ok(())));
+        g.run(ms(t0, 1000), Event::Connections(0));
         exit(&mut g, ms(t0, 1100), 11);
         assert_eq!(g.next_deadline(), Some(ms(t0, 11_000)));
-        let a = g.handle(ms(t0, 11_000), Event::Tick);
+        let a = g.run(ms(t0, 11_000), Event::Tick);
         assert_eq!(signals(&a), vec![(12, KILL)]);
         assert_eq!(g.next_deadline(), None);
-        let a = g.handle(ms(t0, 11_010), Event::Exited { pid: 12, status: ExitStatus::Signal(9) });
+        let a = g.run(ms(t0, 11_010), Event::Exited { pid: 12, status: ExitStatus::Signal(9) });
         assert_eq!(done(&a).unwrap().0, Outcome::Ok);
     }
 
@@ -776,14 +805,14 @@ mod tests {
     fn smoke_timeout_rolls_back_and_keeps_the_live_set() {
         let t0 = Instant::now();
         let mut g = live_group(t0);
-        g.handle(t0, Event::Start { cfg: cfg(), index: 1 });
-        g.handle(t0, Event::Spawned(vec![(8501, Ok(21)), (8502, Ok(22))]));
-        g.handle(t0, Event::Tick);
-        let a = g.handle(ms(t0, 20), Event::Smoke { passed: vec![8501], failed: vec![(8502, "answered 500".into())] });
+        g.run(t0, Event::Start { cfg: cfg(), index: 1 });
+        g.run(t0, Event::Spawned(vec![(8501, Ok(21)), (8502, Ok(22))]));
+        g.run(t0, Event::Tick);
+        let a = g.run(ms(t0, 20), Event::Smoke { passed: vec![8501], failed: vec![(8502, "answered 500".into())] });
         assert!(a.is_empty());
         assert_eq!(g.next_deadline(), Some(ms(t0, 30)));
-        assert_eq!(g.handle(ms(t0, 30), Event::Tick), vec![Action::Smoke { cfg: cfg(), ports: vec![8502] }]);
-        let a = g.handle(ms(t0, 5000), Event::Smoke { passed: vec![], failed: vec![(8502, "answered 500".into())] });
+        assert_eq!(g.run(ms(t0, 30), Event::Tick), vec![Action::Smoke { cfg: cfg(), ports: vec![8502] }]);
+        let a = g.run(ms(t0, 5000), Event::Smoke { passed: vec![], failed: vec![(8502, "answered 500".into())] });
         assert_eq!(signals(&a), vec![(21, TERM), (22, TERM)]);
         exit(&mut g, ms(t0, 5010), 21);
         let a = exit(&mut g, ms(t0, 5020), 22);
@@ -798,9 +827,9 @@ mod tests {
     fn new_process_exit_rolls_back_at_once() {
         let t0 = Instant::now();
         let mut g = live_group(t0);
-        g.handle(t0, Event::Start { cfg: cfg(), index: 1 });
-        g.handle(t0, Event::Spawned(vec![(8501, Ok(21)), (8502, Ok(22))]));
-        let a = g.handle(ms(t0, 50), Event::Exited { pid: 22, status: ExitStatus::Code(3) });
+        g.run(t0, Event::Start { cfg: cfg(), index: 1 });
+        g.run(t0, Event::Spawned(vec![(8501, Ok(21)), (8502, Ok(22))]));
+        let a = g.run(ms(t0, 50), Event::Exited { pid: 22, status: ExitStatus::Code(3) });
         assert_eq!(signals(&a), vec![(21, TERM)]);
         let a = exit(&mut g, ms(t0, 60), 21);
         let (outcome, summary) = done(&a).unwrap();
@@ -812,8 +841,8 @@ mod tests {
     fn spawn_error_rolls_back() {
         let t0 = Instant::now();
         let mut g = live_group(t0);
-        g.handle(t0, Event::Start { cfg: cfg(), index: 1 });
-        let a = g.handle(t0, Event::Spawned(vec![(8501, Ok(21)), (8502, Err("No such file".into()))]));
+        g.run(t0, Event::Start { cfg: cfg(), index: 1 });
+        let a = g.run(t0, Event::Spawned(vec![(8501, Ok(21)), (8502, Err("No such file".into()))]));
         assert_eq!(signals(&a), vec![(21, TERM)]);
         let (outcome, _) = done(&exit(&mut g, t0, 21)).unwrap();
         assert!(matches!(outcome, Outcome::RolledBack { reason, .. } if reason.contains("cannot spawn: No such file")));
@@ -824,12 +853,12 @@ mod tests {
         let t0 = Instant::now();
         let mut g = live_group(t0);
         roll_to_switch(&mut g, t0, 1, [21, 22]);
-        let a = g.handle(ms(t0, 10), Event::AfterStart(Err("run_proc failed (exit 1)".into())));
+        let a = g.run(ms(t0, 10), Event::AfterStart(Err("run_proc failed (exit 1)".into())));
         assert!(a.contains(&Action::Revert { cfg: cfg(), ports: vec![8001, 8002], old_ports: vec![8501, 8502] }));
         assert!(signals(&a).is_empty(), "the new set drains first");
         assert_eq!(g.live.as_ref().unwrap().ports(), vec![8001, 8002]);
-        assert_eq!(g.handle(ms(t0, 10), Event::Tick), vec![Action::Count { ports: vec![8501, 8502] }]);
-        let a = g.handle(ms(t0, 1010), Event::Connections(0));
+        assert_eq!(g.run(ms(t0, 10), Event::Tick), vec![Action::Count { ports: vec![8501, 8502] }]);
+        let a = g.run(ms(t0, 1010), Event::Connections(0));
         assert_eq!(signals(&a), vec![(21, TERM), (22, TERM)]);
         exit(&mut g, ms(t0, 1020), 21);
         let (outcome, summary) = done(&exit(&mut g, ms(t0, 1030), 22)).unwrap();
@@ -841,9 +870,9 @@ mod tests {
     fn first_start_failure_is_reported_as_such() {
         let t0 = Instant::now();
         let mut g = Group::new("web");
-        g.handle(t0, Event::Start { cfg: cfg(), index: 0 });
-        g.handle(t0, Event::Spawned(vec![(8001, Ok(11)), (8002, Ok(12))]));
-        let a = g.handle(t0, Event::Exited { pid: 11, status: ExitStatus::Signal(11) });
+        g.run(t0, Event::Start { cfg: cfg(), index: 0 });
+        g.run(t0, Event::Spawned(vec![(8001, Ok(11)), (8002, Ok(12))]));
+        let a = g.run(t0, Event::Exited { pid: 11, status: ExitStatus::Signal(11) });
         assert_eq!(signals(&a), vec![(12, TERM)]);
         let (outcome, summary) = done(&exit(&mut g, t0, 12)).unwrap();
         assert!(matches!(outcome, Outcome::StartFailed { port: Some(8001), .. }));
@@ -858,19 +887,19 @@ mod tests {
         let mut t = ms(t0, 1000);
         let mut pid = 11;
         for want in [1, 2, 4, 8, 16, 30, 30] {
-            let a = g.handle(t, Event::Exited { pid, status: ExitStatus::Signal(9) });
+            let a = g.run(t, Event::Exited { pid, status: ExitStatus::Signal(9) });
             assert!(a.contains(&Action::Signal { pgid: pid, sig: KILL }), "its group is cleaned");
             assert_eq!(g.next_deadline(), Some(t + Duration::from_secs(want)));
-            assert!(g.handle(t + Duration::from_secs(want) - Duration::from_millis(1), Event::Tick).is_empty());
+            assert!(g.run(t + Duration::from_secs(want) - Duration::from_millis(1), Event::Tick).is_empty());
             t += Duration::from_secs(want);
-            assert_eq!(g.handle(t, Event::Tick), vec![Action::Spawn { cfg: cfg(), ports: vec![8001] }]);
+            assert_eq!(g.run(t, Event::Tick), vec![Action::Spawn { cfg: cfg(), ports: vec![8001] }]);
             pid += 100;
-            g.handle(t, Event::Spawned(vec![(8001, Ok(pid))]));
+            g.run(t, Event::Spawned(vec![(8001, Ok(pid))]));
             assert_eq!(g.next_deadline(), None);
         }
         // A healthy minute resets the backoff.
         t += Duration::from_secs(61);
-        g.handle(t, Event::Exited { pid, status: ExitStatus::Code(1) });
+        g.run(t, Event::Exited { pid, status: ExitStatus::Code(1) });
         assert_eq!(g.next_deadline(), Some(t + Duration::from_secs(1)));
     }
 
@@ -878,8 +907,8 @@ mod tests {
     fn reload_requests_while_busy_are_ignored_by_the_group() {
         let t0 = Instant::now();
         let mut g = live_group(t0);
-        g.handle(t0, Event::Start { cfg: cfg(), index: 1 });
-        assert!(g.handle(t0, Event::Start { cfg: cfg(), index: 0 }).is_empty());
+        g.run(t0, Event::Start { cfg: cfg(), index: 1 });
+        assert!(g.run(t0, Event::Start { cfg: cfg(), index: 0 }).is_empty());
         assert!(!g.is_idle());
     }
 
@@ -887,18 +916,18 @@ mod tests {
     fn terminate_mid_rollout_stops_every_set_then_kills_and_ends() {
         let t0 = Instant::now();
         let mut g = live_group(t0);
-        g.handle(t0, Event::Start { cfg: cfg(), index: 1 });
-        g.handle(t0, Event::Spawned(vec![(8501, Ok(21)), (8502, Ok(22))]));
-        let a = g.handle(ms(t0, 10), Event::Terminate);
+        g.run(t0, Event::Start { cfg: cfg(), index: 1 });
+        g.run(t0, Event::Spawned(vec![(8501, Ok(21)), (8502, Ok(22))]));
+        let a = g.run(ms(t0, 10), Event::Terminate);
         assert_eq!(signals(&a), vec![(11, TERM), (12, TERM), (21, TERM), (22, TERM)]);
         for pid in [11, 21, 22] {
             exit(&mut g, ms(t0, 20), pid);
         }
         // A new set's exit during shutdown is not a rollback.
         assert!(!g.is_gone());
-        let a = g.handle(ms(t0, 10_010), Event::Tick);
+        let a = g.run(ms(t0, 10_010), Event::Tick);
         assert_eq!(signals(&a), vec![(12, KILL)]);
-        let a = g.handle(ms(t0, 10_020), Event::Exited { pid: 12, status: ExitStatus::Signal(9) });
+        let a = g.run(ms(t0, 10_020), Event::Exited { pid: 12, status: ExitStatus::Signal(9) });
         assert!(done(&a).is_none());
         assert!(g.is_gone());
     }
@@ -907,10 +936,33 @@ mod tests {
     fn refused_start_is_a_rollback_when_live_and_a_failure_when_not() {
         let t0 = Instant::now();
         let mut g = live_group(t0);
-        let a = g.handle(t0, Event::StartRefused("no free workset".into()));
+        let a = g.run(t0, Event::StartRefused("no free workset".into()));
         assert!(matches!(done(&a).unwrap().0, Outcome::RolledBack { .. }));
         let mut fresh = Group::new("web");
-        let a = fresh.handle(t0, Event::StartRefused("no free workset".into()));
+        let a = fresh.run(t0, Event::StartRefused("no free workset".into()));
         assert!(matches!(done(&a).unwrap().0, Outcome::StartFailed { .. }));
+    }
+
+    #[test]
+    fn phases_are_reported_in_order_with_their_durations() {
+        let t0 = Instant::now();
+        let mut g = live_group(t0);
+        let mut seen = Vec::new();
+        let mut go = |g: &mut Group, t: Instant, ev: Event| {
+            for a in g.handle(t, ev) {
+                if let Action::Phase { name, took } = a {
+                    seen.push((name, took.as_millis()));
+                }
+            }
+        };
+        go(&mut g, ms(t0, 1000), Event::Start { cfg: cfg(), index: 1 });
+        go(&mut g, ms(t0, 1003), Event::Spawned(vec![(8501, Ok(21)), (8502, Ok(22))]));
+        go(&mut g, ms(t0, 1003), Event::Tick);
+        go(&mut g, ms(t0, 1100), Event::Smoke { passed: vec![8501, 8502], failed: vec![] });
+        go(&mut g, ms(t0, 1120), Event::AfterStart(Ok(())));
+        go(&mut g, ms(t0, 2120), Event::Connections(0));
+        go(&mut g, ms(t0, 2150), Event::Exited { pid: 11, status: ExitStatus::Code(0) });
+        go(&mut g, ms(t0, 2160), Event::Exited { pid: 12, status: ExitStatus::Code(0) });
+        assert_eq!(seen, vec![("spawn", 3), ("ready", 97), ("after_start", 20), ("drain", 1000), ("stop", 40)]);
     }
 }

@@ -4,43 +4,108 @@
 //! code; the logic lives in the modules below.
 
 mod actions;
+mod client;
 mod config;
+mod control;
 mod daemon;
 mod group;
 mod log;
+mod notify;
 mod process;
 mod signals;
 mod smoke;
 mod sys;
 mod tcp;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 const USAGE: &str = "usage:
-  rolld CONFIG          run the groups of CONFIG; SIGHUP rolls them, SIGTERM stops them
-  rolld check CONFIG    validate CONFIG and print a summary (exit 0 valid, 2 not)";
+  rolld [--run-dir DIR] CONFIG
+      run the groups of CONFIG; SIGHUP rolls them, SIGTERM stops them
+  rolld check CONFIG
+      validate CONFIG and print a summary (exit 0 valid, 2 not)
+  rolld reload CONFIG [--wait] [--timeout SECS] [--run-dir DIR]
+      ask the daemon running CONFIG to roll; with --wait, follow the rollout
+      (exit 0 live, 1 rolled back, 2 no daemon or invalid config, 3 timeout)
+  rolld status CONFIG [--json] [--run-dir DIR]
+      show the live sets, processes and last rollout of the daemon";
+
+/// Parsed command line.
+#[derive(Debug, Default)]
+struct Args {
+    words: Vec<String>,
+    run_dir: Option<PathBuf>,
+    wait: bool,
+    json: bool,
+    timeout: Option<Duration>,
+}
+
+fn parse(argv: &[String]) -> Result<Args, String> {
+    let mut a = Args::default();
+    let mut it = argv.iter();
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--run-dir" => a.run_dir = Some(PathBuf::from(it.next().ok_or("--run-dir needs a directory")?)),
+            "--wait" => a.wait = true,
+            "--json" => a.json = true,
+            "--timeout" => {
+                let v = it.next().ok_or("--timeout needs a number of seconds")?;
+                let secs: f64 = v.parse().map_err(|_| format!("--timeout: not a number of seconds: {v}"))?;
+                if !(secs.is_finite() && secs > 0.0 && secs < 1e9) {
+                    return Err(format!("--timeout: must be more than zero: {v}"));
+                }
+                a.timeout = Some(Duration::from_secs_f64(secs));
+            }
+            s if s.starts_with('-') && s != "-" => return Err(format!("unknown option {s}")),
+            s => a.words.push(s.to_string()),
+        }
+    }
+    Ok(a)
+}
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
-    let code = match argv.as_slice() {
-        ["-h" | "--help"] => {
-            println!("{USAGE}");
-            0
-        }
-        ["-V" | "--version"] => {
-            println!("rolld {}", env!("CARGO_PKG_VERSION"));
-            0
-        }
-        ["check", path] => check(Path::new(path)),
-        [path] if !path.starts_with('-') && *path != "check" => daemon::run(Path::new(path)),
-        _ => {
-            eprintln!("{USAGE}");
-            2
-        }
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    if matches!(argv.first().map(String::as_str), Some("-h" | "--help")) {
+        println!("{USAGE}");
+        return ExitCode::SUCCESS;
+    }
+    if matches!(argv.first().map(String::as_str), Some("-V" | "--version")) {
+        println!("rolld {}", env!("CARGO_PKG_VERSION"));
+        return ExitCode::SUCCESS;
+    }
+    let a = match parse(&argv) {
+        Ok(a) => a,
+        Err(e) => return usage(&e),
     };
-    ExitCode::from(code)
+    let words: Vec<&str> = a.words.iter().map(String::as_str).collect();
+    let run_dir = a.run_dir.as_deref();
+    let only = |allowed: bool, what: &str| if allowed { Ok(()) } else { Err(format!("{what} does not apply here")) };
+    let code = match words.as_slice() {
+        ["check", path] => only(!a.wait && !a.json && a.timeout.is_none() && run_dir.is_none(), "an option")
+            .map(|()| check(Path::new(path))),
+        ["reload", path] => only(!a.json, "--json").and_then(|()| {
+            only(a.wait || a.timeout.is_none(), "--timeout without --wait")
+                .map(|()| client::reload(Path::new(path), run_dir, a.wait, a.timeout))
+        }),
+        ["status", path] => only(!a.wait && a.timeout.is_none(), "--wait/--timeout")
+            .map(|()| client::status(Path::new(path), run_dir, a.json)),
+        [path] if !["check", "reload", "status"].contains(path) => {
+            only(!a.wait && !a.json && a.timeout.is_none(), "an option").map(|()| daemon::run(Path::new(path), run_dir))
+        }
+        [] => Err("missing CONFIG".into()),
+        _ => Err(format!("unexpected arguments: {}", a.words.join(" "))),
+    };
+    match code {
+        Ok(c) => ExitCode::from(c),
+        Err(e) => usage(&e),
+    }
+}
+
+fn usage(problem: &str) -> ExitCode {
+    eprintln!("rolld: {problem}\n{USAGE}");
+    ExitCode::from(2)
 }
 
 fn check(path: &Path) -> u8 {
