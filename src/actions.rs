@@ -58,7 +58,8 @@ mod tests {
 
     #[test]
     fn renders_ports_old_ports_and_group() {
-        let src = "# {{ group }}\n{% for p in ports %}server 127.0.0.1:{{ p }};\n{% endfor %}old={{ old_ports|join(',') }}";
+        let src =
+            "# {{ group }}\n{% for p in ports %}server 127.0.0.1:{{ p }};\n{% endfor %}old={{ old_ports|join(',') }}";
         let out = render_string(src, "web", &[8001, 8002], &[8501]).unwrap();
         assert_eq!(out, "# web\nserver 127.0.0.1:8001;\nserver 127.0.0.1:8002;\nold=8501");
     }

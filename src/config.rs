@@ -81,7 +81,7 @@ pub fn load(path: &Path) -> Result<Config, Vec<String>> {
         return Err(vec![format!("{shown}: is a directory, not a config file")]);
     }
     let text = std::fs::read_to_string(path).map_err(|e| vec![format!("{shown}: cannot read: {e}")])?;
-    let abs = std::path::absolute(path).map_err(|e| vec![format!("{shown}: {e}")])?;
+    let abs = std::fs::canonicalize(path).map_err(|e| vec![format!("{shown}: {e}")])?;
     let base = abs.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("/"));
     parse(&text, &shown, &base).map(|groups| Config { path: abs, groups })
 }
@@ -104,20 +104,21 @@ pub fn parse(text: &str, file: &str, base: &Path) -> Result<Vec<GroupConfig>, Ve
         _ => return Err(vec![format!("{file}: the top level must map group names to groups")]),
     };
     let mut groups = Vec::new();
+    let mut all_worksets = Vec::new();
     for (k, v) in &top {
         let Some(name) = k.as_str() else {
             cx.err("", format!("group name {} is not a string", show(k)));
             continue;
         };
-        if let Some(g) = group(&mut cx, name, v, base) {
-            groups.push(g);
-        }
+        let (g, worksets) = group(&mut cx, name, v, base);
+        all_worksets.push((name.to_string(), worksets));
+        groups.extend(g);
     }
     let mut seen: HashMap<u16, String> = HashMap::new();
-    for g in &groups {
-        for (i, ws) in g.worksets.iter().enumerate() {
+    for (name, worksets) in &all_worksets {
+        for (i, ws) in worksets.iter().enumerate() {
             for &p in ws {
-                let here = format!("{}.workset[{i}]", g.name);
+                let here = format!("{name}.workset[{i}]");
                 if let Some(first) = seen.insert(p, here.clone()) {
                     cx.err(&here, format!("port {p} is already used by {first}"));
                 }
@@ -247,10 +248,13 @@ fn numprocs(cx: &mut Cx, key: &str, v: &Value) -> bool {
     false
 }
 
-fn group(cx: &mut Cx, name: &str, v: &Value, base: &Path) -> Option<GroupConfig> {
+/// A group, when it has no problem, and its worksets in any case (for the
+/// check of ports across groups).
+fn group(cx: &mut Cx, name: &str, v: &Value, base: &Path) -> (Option<GroupConfig>, Vec<Vec<u16>>) {
     let before = cx.errs.len();
-    let m = map(cx, name, v)?;
+    let Some(m) = map(cx, name, v) else { return (None, Vec::new()) };
     let mut cmd = None;
+    let mut cmd_seen = false;
     let mut directory = base.to_path_buf();
     let mut g = GroupConfig {
         name: name.to_string(),
@@ -271,7 +275,10 @@ fn group(cx: &mut Cx, name: &str, v: &Value, base: &Path) -> Option<GroupConfig>
         let k = format!("{name}.{key}");
         let t = &mut g.timing;
         match key.as_str() {
-            "cmd" => cmd = string(cx, &k, v),
+            "cmd" => {
+                cmd_seen = true;
+                cmd = string(cx, &k, v);
+            }
             "directory" => {
                 if let Some(d) = string(cx, &k, v) {
                     directory = base.join(d);
@@ -332,7 +339,7 @@ fn group(cx: &mut Cx, name: &str, v: &Value, base: &Path) -> Option<GroupConfig>
     }
     g.directory = directory;
     match cmd {
-        None if !cx.errs[before..].iter().any(|e| e.contains(&format!("{name}.cmd:"))) => {
+        None if !cmd_seen => {
             cx.err(&format!("{name}.cmd"), "missing (the command to run, with {numproc} for the port)")
         }
         None => {}
@@ -351,31 +358,22 @@ fn group(cx: &mut Cx, name: &str, v: &Value, base: &Path) -> Option<GroupConfig>
             Err(e) => cx.err(&format!("{name}.cmd"), e),
         },
     }
-    for a in &g.actions {
-        if let Action::ReplaceFile { template, output } = a {
-            check_template(cx, name, template);
-            if let Some(parent) = output.parent().filter(|p| !p.is_dir()) {
-                cx.err(
-                    &format!("{name}.after_start"),
-                    format!("output directory {} does not exist", parent.display()),
-                );
-            }
-        }
-    }
-    if cx.errs.len() == before { Some(g) } else { None }
+    let worksets = g.worksets.clone();
+    ((cx.errs.len() == before).then_some(g), worksets)
 }
 
-fn check_template(cx: &mut Cx, name: &str, template: &Path) {
-    let key = format!("{name}.after_start");
+fn check_template(cx: &mut Cx, key: &str, template: &Path) -> bool {
+    let before = cx.errs.len();
     match std::fs::read_to_string(template) {
         Ok(src) => {
             let env = minijinja::Environment::new();
             if let Err(e) = env.template_from_str(&src) {
-                cx.err(&key, format!("template {}: {e}", template.display()));
+                cx.err(key, format!("template {}: {e}", template.display()));
             }
         }
-        Err(e) => cx.err(&key, format!("template {}: {e}", template.display())),
+        Err(e) => cx.err(key, format!("template {}: {e}", template.display())),
     }
+    cx.errs.len() == before
 }
 
 fn worksets(cx: &mut Cx, key: &str, v: &Value) -> Vec<Vec<u16>> {
@@ -388,23 +386,25 @@ fn worksets(cx: &mut Cx, key: &str, v: &Value) -> Vec<Vec<u16>> {
             continue;
         }
         let mut set = Vec::new();
-        for p in seq(cx, &format!("{k}.numprocs"), ports).into_iter().flatten() {
+        let listed = seq(cx, &format!("{k}.numprocs"), ports);
+        if listed.is_some_and(|l| l.is_empty()) {
+            cx.err(&k, "a workset needs at least one port");
+        }
+        for p in listed.into_iter().flatten() {
             match p.as_u64() {
                 Some(n @ 1..=65535) => {
                     if set.contains(&(n as u16)) {
                         cx.err(&k, format!("port {n} appears twice"));
+                    } else {
+                        set.push(n as u16)
                     }
-                    set.push(n as u16)
                 }
                 _ => cx.err(&k, format!("port {} is not in 1..65535", show(p))),
             }
         }
-        if set.is_empty() {
-            cx.err(&k, "a workset needs at least one port");
-        }
         out.push(set);
     }
-    if out.len() < 2 && !out.is_empty() {
+    if out.len() < 2 && matches!(v, Value::Sequence(_)) {
         cx.err(key, "at least two worksets are needed (one serves while the next starts)");
     }
     out
@@ -425,11 +425,14 @@ fn check(cx: &mut Cx, key: &str, v: &Value) -> Option<Check> {
     let mut status = 200u16;
     let mut timeout = DEFAULT_CHECK_TIMEOUT;
     if let Value::Mapping(m) = arg {
-        let mut has_ports = false;
+        let (mut has_ports, mut ports_ok) = (false, false);
         for (ok, ov) in entries(cx, &k, m) {
             let kk = format!("{k}.{ok}");
             match ok.as_str() {
-                "ports" => has_ports = numprocs(cx, &kk, ov),
+                "ports" => {
+                    has_ports = true;
+                    ports_ok = numprocs(cx, &kk, ov);
+                }
                 "timeout" => timeout = seconds(cx, &kk, ov, false).unwrap_or(timeout),
                 "path" if http => match string(cx, &kk, ov) {
                     Some(p) if p.starts_with('/') => path = p,
@@ -445,6 +448,8 @@ fn check(cx: &mut Cx, key: &str, v: &Value) -> Option<Check> {
         }
         if !has_ports {
             cx.err(&k, "missing `ports: numprocs`");
+        }
+        if !ports_ok {
             return None;
         }
     } else if !numprocs(cx, &k, arg) {
@@ -466,8 +471,16 @@ fn action(cx: &mut Cx, key: &str, v: &Value, base: &Path) -> Option<Action> {
             let ok = numprocs(cx, &format!("{k}[0]"), &args[0]);
             let template = string(cx, &format!("{k}[1]"), &args[1]);
             let output = string(cx, &format!("{k}[2]"), &args[2]);
-            let (template, output) = (template?, output?);
-            ok.then(|| Action::ReplaceFile { template: base.join(template), output: base.join(output) })
+            let (template, output) = (base.join(template?), base.join(output?));
+            let template_ok = check_template(cx, &format!("{k}[1]"), &template);
+            let output_ok = match output.parent() {
+                Some(dir) if !dir.is_dir() => {
+                    cx.err(&format!("{k}[2]"), format!("output directory {} does not exist", dir.display()));
+                    false
+                }
+                _ => true,
+            };
+            (ok && template_ok && output_ok).then_some(Action::ReplaceFile { template, output })
         }
         "run_proc" => {
             let command = string(cx, &k, arg)?;
@@ -529,14 +542,14 @@ pub fn split_shell(s: &str) -> Result<Vec<String>, String> {
                     }
                 }
             }
-            '\\' => {
-                in_word = true;
-                match chars.next() {
-                    Some('\n') => {}
-                    Some(c) => cur.push(c),
-                    None => return Err("trailing backslash".into()),
+            '\\' => match chars.next() {
+                Some('\n') => {}
+                Some(c) => {
+                    in_word = true;
+                    cur.push(c);
                 }
-            }
+                None => return Err("trailing backslash".into()),
+            },
             c => {
                 in_word = true;
                 cur.push(c);
@@ -553,3 +566,7 @@ pub fn split_shell(s: &str) -> Result<Vec<String>, String> {
 pub fn with_port(s: &str, port: u16) -> String {
     s.replace("{numproc}", &port.to_string())
 }
+
+#[cfg(test)]
+#[path = "config_tests.rs"]
+mod tests;

@@ -58,15 +58,14 @@ pub fn run(path: &Path, run_dir: Option<&Path>) -> u8 {
             return 2;
         }
     };
-    let server = match control::run_dir(run_dir)
-        .and_then(|dir| control::Server::bind(&control::socket_path(&dir, &cfg.path)))
-    {
-        Ok(s) => s,
-        Err(e) => {
-            log::error(ROLLD, &format!("control socket: {e}; nothing started"));
-            return 1;
-        }
-    };
+    let server =
+        match control::run_dir(run_dir).and_then(|dir| control::Server::bind(&control::socket_path(&dir, &cfg.path))) {
+            Ok(s) => s,
+            Err(e) => {
+                log::error(ROLLD, &format!("control socket: {e}; nothing started"));
+                return 1;
+            }
+        };
     let mut signals = match Signals::install() {
         Ok(s) => s,
         Err(e) => {
@@ -74,10 +73,10 @@ pub fn run(path: &Path, run_dir: Option<&Path>) -> u8 {
             return 1;
         }
     };
-    if std::process::id() != 1 {
-        if let Err(e) = sys::set_child_subreaper() {
-            log::log(Level::Warn, ROLLD, None, &format!("cannot become a child subreaper: {e}"));
-        }
+    if std::process::id() != 1
+        && let Err(e) = sys::set_child_subreaper()
+    {
+        log::log(Level::Warn, ROLLD, None, &format!("cannot become a child subreaper: {e}"));
     }
     log::info(ROLLD, &format!("pid {} running {}", std::process::id(), cfg.path.display()));
     let mut d = Daemon {
@@ -381,12 +380,12 @@ impl Daemon {
         log::log(level, &self.slots[i].group.name, port, &summary);
         let name = self.slots[i].group.name.clone();
         control::broadcast(&mut self.current, &format!("done {name} {word} {summary}"));
-        if let Some((path, lines)) = port.and_then(|p| process::stderr_tail(&self.slots[i].cfg, p, 5)) {
-            if !lines.is_empty() {
-                self.say(i, level, port, &format!("last lines of {}:", path.display()));
-                for l in lines {
-                    self.say(i, level, port, &format!("  | {l}"));
-                }
+        if let Some((path, lines)) = port.and_then(|p| process::stderr_tail(&self.slots[i].cfg, p, 5))
+            && !lines.is_empty()
+        {
+            self.say(i, level, port, &format!("last lines of {}:", path.display()));
+            for l in lines {
+                self.say(i, level, port, &format!("  | {l}"));
             }
         }
         if let (Some(r), false) = (self.round.as_mut(), outcome == Outcome::Ok) {
@@ -401,7 +400,10 @@ impl Daemon {
 
     fn status_text(&self) -> String {
         let mut out = format!("rolld pid {}  config {}\n", std::process::id(), self.path.display());
-        out.push_str(&format!("{:<16} {:<13} {:<7} {:>5} {:>8} {:>9} {:>8}\n", "GROUP", "PHASE", "WORKSET", "PORT", "PID", "UPTIME", "RESTARTS"));
+        out.push_str(&format!(
+            "{:<16} {:<13} {:<7} {:>5} {:>8} {:>9} {:>8}\n",
+            "GROUP", "PHASE", "WORKSET", "PORT", "PID", "UPTIME", "RESTARTS"
+        ));
         let now = Instant::now();
         for s in &self.slots {
             let g = &s.group;
@@ -411,7 +413,8 @@ impl Daemon {
             };
             for p in &live.procs {
                 let pid = p.pid.map_or("-".to_string(), |p| p.to_string());
-                let up = p.pid.map_or("-".to_string(), |_| fmt_uptime(now.saturating_duration_since(p.started).as_secs()));
+                let up =
+                    p.pid.map_or("-".to_string(), |_| fmt_uptime(now.saturating_duration_since(p.started).as_secs()));
                 out.push_str(&format!(
                     "{:<16} {:<13} {:<7} {:>5} {:>8} {:>9} {:>8}\n",
                     g.name,

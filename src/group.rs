@@ -75,14 +75,23 @@ impl Set {
 pub enum Event {
     /// Start a set on workset `index` of `cfg`: the first start when
     /// nothing is live, a rollout otherwise.
-    Start { cfg: Rc<GroupConfig>, index: usize },
+    Start {
+        cfg: Rc<GroupConfig>,
+        index: usize,
+    },
     /// A rollout could not even begin (for example, no free workset).
     StartRefused(String),
     /// Result of `Action::Spawn`, one entry per port.
     Spawned(Vec<(u16, Result<i32, String>)>),
-    Exited { pid: i32, status: ExitStatus },
+    Exited {
+        pid: i32,
+        status: ExitStatus,
+    },
     /// Result of `Action::Smoke`: ports that passed, and the failures.
-    Smoke { passed: Vec<u16>, failed: Vec<(u16, String)> },
+    Smoke {
+        passed: Vec<u16>,
+        failed: Vec<(u16, String)>,
+    },
     AfterStart(Result<(), String>),
     Connections(usize),
     Tick,
@@ -109,20 +118,49 @@ pub enum Outcome {
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Action {
-    Spawn { cfg: Rc<GroupConfig>, ports: Vec<u16> },
-    Smoke { cfg: Rc<GroupConfig>, ports: Vec<u16> },
+    Spawn {
+        cfg: Rc<GroupConfig>,
+        ports: Vec<u16>,
+    },
+    Smoke {
+        cfg: Rc<GroupConfig>,
+        ports: Vec<u16>,
+    },
     /// Run after_start for `ports`; the answer is `Event::AfterStart`.
-    AfterStart { cfg: Rc<GroupConfig>, ports: Vec<u16>, old_ports: Vec<u16> },
+    AfterStart {
+        cfg: Rc<GroupConfig>,
+        ports: Vec<u16>,
+        old_ports: Vec<u16>,
+    },
     /// Run after_start to point back at `ports` after a failed switch. Its
     /// result is only logged: there is nothing further to fall back to.
-    Revert { cfg: Rc<GroupConfig>, ports: Vec<u16>, old_ports: Vec<u16> },
-    Count { ports: Vec<u16> },
-    Signal { pgid: i32, sig: i32 },
-    Log { level: Level, port: Option<u16>, msg: String },
+    Revert {
+        cfg: Rc<GroupConfig>,
+        ports: Vec<u16>,
+        old_ports: Vec<u16>,
+    },
+    Count {
+        ports: Vec<u16>,
+    },
+    Signal {
+        pgid: i32,
+        sig: i32,
+    },
+    Log {
+        level: Level,
+        port: Option<u16>,
+        msg: String,
+    },
     /// A phase of the rollout ended, after `took`.
-    Phase { name: &'static str, took: Duration },
+    Phase {
+        name: &'static str,
+        took: Duration,
+    },
     /// The rollout (or first start) ended; `summary` is its log line.
-    Done { outcome: Outcome, summary: String },
+    Done {
+        outcome: Outcome,
+        summary: String,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -167,11 +205,7 @@ impl Rollout {
 }
 
 pub fn fmt_duration(d: Duration) -> String {
-    if d < Duration::from_secs(1) {
-        format!("{}ms", d.as_millis())
-    } else {
-        format!("{:.2}s", d.as_secs_f64())
-    }
+    if d < Duration::from_secs(1) { format!("{}ms", d.as_millis()) } else { format!("{:.2}s", d.as_secs_f64()) }
 }
 
 pub fn fmt_ports(ports: &[u16]) -> String {
@@ -338,7 +372,8 @@ impl Group {
             p.pid = None;
             let port = p.port;
             let expected = matches!(self.phase, Phase::Stopping { .. } | Phase::ShuttingDown { .. });
-            let (level, what) = if expected { (Level::Info, "stopped") } else { (Level::Warn, "exited while draining") };
+            let (level, what) =
+                if expected { (Level::Info, "stopped") } else { (Level::Warn, "exited while draining") };
             self.log(out, level, Some(port), format!("{what} ({status})"));
         } else if let Some(p) = find(&mut self.live, pid) {
             p.pid = None;
@@ -420,7 +455,12 @@ impl Group {
                     if let Some(r) = self.rollout.as_mut() {
                         r.outcome = Some(Outcome::RolledBack { reason: reason.clone(), port: None });
                     }
-                    self.log(out, Level::Warn, None, format!("{reason}; pointing back at the live set, draining the new one"));
+                    self.log(
+                        out,
+                        Level::Warn,
+                        None,
+                        format!("{reason}; pointing back at the live set, draining the new one"),
+                    );
                     // The LB may already have sent requests to the new set.
                     self.retiring = Some(new);
                     self.phase = Phase::Draining {
@@ -440,7 +480,8 @@ impl Group {
     fn counted(&mut self, now: Instant, n: usize, out: &mut Vec<Action>) {
         let Phase::Draining { quiet_since, deadline, next_count } = &mut self.phase else { return };
         let Some(set) = &self.retiring else { return };
-        let quiet = set.cfg.timing.drain_quiet.max(self.live.as_ref().map_or(Duration::ZERO, |l| l.cfg.timing.drain_quiet));
+        let quiet =
+            set.cfg.timing.drain_quiet.max(self.live.as_ref().map_or(Duration::ZERO, |l| l.cfg.timing.drain_quiet));
         if n > 0 {
             *quiet_since = None;
         } else if quiet_since.is_none() {
@@ -459,20 +500,20 @@ impl Group {
 
     fn tick(&mut self, now: Instant, out: &mut Vec<Action>) {
         // Crash restarts of the live set.
-        if !matches!(self.phase, Phase::ShuttingDown { .. } | Phase::Gone) {
-            if let Some(live) = self.live.as_mut() {
-                let due: Vec<u16> = live
-                    .procs
-                    .iter_mut()
-                    .filter(|p| p.restart_at.is_some_and(|t| t <= now))
-                    .map(|p| {
-                        p.restart_at = None;
-                        p.port
-                    })
-                    .collect();
-                if !due.is_empty() {
-                    out.push(Action::Spawn { cfg: live.cfg.clone(), ports: due });
-                }
+        if !matches!(self.phase, Phase::ShuttingDown { .. } | Phase::Gone)
+            && let Some(live) = self.live.as_mut()
+        {
+            let due: Vec<u16> = live
+                .procs
+                .iter_mut()
+                .filter(|p| p.restart_at.is_some_and(|t| t <= now))
+                .map(|p| {
+                    p.restart_at = None;
+                    p.port
+                })
+                .collect();
+            if !due.is_empty() {
+                out.push(Action::Spawn { cfg: live.cfg.clone(), ports: due });
             }
         }
         match &mut self.phase {
@@ -496,11 +537,8 @@ impl Group {
             Phase::Stopping { kill_at } | Phase::ShuttingDown { kill_at } if kill_at.is_some_and(|t| t <= now) => {
                 *kill_at = None;
                 let sets: Vec<&Set> = self.live.iter().chain(self.new.iter()).chain(self.retiring.iter()).collect();
-                let stopping: Vec<&Set> = if matches!(self.phase, Phase::Stopping { .. }) {
-                    self.retiring.iter().collect()
-                } else {
-                    sets
-                };
+                let stopping: Vec<&Set> =
+                    if matches!(self.phase, Phase::Stopping { .. }) { self.retiring.iter().collect() } else { sets };
                 let mut acts = Vec::new();
                 for set in stopping {
                     for p in set.alive() {
@@ -734,10 +772,7 @@ mod tests {
         let t0 = Instant::now();
         let mut g = live_group(t0);
         let a = roll_to_switch(&mut g, ms(t0, 100), 1, [21, 22]);
-        assert_eq!(
-            a,
-            vec![Action::AfterStart { cfg: cfg(), ports: vec![8501, 8502], old_ports: vec![8001, 8002] }]
-        );
+        assert_eq!(a, vec![Action::AfterStart { cfg: cfg(), ports: vec![8501, 8502], old_ports: vec![8001, 8002] }]);
         let t = ms(t0, 200);
         let a = g.run(t, Event::AfterStart(Ok(())));
         assert!(signals(&a).is_empty(), "nothing stopped at the switch");
@@ -782,7 +817,11 @@ mod tests {
         assert!(g.run(ms(t0, 59_000), Event::Connections(3)).is_empty());
         let a = g.run(ms(t0, 60_000), Event::Connections(3));
         assert_eq!(signals(&a), vec![(11, TERM), (12, TERM)]);
-        assert!(a.iter().any(|a| matches!(a, Action::Log { level: Level::Warn, msg, .. } if msg.contains("3 connection(s) left"))));
+        assert!(
+            a.iter().any(
+                |a| matches!(a, Action::Log { level: Level::Warn, msg, .. } if msg.contains("3 connection(s) left"))
+            )
+        );
     }
 
     #[test]

@@ -29,10 +29,10 @@ impl Notifier {
     }
 
     pub fn send(&self, msg: &str) {
-        if let Some((sock, addr)) = &self.sock {
-            if let Err(e) = sock.send_to_addr(msg.as_bytes(), addr) {
-                crate::log::error("rolld", &format!("sd_notify: {e}"));
-            }
+        if let Some((sock, addr)) = &self.sock
+            && let Err(e) = sock.send_to_addr(msg.as_bytes(), addr)
+        {
+            crate::log::error("rolld", &format!("sd_notify: {e}"));
         }
     }
 }

@@ -11,11 +11,7 @@ use std::time::{Duration, Instant};
 
 /// Turns a libc return value into `io::Result`, reading errno on -1.
 fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
-    if ret == -1 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(ret)
-    }
+    if ret == -1 { Err(io::Error::last_os_error()) } else { Ok(ret) }
 }
 
 /// How a reaped child ended.
@@ -52,11 +48,7 @@ pub fn reap_any() -> io::Result<Option<(i32, ExitStatus)>> {
         0 => Ok(None),
         -1 => {
             let err = io::Error::last_os_error();
-            if err.raw_os_error() == Some(libc::ECHILD) {
-                Ok(None)
-            } else {
-                Err(err)
-            }
+            if err.raw_os_error() == Some(libc::ECHILD) { Ok(None) } else { Err(err) }
         }
         pid => Ok(Some((pid, decode(status)))),
     }
@@ -79,10 +71,8 @@ pub fn kill_group(pgid: i32, sig: i32) -> io::Result<()> {
 /// timeout). Returns the readiness of each descriptor. EINTR counts as a
 /// wakeup with nothing ready.
 pub fn poll_readable(fds: &[BorrowedFd<'_>], timeout: Option<Duration>) -> io::Result<Vec<bool>> {
-    let mut pfds: Vec<libc::pollfd> = fds
-        .iter()
-        .map(|fd| libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 })
-        .collect();
+    let mut pfds: Vec<libc::pollfd> =
+        fds.iter().map(|fd| libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 }).collect();
     let ms = match timeout {
         None => -1,
         // Round up so a deadline is never woken for early and spun on.

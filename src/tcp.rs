@@ -7,7 +7,6 @@
 //! thousands of TIME_WAIT sockets a busy host holds cost nothing; the text
 //! of /proc/net/tcp and tcp6 is the fallback. Both parsers are pure.
 
-
 /// States in which a server-side socket may still carry a request:
 /// ESTABLISHED (01), SYN_RECV (03) and CLOSE_WAIT (08: the client has sent
 /// everything, the server may still be answering). A connection that
@@ -46,22 +45,13 @@ pub fn parse_row(line: &str) -> Option<Row> {
 /// Connections that may carry a request, on any of `ports`, in `table`.
 #[cfg(test)]
 fn count_busy(table: &str, ports: &std::collections::HashSet<u16>) -> usize {
-    table
-        .lines()
-        .filter_map(parse_row)
-        .filter(|r| BUSY_STATES.contains(&r.state) && ports.contains(&r.port))
-        .count()
+    table.lines().filter_map(parse_row).filter(|r| BUSY_STATES.contains(&r.state) && ports.contains(&r.port)).count()
 }
 
 /// Inodes of the sockets listening on `port` in `table`.
 #[cfg(test)]
 fn listeners(table: &str, port: u16) -> Vec<u64> {
-    table
-        .lines()
-        .filter_map(parse_row)
-        .filter(|r| r.state == LISTEN && r.port == port)
-        .map(|r| r.inode)
-        .collect()
+    table.lines().filter_map(parse_row).filter(|r| r.state == LISTEN && r.port == port).map(|r| r.inode).collect()
 }
 
 /// An inet_diag dump request for TCP sockets of `family` in `states`.
@@ -179,11 +169,11 @@ fn holder(inodes: &[u64]) -> String {
         let Some(pid) = name.to_str().filter(|s| s.bytes().all(|b| b.is_ascii_digit())) else { continue };
         let Ok(fds) = std::fs::read_dir(p.path().join("fd")) else { continue };
         for fd in fds.flatten() {
-            if let Ok(target) = std::fs::read_link(fd.path()) {
-                if wanted.iter().any(|w| target.as_os_str() == w.as_str()) {
-                    let comm = std::fs::read_to_string(p.path().join("comm")).unwrap_or_default();
-                    return format!("pid {pid} ({})", comm.trim());
-                }
+            if let Ok(target) = std::fs::read_link(fd.path())
+                && wanted.iter().any(|w| target.as_os_str() == w.as_str())
+            {
+                let comm = std::fs::read_to_string(p.path().join("comm")).unwrap_or_default();
+                return format!("pid {pid} ({})", comm.trim());
             }
         }
     }
@@ -297,7 +287,8 @@ mod tests {
         let l6 = TcpListener::bind("[::1]:0").ok();
         let p4 = l4.local_addr().unwrap().port();
         let mut ports = vec![p4];
-        let mut keep = vec![TcpStream::connect(("127.0.0.1", p4)).unwrap(), TcpStream::connect(("127.0.0.1", p4)).unwrap()];
+        let mut keep =
+            vec![TcpStream::connect(("127.0.0.1", p4)).unwrap(), TcpStream::connect(("127.0.0.1", p4)).unwrap()];
         let mut accepted = vec![l4.accept().unwrap().0];
         if let Some(l6) = &l6 {
             let p6 = l6.local_addr().unwrap().port();
@@ -306,7 +297,8 @@ mod tests {
             accepted.push(l6.accept().unwrap().0);
         }
         let want = keep.len();
-        let from_proc = proc_rows().iter().filter(|r| BUSY_STATES.contains(&r.state) && ports.contains(&r.port)).count();
+        let from_proc =
+            proc_rows().iter().filter(|r| BUSY_STATES.contains(&r.state) && ports.contains(&r.port)).count();
         let from_diag = diag(mask(&BUSY_STATES)).unwrap().iter().filter(|r| ports.contains(&r.port)).count();
         assert_eq!((from_diag, from_proc), (want, want), "accepted and queued connections both count");
         assert_eq!(connections(&ports), want);
