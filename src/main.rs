@@ -1,21 +1,9 @@
 //! rolld: blue/green restarts of process groups without losing a request.
 //!
 //! `main` reads argv, runs a subcommand and maps its result to the exit
-//! code; the logic lives in the modules below.
+//! code; the logic lives in the library's modules.
 
-mod actions;
-mod client;
-mod config;
-mod control;
-mod daemon;
-mod group;
-mod log;
-mod notify;
-mod process;
-mod signals;
-mod smoke;
-mod sys;
-mod tcp;
+use rolld::{client, config, daemon, group};
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

@@ -1,0 +1,16 @@
+//! rolld's modules, one per concept. The binary is `main.rs`; the library
+//! exists so that benchmarks and fuzz targets can reach the parsers.
+
+pub mod actions;
+pub mod client;
+pub mod config;
+pub mod control;
+pub mod daemon;
+pub mod group;
+pub mod log;
+pub mod notify;
+pub mod process;
+pub mod signals;
+pub mod smoke;
+pub mod sys;
+pub mod tcp;
