@@ -8,8 +8,10 @@ use crate::control::{self, Request};
 use crate::group::{Action, Event, Group, Level, Outcome, fmt_duration, fmt_ports};
 use crate::notify::Notifier;
 use crate::signals::Signals;
+use crate::state::{self, Entry};
 use crate::{actions, log, process, smoke, sys, tcp};
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::os::fd::{AsFd, OwnedFd};
 use std::io::Write;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -44,6 +46,12 @@ struct Daemon {
     waiting: Vec<UnixStream>,
     current: Vec<UnixStream>,
     notifier: Notifier,
+    /// Processes taken over from a predecessor, watched by pidfd.
+    watched: Vec<(i32, OwnedFd)>,
+    state_path: PathBuf,
+    /// The state file's text as last written, and start times by pid.
+    state_text: String,
+    starts: HashMap<i32, u64>,
 }
 
 /// Runs the daemon for the config at `path`; returns the exit code.
@@ -58,14 +66,20 @@ pub fn run(path: &Path, run_dir: Option<&Path>) -> u8 {
             return 2;
         }
     };
-    let server =
-        match control::run_dir(run_dir).and_then(|dir| control::Server::bind(&control::socket_path(&dir, &cfg.path))) {
-            Ok(s) => s,
-            Err(e) => {
-                log::error(ROLLD, &format!("control socket: {e}; nothing started"));
-                return 1;
-            }
-        };
+    let socket = match control::run_dir(run_dir) {
+        Ok(dir) => control::socket_path(&dir, &cfg.path),
+        Err(e) => {
+            log::error(ROLLD, &format!("control socket: {e}; nothing started"));
+            return 1;
+        }
+    };
+    let server = match control::Server::bind(&socket) {
+        Ok(s) => s,
+        Err(e) => {
+            log::error(ROLLD, &format!("control socket: {e}; nothing started"));
+            return 1;
+        }
+    };
     let mut signals = match Signals::install() {
         Ok(s) => s,
         Err(e) => {
@@ -89,23 +103,33 @@ pub fn run(path: &Path, run_dir: Option<&Path>) -> u8 {
         waiting: Vec::new(),
         current: Vec::new(),
         notifier: Notifier::from_env(),
+        watched: Vec::new(),
+        state_path: state::path_for(&socket),
+        state_text: String::new(),
+        starts: HashMap::new(),
     };
+    d.take_over(&cfg);
     d.begin_round(cfg, true);
     loop {
         d.end_round_if_done();
+        d.save_state();
         if d.exiting && d.slots.iter().all(|s| s.group.is_gone()) {
             break;
         }
         let timeout = d.next_deadline().map(|t| t.saturating_duration_since(Instant::now()));
-        let ready = match sys::poll_readable(&[signals.fd(), server.fd()], timeout) {
+        let mut fds = vec![signals.fd(), server.fd()];
+        fds.extend(d.watched.iter().map(|(_, fd)| fd.as_fd()));
+        let ready = match sys::poll_readable(&fds, timeout) {
             Ok(r) => r,
             Err(e) => {
                 log::error(ROLLD, &format!("poll: {e}"));
-                vec![true, true]
+                vec![true; fds.len()]
             }
         };
+        drop(fds);
         let sigs = signals.take();
         d.reap();
+        d.reap_watched(&ready[2..]);
         for sig in sigs {
             match sig {
                 libc::SIGTERM | libc::SIGINT if !d.exiting => {
@@ -130,11 +154,131 @@ pub fn run(path: &Path, run_dir: Option<&Path>) -> u8 {
     }
     // Orphans handed to rolld (as PID 1 or subreaper) are reaped too.
     while let Ok(Some(_)) = sys::reap_any() {}
+    if let Err(e) = std::fs::remove_file(&d.state_path) {
+        if e.kind() != std::io::ErrorKind::NotFound {
+            log::error(ROLLD, &format!("{}: {e}", d.state_path.display()));
+        }
+    }
     log::info(ROLLD, &format!("rolld exiting ({})", d.exit_code));
     d.exit_code
 }
 
 impl Daemon {
+    /// Takes over the processes a killed predecessor left running: its live
+    /// sets become the live sets of this rolld (to be rolled over by the
+    /// first round), anything else it ran is stopped. A recorded pid whose
+    /// start time or process group differs is someone else's and is left
+    /// alone.
+    fn take_over(&mut self, cfg: &Config) {
+        let entries = match state::read(&self.state_path) {
+            Ok(Some(e)) => e,
+            Ok(None) => return,
+            Err(e) => {
+                log::log(Level::Warn, ROLLD, None, &format!("state file: {e}"));
+                return;
+            }
+        };
+        let mut live: BTreeMap<String, (usize, Vec<(u16, i32)>)> = BTreeMap::new();
+        let mut stale = Vec::new();
+        for e in entries {
+            if state::identity(e.pid) != Some((e.start, e.pid)) {
+                continue;
+            }
+            if e.live && cfg.groups.iter().any(|g| g.name == e.group) {
+                live.entry(e.group.clone()).or_insert((e.workset, Vec::new())).1.push((e.port, e.pid));
+            } else {
+                stale.push(e);
+            }
+        }
+        self.stop_stale(cfg, &stale);
+        for (name, (index, procs)) in live {
+            let Some(gc) = cfg.groups.iter().find(|g| g.name == name) else { continue };
+            let gc = Rc::new(gc.clone());
+            let mut group = Group::new(&name);
+            group.adopt(gc.clone(), index, &procs, Instant::now());
+            for &(port, pid) in &procs {
+                match sys::pidfd_open(pid) {
+                    Ok(fd) => self.watched.push((pid, fd)),
+                    Err(e) => log::log(Level::Warn, &name, Some(port), &format!("pidfd of pid {pid}: {e}")),
+                }
+            }
+            let ports: Vec<u16> = procs.iter().map(|p| p.0).collect();
+            let msg = format!("took over the live set {} of a previous rolld; rolling it over", fmt_ports(&ports));
+            log::log(Level::Warn, &name, None, &msg);
+            self.slots.push(Slot { group, cfg: gc, last: None });
+        }
+    }
+
+    /// Stops processes of a predecessor that were not serving: stop signal,
+    /// then SIGKILL after the stop timeout, waiting on pidfds.
+    fn stop_stale(&self, cfg: &Config, stale: &[Entry]) {
+        let mut waiting = Vec::new();
+        let mut timeout = std::time::Duration::ZERO;
+        for e in stale {
+            let gc = cfg.groups.iter().find(|g| g.name == e.group);
+            let sig = gc.map_or(libc::SIGTERM, |g| g.stop_signal);
+            timeout = timeout.max(gc.map_or(std::time::Duration::from_secs(10), |g| g.timing.stop_timeout));
+            let msg = format!("stopping pid {} left by a previous rolld", e.pid);
+            log::log(Level::Warn, &e.group, Some(e.port), &msg);
+            if let (Ok(fd), Ok(())) = (sys::pidfd_open(e.pid), sys::kill_group(e.pid, sig)) {
+                waiting.push((e, fd));
+            }
+        }
+        let deadline = Instant::now() + timeout;
+        for (e, fd) in waiting {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if !matches!(sys::poll_readable(&[fd.as_fd()], Some(left)).as_deref(), Ok([true])) {
+                log::log(Level::Warn, &e.group, Some(e.port), &format!("pid {} still running: SIGKILL", e.pid));
+            }
+            let _ = sys::kill_group(e.pid, libc::SIGKILL);
+        }
+    }
+
+    /// Feeds the exits of taken-over processes whose pidfds are readable.
+    fn reap_watched(&mut self, ready: &[bool]) {
+        let mut i = 0;
+        let mut gone = Vec::new();
+        self.watched.retain(|(pid, _)| {
+            let keep = !ready.get(i).copied().unwrap_or(false);
+            i += 1;
+            if !keep {
+                gone.push(*pid);
+            }
+            keep
+        });
+        for pid in gone {
+            if let Some(i) = self.slots.iter().position(|s| s.group.owns(pid)) {
+                self.feed(i, Event::Exited { pid, status: sys::ExitStatus::Unknown });
+            }
+        }
+    }
+
+    /// Records the processes of every set in the state file, when they
+    /// have changed since the last write.
+    fn save_state(&mut self) {
+        let mut entries = Vec::new();
+        for s in &self.slots {
+            let g = &s.group;
+            let sets = [(g.live.as_ref(), true), (g.new.as_ref(), false), (g.retiring.as_ref(), false)];
+            for (set, live) in sets {
+                let Some(set) = set else { continue };
+                for p in &set.procs {
+                    let Some(pid) = p.pid else { continue };
+                    let start = *self.starts.entry(pid).or_insert_with(|| state::identity(pid).map_or(0, |i| i.0));
+                    entries.push(Entry { group: g.name.clone(), live, workset: set.index, port: p.port, pid, start });
+                }
+            }
+        }
+        self.starts.retain(|pid, _| entries.iter().any(|e| e.pid == *pid));
+        let text = state::format(&entries);
+        if text != self.state_text {
+            if let Err(e) = state::write(&self.state_path, &text) {
+                log::error(ROLLD, &format!("state file: {e}"));
+            }
+            self.state_text = text;
+        }
+    }
+
     fn next_deadline(&self) -> Option<Instant> {
         self.slots.iter().filter_map(|s| s.group.next_deadline()).min()
     }

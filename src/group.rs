@@ -227,6 +227,26 @@ impl Group {
         Group { name: name.to_string(), live: None, new: None, retiring: None, phase: Phase::Idle, rollout: None }
     }
 
+    /// Takes over `procs` (port, pid), a live set left running by a rolld
+    /// that died. They are not rolld's children: their exits must come from
+    /// pidfds. The next `Start` rolls them over like any live set.
+    pub fn adopt(&mut self, cfg: Rc<GroupConfig>, index: usize, procs: &[(u16, i32)], now: Instant) {
+        let procs = procs
+            .iter()
+            .map(|&(port, pid)| Proc {
+                port,
+                pid: Some(pid),
+                pgid: Some(pid),
+                started: now,
+                backoff: BACKOFF_FIRST,
+                restart_at: None,
+                restarts: 0,
+            })
+            .collect();
+        let index = index % cfg.worksets.len().max(1);
+        self.live = Some(Set { index, cfg, procs });
+    }
+
     /// True when no rollout is under way and a new one may start.
     pub fn is_idle(&self) -> bool {
         self.phase == Phase::Idle

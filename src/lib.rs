@@ -12,5 +12,6 @@ pub mod notify;
 pub mod process;
 pub mod signals;
 pub mod smoke;
+pub mod state;
 pub mod sys;
 pub mod tcp;

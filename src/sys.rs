@@ -19,6 +19,9 @@ fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
 pub enum ExitStatus {
     Code(i32),
     Signal(i32),
+    /// A process rolld did not start (adopted from a predecessor): it
+    /// cannot be waited for, only seen to end.
+    Unknown,
 }
 
 impl std::fmt::Display for ExitStatus {
@@ -26,6 +29,7 @@ impl std::fmt::Display for ExitStatus {
         match self {
             ExitStatus::Code(c) => write!(f, "exit {c}"),
             ExitStatus::Signal(s) => write!(f, "signal {s}"),
+            ExitStatus::Unknown => write!(f, "status unknown: not rolld's child"),
         }
     }
 }
@@ -94,13 +98,7 @@ pub fn poll_readable(fds: &[BorrowedFd<'_>], timeout: Option<Duration>) -> io::R
 /// or `None` on timeout (the child is left running and unreaped). The wait
 /// sleeps in poll(2) on a pidfd.
 pub fn wait_pid_until(pid: i32, deadline: Instant) -> io::Result<Option<ExitStatus>> {
-    // SAFETY: pidfd_open takes plain integers and returns a new descriptor.
-    let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as RawFd;
-    let pidfd = cvt(raw).map(|fd| {
-        // SAFETY: fd is a fresh descriptor owned by nobody else.
-        unsafe { OwnedFd::from_raw_fd(fd) }
-    })?;
-    // pidfd_open always sets close-on-exec.
+    let pidfd = pidfd_open(pid)?;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         let ready = poll_readable(&[pidfd.as_fd()], Some(left))?;
@@ -115,6 +113,17 @@ pub fn wait_pid_until(pid: i32, deadline: Instant) -> io::Result<Option<ExitStat
             return Ok(None);
         }
     }
+}
+
+/// A pidfd for `pid`: readable once the process has ended, whoever its
+/// parent is. Always close-on-exec.
+pub fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
+    // SAFETY: pidfd_open takes plain integers and returns a new descriptor.
+    let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as RawFd;
+    cvt(raw).map(|fd| {
+        // SAFETY: fd is a fresh descriptor owned by nobody else.
+        unsafe { OwnedFd::from_raw_fd(fd) }
+    })
 }
 
 /// Makes rolld the reaper of every orphaned descendant, as PID 1 already is.

@@ -1,0 +1,161 @@
+//! The state file: which processes rolld runs, so that a rolld started
+//! after its predecessor was killed can take them over instead of leaving
+//! them orphaned or starting a second set on top of them.
+//!
+//! It sits beside the control socket (same run directory, same name with
+//! `.state`), is written 0600 by rename of a temporary file, and is read
+//! only if it is a regular file owned by rolld's user and closed to others.
+//! Each process is recorded with its start time (from /proc/PID/stat), so a
+//! recycled pid is never mistaken for a backend.
+
+use std::io::Write;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+/// One recorded process.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    pub group: String,
+    /// Serving (`live`), or part of a rollout under way (`other`).
+    pub live: bool,
+    /// Index of the live workset.
+    pub workset: usize,
+    pub port: u16,
+    pub pid: i32,
+    pub start: u64,
+}
+
+pub fn path_for(socket: &Path) -> PathBuf {
+    socket.with_extension("state")
+}
+
+pub fn format(entries: &[Entry]) -> String {
+    let mut out = String::from("rolld-state 1\n");
+    for e in entries {
+        let role = if e.live { "live" } else { "other" };
+        out.push_str(&format!("{} {role} {} {} {} {}\n", e.group, e.workset, e.port, e.pid, e.start));
+    }
+    out
+}
+
+/// Parses a state file; lines that do not parse are errors, not skipped.
+pub fn parse(text: &str) -> Result<Vec<Entry>, String> {
+    let mut lines = text.lines();
+    if lines.next() != Some("rolld-state 1") {
+        return Err("not a rolld state file (version 1)".into());
+    }
+    lines
+        .enumerate()
+        .map(|(i, l)| {
+            let f: Vec<&str> = l.split(' ').collect();
+            let bad = || format!("line {}: cannot parse {l:?}", i + 2);
+            if f.len() != 6 || !matches!(f[1], "live" | "other") {
+                return Err(bad());
+            }
+            Ok(Entry {
+                group: f[0].to_string(),
+                live: f[1] == "live",
+                workset: f[2].parse().map_err(|_| bad())?,
+                port: f[3].parse().map_err(|_| bad())?,
+                pid: f[4].parse().ok().filter(|p| *p > 1).ok_or_else(bad)?,
+                start: f[5].parse().map_err(|_| bad())?,
+            })
+        })
+        .collect()
+}
+
+/// Start time (clock ticks since boot) and process group of `pid`, from
+/// /proc; `None` if there is no such process.
+pub fn identity(pid: i32) -> Option<(u64, i32)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    parse_stat(&stat)
+}
+
+/// Fields after the command name, which may itself hold spaces and parens.
+pub fn parse_stat(stat: &str) -> Option<(u64, i32)> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let f: Vec<&str> = rest.split_ascii_whitespace().collect();
+    // f[0] is field 3 (state): pgrp is field 5, starttime field 22.
+    let pgrp = f.get(2)?.parse().ok()?;
+    let start = f.get(19)?.parse().ok()?;
+    if f[0] == "Z" || f[0] == "X" {
+        return None;
+    }
+    Some((start, pgrp))
+}
+
+/// Writes `text` to `path` atomically, 0600, never through a symlink.
+pub fn write(path: &Path, text: &str) -> Result<(), String> {
+    let tmp = path.with_extension("state.tmp");
+    let _ = std::fs::remove_file(&tmp);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&tmp)
+        .map_err(|e| format!("{}: {e}", tmp.display()))?;
+    f.write_all(text.as_bytes()).map_err(|e| format!("{}: {e}", tmp.display()))?;
+    std::fs::rename(&tmp, path).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Reads the state file, if there is one that can be trusted.
+pub fn read(path: &Path) -> Result<Option<Vec<Entry>>, String> {
+    let f = match std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("{}: {e}", path.display())),
+    };
+    let meta = f.metadata().map_err(|e| format!("{}: {e}", path.display()))?;
+    if !meta.is_file() || meta.uid() != crate::sys::euid() || meta.mode() & 0o077 != 0 {
+        return Err(format!("{}: not a private regular file of uid {}; ignored", path.display(), crate::sys::euid()));
+    }
+    let text = std::io::read_to_string(f).map_err(|e| format!("{}: {e}", path.display()))?;
+    parse(&text).map(Some).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips() {
+        let e = vec![
+            Entry { group: "web".into(), live: true, workset: 1, port: 8501, pid: 1234, start: 99 },
+            Entry { group: "web".into(), live: false, workset: 1, port: 8001, pid: 1240, start: 100 },
+        ];
+        assert_eq!(parse(&format(&e)).unwrap(), e);
+        assert!(parse("rolld-state 1\nweb live 0 80 1 5\n").is_err(), "pid 1 is never adopted");
+        assert!(parse("something else\n").is_err());
+        assert!(parse("rolld-state 1\nweb live x 80 100 5\n").is_err());
+    }
+
+    #[test]
+    fn reads_stat_with_odd_command_names() {
+        let stat = "4242 (a (b) c) S 1 4242 4242 0 -1 4194560 1 0 0 0 0 0 0 0 20 0 1 0 777 1 1 1";
+        assert_eq!(parse_stat(stat), Some((777, 4242)));
+        let zombie = "4242 (x) Z 1 4242 4242 0 -1 4194560 1 0 0 0 0 0 0 0 20 0 1 0 777 1 1 1";
+        assert_eq!(parse_stat(zombie), None);
+        let me = identity(std::process::id() as i32).unwrap();
+        assert!(me.0 > 0);
+    }
+
+    #[test]
+    fn refuses_open_or_linked_files() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("rolld-state-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("x.state");
+        assert_eq!(read(&p).unwrap(), None);
+        write(&p, "rolld-state 1\n").unwrap();
+        assert_eq!(std::fs::metadata(&p).unwrap().mode() & 0o777, 0o600);
+        assert_eq!(read(&p).unwrap(), Some(vec![]));
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(read(&p).is_err());
+        let link = dir.join("l.state");
+        std::os::unix::fs::symlink(&p, &link).unwrap();
+        assert!(read(&link).is_err(), "symlinks are not followed");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
