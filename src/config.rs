@@ -35,6 +35,17 @@ pub struct GroupConfig {
     pub actions: Vec<Action>,
     pub timing: Timing,
     pub stop_signal: i32,
+    /// Who the children run as, from `user:` and `group:`.
+    pub credentials: Option<Credentials>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Credentials {
+    pub uid: u32,
+    pub gid: u32,
+    pub groups: Vec<u32>,
+    /// Set when `user:` is: the name and home for USER, LOGNAME and HOME.
+    pub user: Option<(String, String)>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -269,8 +280,10 @@ fn group(cx: &mut Cx, name: &str, v: &Value, base: &Path) -> (Option<GroupConfig
         actions: Vec::new(),
         timing: Timing::default(),
         stop_signal: libc::SIGTERM,
+        credentials: None,
     };
     let mut has_workset = false;
+    let (mut user, mut group_name) = (None, None);
     for (key, v) in entries(cx, name, m) {
         let k = format!("{name}.{key}");
         let t = &mut g.timing;
@@ -318,6 +331,8 @@ fn group(cx: &mut Cx, name: &str, v: &Value, base: &Path) -> (Option<GroupConfig
             "drain_quiet" => t.drain_quiet = seconds(cx, &k, v, true).unwrap_or(t.drain_quiet),
             "stop_timeout" => t.stop_timeout = seconds(cx, &k, v, false).unwrap_or(t.stop_timeout),
             "action_timeout" => t.action_timeout = seconds(cx, &k, v, false).unwrap_or(t.action_timeout),
+            "user" => user = scalar(cx, &k, v),
+            "group" => group_name = scalar(cx, &k, v),
             "stop_signal" => {
                 let text = scalar(cx, &k, v);
                 match text.as_deref().map(crate::sys::signal_number) {
@@ -331,6 +346,9 @@ fn group(cx: &mut Cx, name: &str, v: &Value, base: &Path) -> (Option<GroupConfig
     }
     if !has_workset {
         cx.err(&format!("{name}.workset"), "missing (at least two worksets are needed)");
+    }
+    if user.is_some() || group_name.is_some() {
+        g.credentials = credentials(cx, name, user.as_deref(), group_name.as_deref());
     }
     match std::fs::metadata(&directory) {
         Ok(m) if m.is_dir() => {}
@@ -360,6 +378,57 @@ fn group(cx: &mut Cx, name: &str, v: &Value, base: &Path) -> (Option<GroupConfig
     }
     let worksets = g.worksets.clone();
     ((cx.errs.len() == before).then_some(g), worksets)
+}
+
+/// Resolves `user:` and `group:`. An unknown name is an error, never a
+/// silent fallback to running the group as root.
+fn credentials(cx: &mut Cx, name: &str, user: Option<&str>, group: Option<&str>) -> Option<Credentials> {
+    let euid = crate::sys::euid();
+    let u = match user {
+        None => None,
+        Some(u) => match crate::sys::lookup_user(u) {
+            Ok(Some(found)) => Some(found),
+            Ok(None) => {
+                cx.err(&format!("{name}.user"), format!("unknown user {u:?}; refusing to run the group as root"));
+                return None;
+            }
+            Err(e) => {
+                cx.err(&format!("{name}.user"), format!("cannot look up user {u:?}: {e}"));
+                return None;
+            }
+        },
+    };
+    let gid = match group {
+        None => u.as_ref().map_or(crate::sys::egid(), |u| u.gid),
+        Some(gname) => match crate::sys::lookup_group(gname) {
+            Ok(Some(gid)) => gid,
+            Ok(None) => {
+                cx.err(&format!("{name}.group"), format!("unknown group {gname:?}"));
+                return None;
+            }
+            Err(e) => {
+                cx.err(&format!("{name}.group"), format!("cannot look up group {gname:?}: {e}"));
+                return None;
+            }
+        },
+    };
+    let uid = u.as_ref().map_or(euid, |u| u.uid);
+    if euid != 0 && (uid != euid || gid != crate::sys::egid()) {
+        let key = if user.is_some() { "user" } else { "group" };
+        cx.err(&format!("{name}.{key}"), format!("switching needs rolld to run as root (it runs as uid {euid})"));
+        return None;
+    }
+    let groups = match &u {
+        Some(u) => match crate::sys::group_list(&u.name, gid) {
+            Ok(g) => g,
+            Err(e) => {
+                cx.err(&format!("{name}.user"), format!("cannot list the groups of {:?}: {e}", u.name));
+                return None;
+            }
+        },
+        None => vec![gid],
+    };
+    Some(Credentials { uid, gid, groups, user: u.map(|u| (u.name, u.home)) })
 }
 
 fn check_template(cx: &mut Cx, key: &str, template: &Path) -> bool {

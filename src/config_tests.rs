@@ -234,6 +234,7 @@ fn defaults_when_optional_keys_are_absent() {
             actions: Vec::new(),
             timing: Timing::default(),
             stop_signal: libc::SIGTERM,
+            credentials: None,
         }
     );
 }
@@ -1419,4 +1420,29 @@ fn with_port_leaves_other_text_alone() {
     assert_eq!(with_port("no placeholder", 8001), "no placeholder");
     assert_eq!(with_port("{numprocs} {port} {NUMPROC} {print $2}", 1), "{numprocs} {port} {NUMPROC} {print $2}");
     assert_eq!(with_port("", 1), "");
+}
+
+#[test]
+fn user_and_group_resolve_to_credentials() {
+    let t = TempDir::new("user_ok");
+    let groups = parse(&with("  user: nobody\n  group: nogroup\n"), FILE, t.path()).expect("valid");
+    let c = groups[0].credentials.clone().expect("credentials");
+    let nobody = crate::sys::lookup_user("nobody").unwrap().unwrap();
+    assert_eq!((c.uid, c.gid), (nobody.uid, crate::sys::lookup_group("nogroup").unwrap().unwrap()));
+    assert!(c.groups.contains(&c.gid));
+    assert_eq!(c.user.as_ref().map(|u| u.0.as_str()), Some("nobody"));
+}
+
+#[test]
+fn unknown_user_is_refused_not_run_as_root() {
+    let t = TempDir::new("user_unknown");
+    let errs = bad(&with("  user: no-such-user-here\n  group: no-such-group\n"), t.path());
+    has(&errs, &["g.user: ", "unknown user \"no-such-user-here\"", "refusing to run the group as root"]);
+}
+
+#[test]
+fn unknown_group_is_refused() {
+    let t = TempDir::new("group_unknown");
+    let errs = bad(&with("  group: no-such-group-here\n"), t.path());
+    has(&errs, &["g.group: ", "unknown group \"no-such-group-here\""]);
 }

@@ -112,6 +112,13 @@ pub fn run(path: &Path, run_dir: Option<&Path>) -> u8 {
     d.begin_round(cfg, true);
     loop {
         d.end_round_if_done();
+        // A reload asked for during the round that just ended starts now,
+        // before the loop sleeps.
+        if d.reload_pending && !d.exiting && d.round.is_none() {
+            d.reload_pending = false;
+            d.reload();
+            continue;
+        }
         d.save_state();
         if d.exiting && d.slots.iter().all(|s| s.group.is_gone()) {
             break;
@@ -147,10 +154,6 @@ pub fn run(path: &Path, run_dir: Option<&Path>) -> u8 {
             }
         }
         d.tick();
-        if d.reload_pending && !d.exiting && d.round.is_none() {
-            d.reload_pending = false;
-            d.reload();
-        }
     }
     // Orphans handed to rolld (as PID 1 or subreaper) are reaped too.
     while let Ok(Some(_)) = sys::reap_any() {}

@@ -717,6 +717,7 @@ mod tests {
                 action_timeout: Duration::from_secs(3),
             },
             stop_signal: TERM,
+            credentials: None,
         })
     }
 

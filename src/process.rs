@@ -39,6 +39,12 @@ pub fn spawn(cfg: &GroupConfig, port: u16) -> Result<i32, String> {
         .stdout(output(cfg, &cfg.stdout, port)?)
         .stderr(output(cfg, &cfg.stderr, port)?)
         .process_group(0);
+    if let Some(c) = &cfg.credentials {
+        if let Some((user, home)) = &c.user {
+            cmd.env("USER", user).env("LOGNAME", user).env("HOME", home);
+        }
+        sys::set_credentials(&mut cmd, c.uid, c.gid, c.groups.clone());
+    }
     for (k, v) in &cfg.env {
         cmd.env(k, with_port(v, port));
     }

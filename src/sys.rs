@@ -226,10 +226,114 @@ pub fn euid() -> u32 {
     unsafe { libc::geteuid() }
 }
 
+/// The effective gid of rolld.
+pub fn egid() -> u32 {
+    // SAFETY: getegid cannot fail.
+    unsafe { libc::getegid() }
+}
+
 /// CLOCK_MONOTONIC in microseconds, as systemd's MONOTONIC_USEC wants it.
 pub fn monotonic_usec() -> u64 {
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: ts is a valid timespec to write into.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec as u64 * 1_000_000 + ts.tv_nsec as u64 / 1_000
+}
+
+/// A user account from the password database.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct User {
+    pub name: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub home: String,
+}
+
+fn cstr(s: &str) -> io::Result<std::ffi::CString> {
+    std::ffi::CString::new(s).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "name holds a NUL byte"))
+}
+
+/// Looks up a user by name, or by number when `name` is all digits.
+pub fn lookup_user(name: &str) -> io::Result<Option<User>> {
+    let mut buf = vec![0 as libc::c_char; 16 * 1024];
+    // SAFETY: an all-zero passwd is a valid out-parameter.
+    let mut pw: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut found: *mut libc::passwd = std::ptr::null_mut();
+    let rc = match name.parse::<u32>() {
+        // SAFETY: every pointer is valid for the sizes given.
+        Ok(uid) => unsafe { libc::getpwuid_r(uid, &mut pw, buf.as_mut_ptr(), buf.len(), &mut found) },
+        Err(_) => {
+            let c = cstr(name)?;
+            // SAFETY: as above; c is NUL-terminated.
+            unsafe { libc::getpwnam_r(c.as_ptr(), &mut pw, buf.as_mut_ptr(), buf.len(), &mut found) }
+        }
+    };
+    if rc != 0 {
+        return Err(io::Error::from_raw_os_error(rc));
+    }
+    if found.is_null() {
+        return Ok(None);
+    }
+    // SAFETY: on success the strings point into buf, NUL-terminated.
+    let text = |p: *const libc::c_char| unsafe { std::ffi::CStr::from_ptr(p) }.to_string_lossy().into_owned();
+    Ok(Some(User { name: text(pw.pw_name), uid: pw.pw_uid, gid: pw.pw_gid, home: text(pw.pw_dir) }))
+}
+
+/// Looks up a group id by name, or by number when `name` is all digits.
+pub fn lookup_group(name: &str) -> io::Result<Option<u32>> {
+    if let Ok(gid) = name.parse::<u32>() {
+        return Ok(Some(gid));
+    }
+    let c = cstr(name)?;
+    let mut buf = vec![0 as libc::c_char; 64 * 1024];
+    // SAFETY: an all-zero group is a valid out-parameter.
+    let mut gr: libc::group = unsafe { std::mem::zeroed() };
+    let mut found: *mut libc::group = std::ptr::null_mut();
+    // SAFETY: every pointer is valid for the sizes given.
+    let rc = unsafe { libc::getgrnam_r(c.as_ptr(), &mut gr, buf.as_mut_ptr(), buf.len(), &mut found) };
+    if rc != 0 {
+        return Err(io::Error::from_raw_os_error(rc));
+    }
+    Ok((!found.is_null()).then_some(gr.gr_gid))
+}
+
+/// The supplementary groups of `user`, with `gid` among them.
+pub fn group_list(user: &str, gid: u32) -> io::Result<Vec<u32>> {
+    let c = cstr(user)?;
+    let mut n: libc::c_int = 64;
+    loop {
+        let mut groups = vec![0 as libc::gid_t; n as usize];
+        let mut count = n;
+        // SAFETY: groups holds `count` entries.
+        let rc = unsafe { libc::getgrouplist(c.as_ptr(), gid, groups.as_mut_ptr(), &mut count) };
+        if rc >= 0 {
+            groups.truncate(count as usize);
+            return Ok(groups);
+        }
+        if count <= n {
+            n *= 2;
+        } else {
+            n = count;
+        }
+        if n > 65536 {
+            return Err(io::Error::other("too many groups"));
+        }
+    }
+}
+
+/// Makes `cmd`'s child take `uid`, `gid` and `groups` before exec, in that
+/// safe order: supplementary groups and gid while still privileged, uid
+/// last. A failure aborts the spawn with its error.
+pub fn set_credentials(cmd: &mut std::process::Command, uid: u32, gid: u32, groups: Vec<u32>) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs between fork and exec and calls only the
+    // async-signal-safe setgroups, setgid and setuid; it allocates nothing.
+    unsafe {
+        cmd.pre_exec(move || {
+            cvt(libc::setgroups(groups.len(), groups.as_ptr()))?;
+            cvt(libc::setgid(gid))?;
+            cvt(libc::setuid(uid))?;
+            Ok(())
+        });
+    }
 }

@@ -1,0 +1,134 @@
+#!/usr/bin/env python3
+"""Tiny demo backend for the rolld example (Python standard library only).
+
+Usage: python3 app.py PORT
+
+  GET /          -> 200 "port PORT\n"
+  GET /slow?s=X  -> sleeps X seconds (float), then 200 "slow done port PORT\n"
+
+Binds 127.0.0.1:PORT. Each request runs in its own (non-daemon) thread and the
+connection is closed after every response (HTTP/1.0 style).
+
+On SIGTERM or SIGINT the server stops accepting new connections (the listening
+socket is closed), waits for the requests already in flight to finish, and
+exits with status 0. That is the graceful stop rolld relies on when it retires
+an old workset.
+"""
+
+import os
+import signal
+import socketserver
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+
+def log(msg):
+    sys.stderr.write("%s app[%d] %s\n" % (
+        time.strftime("%Y-%m-%dT%H:%M:%S"), os.getpid(), msg))
+    sys.stderr.flush()
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.0"  # one request per connection
+    timeout = 30  # a client that connects and sends nothing cannot delay exit forever
+
+    def version_string(self):
+        return "rolld-example-app"
+
+    def _reply(self, code, body):
+        data = body.encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "text/plain; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+
+    def do_GET(self):
+        port = self.server.server_address[1]
+        url = urlsplit(self.path)
+        if url.path == "/":
+            self._reply(200, "port %d\n" % port)
+        elif url.path == "/slow":
+            try:
+                secs = float(parse_qs(url.query).get("s", ["1"])[0])
+                if not 0 <= secs <= 3600:
+                    raise ValueError
+            except ValueError:
+                self._reply(400, "bad s parameter\n")
+                return
+            time.sleep(secs)
+            self._reply(200, "slow done port %d\n" % port)
+        else:
+            self._reply(404, "not found\n")
+
+    do_HEAD = do_GET
+
+    def log_message(self, format, *args):
+        pass  # no access log
+
+    def handle(self):
+        try:
+            super().handle()
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+
+class Server(ThreadingHTTPServer):
+    daemon_threads = False     # in-flight requests must be able to finish
+    block_on_close = True      # server_close() joins the request threads
+    allow_reuse_address = True
+    request_queue_size = 128
+
+    def server_bind(self):
+        # Skip HTTPServer.server_bind's reverse DNS lookup (getfqdn): start fast.
+        socketserver.TCPServer.server_bind(self)
+        self.server_name = "127.0.0.1"
+        self.server_port = self.server_address[1]
+
+
+def main():
+    if len(sys.argv) != 2:
+        sys.stderr.write("usage: app.py PORT\n")
+        return 2
+    port = int(sys.argv[1])
+    server = Server(("127.0.0.1", port), Handler)
+    stopping = threading.Event()
+
+    def on_signal(signum, _frame):
+        if stopping.is_set():
+            return
+        stopping.set()
+        log("port %d: got %s, stopping" % (port, signal.Signals(signum).name))
+        # shutdown() blocks until serve_forever() returns, so it must not run in
+        # the main thread (which is inside serve_forever()).
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+    log("port %d: listening" % port)
+    server.serve_forever(poll_interval=0.1)
+
+    # Serve connections the kernel already queued for us, then close the
+    # listening socket so new connection attempts are refused.
+    server.socket.setblocking(False)
+    while True:
+        try:
+            conn, addr = server.socket.accept()
+        except (BlockingIOError, OSError):
+            break
+        conn.setblocking(True)
+        server.process_request(conn, addr)
+    # Closes the listening socket, then joins the in-flight request threads.
+    server.server_close()
+    log("port %d: stopped" % port)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,404 @@
+#!/usr/bin/env bash
+# End-to-end test of rolld under load.
+#
+#   tests/e2e.sh [PATH_TO_ROLLD]
+#
+# Without an argument it runs `cargo build --release` and tests
+# target/release/rolld. Needs python3, nginx, wrk, curl, ss, pgrep/pkill.
+#
+# In a fresh temporary directory it sets up the example (app.py, the nginx
+# prefix with reload.sh/stop.sh) on ports that do not clash with the example:
+# nginx on 127.0.0.1:18080, backends on 18001-18004 and 18501-18504. Then:
+#
+#   - starts rolld and waits until the first workset is live behind nginx;
+#   - runs wrk through nginx for the whole test (Connection: close, so every
+#     request is a new connection and hits whichever workset nginx has);
+#   - keeps a 4 s request in flight across the first switch;
+#   - does 5 rollouts (SIGHUP), checking after each that exactly the expected
+#     workset listens and serves;
+#   - sends a storm of SIGHUPs, which must give 1 or 2 more rollouts (one
+#     running plus at most one queued), then nothing more;
+#   - requires wrk to have seen only 2xx answers and no socket errors;
+#   - stops rolld with SIGTERM: exit status 0, no backend left, no zombie.
+#
+# On failure the temporary directory is kept and its path printed; set
+# E2E_KEEP=1 to keep it after a success too.
+
+set -euo pipefail
+
+REPO=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd -P)
+
+NGINX_PORT=18080
+SET_A=(18001 18002 18003 18004)
+SET_B=(18501 18502 18503 18504)
+ROLLOUTS=5
+STORM_HUPS=10
+SLOW_SECS=4
+WRK_MAX_SECS=300 # upper bound only: wrk is stopped (SIGINT) once the rollouts are done
+
+ROLLD_PID=
+WRK_PID=
+CURL_PID=
+EXPECT_ROLLD=0 # while 1, wait_for fails at once if rolld has died
+PASSED=0
+TMP=
+
+say() { printf 'e2e: %s\n' "$*"; }
+fail() {
+    printf 'e2e: FAIL: %s\n' "$*" >&2
+    exit 1
+}
+
+now_ms() { echo $((${EPOCHREALTIME/./} / 1000)); }
+
+# alive PID: the process exists and is not a zombie.
+alive() {
+    [[ -n ${1:-} ]] && kill -0 "$1" 2>/dev/null || return 1
+    local stat
+    stat=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) || return 1
+    [[ $stat != Z ]]
+}
+gone() { ! alive "$1"; }
+
+# wait_for DESCRIPTION TIMEOUT_SECONDS COMMAND...: poll COMMAND every 0.1 s.
+wait_for() {
+    local desc=$1 timeout=$2
+    shift 2
+    local deadline=$(($(now_ms) + timeout * 1000))
+    until "$@"; do
+        if ((EXPECT_ROLLD)) && ! alive "$ROLLD_PID"; then
+            fail "rolld exited while waiting for: $desc"
+        fi
+        if (($(now_ms) >= deadline)); then
+            fail "timed out after ${timeout}s waiting for: $desc"
+        fi
+        sleep 0.1
+    done
+}
+
+# --- helpers on rolld's log ------------------------------------------------
+
+count() { grep -cF -- "$1" "$LOG" || true; }
+log_has() { [[ $(count "$1") -gt 0 ]]; }
+no_rollback() {
+    if log_has ' rolled back: '; then
+        grep -F ' rolled back: ' "$LOG" >&2
+        fail "rolld rolled back a rollout"
+    fi
+}
+# rollouts_at_least N (fails at once on a rollback)
+rollouts_at_least() {
+    no_rollback
+    [[ $(count ' rollout ok: ') -ge $1 ]]
+}
+
+# --- helpers on ports --------------------------------------------------------
+
+listening_ports() { ss -Htln | awk '{n = split($4, a, ":"); print a[n]}' | sort -un; }
+# all_listen PORT...: every port has a listening socket.
+all_listen() {
+    local l p
+    l=" $(listening_ports | tr '\n' ' ') "
+    for p in "$@"; do [[ $l == *" $p "* ]] || return 1; done
+}
+# none_listen PORT...: no port has a listening socket.
+none_listen() {
+    local l p
+    l=" $(listening_ports | tr '\n' ' ') "
+    for p in "$@"; do [[ $l != *" $p "* ]] || return 1; done
+}
+
+nginx_ok() {
+    local body
+    body=$(curl -s --max-time 2 "http://127.0.0.1:$NGINX_PORT/" 2>/dev/null) || return 1
+    [[ $body == "port "* ]]
+}
+
+# served_by PORT...: 20 requests through nginx, all answered by these ports.
+served_by() {
+    local i body want=" $* "
+    for i in $(seq 20); do
+        body=$(curl -s --max-time 5 "http://127.0.0.1:$NGINX_PORT/") || fail "request through nginx failed"
+        [[ $body == "port "* && $want == *" ${body#port } "* ]] ||
+            fail "request through nginx answered '$body', expected one of:$want"
+    done
+}
+
+# expect_live NAME: workset NAME (A or B) listens and serves, the other not.
+# The new ports must listen as soon as rolld reports the rollout; the old
+# processes get up to 3 s to close their listening sockets.
+expect_live() {
+    local -n on=SET_$1 off=SET_$([[ $1 == A ]] && echo B || echo A)
+    all_listen "${on[@]}" || fail "workset $1 (${on[*]}) is not listening; listening: $(listening_ports | tr '\n' ' ')"
+    wait_for "old workset ports ${off[*]} to stop listening" 3 none_listen "${off[@]}"
+    served_by "${on[@]}"
+}
+
+# --- cleanup -----------------------------------------------------------------
+
+stop_pid() { # stop_pid PID SECONDS: TERM, wait, KILL
+    local pid=$1 i
+    alive "$pid" || return 0
+    kill -TERM "$pid" 2>/dev/null
+    for ((i = 0; i < $2 * 10; i++)); do
+        alive "$pid" || return 0
+        sleep 0.1
+    done
+    kill -KILL "$pid" 2>/dev/null
+}
+
+cleanup() {
+    local rc=$? pid masters workers i
+    set +e
+    trap - EXIT INT TERM HUP
+    [[ -n $WRK_PID ]] && stop_pid "$WRK_PID" 2
+    [[ -n $CURL_PID ]] && stop_pid "$CURL_PID" 2
+    [[ -n $ROLLD_PID ]] && stop_pid "$ROLLD_PID" 10
+    if [[ -n $TMP && -d $TMP ]]; then
+        # nginx of our prefix: the master's command line names $TMP/nginx/.
+        masters=$(pgrep -f -- "nginx: master process .*$TMP/nginx/")
+        workers=$(for pid in $masters; do pgrep -P "$pid"; done)
+        if [[ -n $masters ]]; then
+            "$NGINX_BIN" -p "$TMP/nginx/" -e "$TMP/nginx/error.log" -c nginx.conf -s stop 2>/dev/null
+            for ((i = 0; i < 50; i++)); do
+                pgrep -f -- "nginx: master process .*$TMP/nginx/" >/dev/null || break
+                sleep 0.1
+            done
+            # shellcheck disable=SC2086
+            kill -KILL $masters $workers 2>/dev/null
+        fi
+        # Backends left over (rolld runs them as "python3 $TMP/app.py PORT").
+        if pgrep -f -- "$TMP/app.py" >/dev/null; then
+            pkill -TERM -f -- "$TMP/app.py"
+            for ((i = 0; i < 50; i++)); do
+                pgrep -f -- "$TMP/app.py" >/dev/null || break
+                sleep 0.1
+            done
+            pkill -KILL -f -- "$TMP/app.py"
+        fi
+    fi
+    for pid in $ROLLD_PID $WRK_PID $CURL_PID; do wait "$pid" 2>/dev/null; done
+    if ((PASSED)) && [[ $rc -eq 0 ]]; then
+        if [[ ${E2E_KEEP:-0} == 1 ]]; then
+            echo "e2e: kept $TMP"
+        else
+            rm -rf -- "$TMP"
+        fi
+    elif [[ -n $TMP && -d $TMP ]]; then
+        [[ $rc -eq 0 ]] && rc=1
+        echo "e2e: FAILED (exit $rc); kept $TMP" >&2
+        if [[ -s ${LOG:-} ]]; then
+            echo "--- last lines of $LOG:" >&2
+            tail -n 40 "$LOG" >&2
+        fi
+        if [[ -s $TMP/nginx/error.log ]]; then
+            echo "--- last lines of $TMP/nginx/error.log:" >&2
+            tail -n 10 "$TMP/nginx/error.log" >&2
+        fi
+    fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM HUP
+
+# --- preconditions -------------------------------------------------------------
+
+if [[ $# -ge 1 ]]; then
+    ROLLD=$1
+else
+    ROLLD=$REPO/target/release/rolld
+    (cd "$REPO" && cargo build --release)
+fi
+[[ -x $ROLLD ]] || fail "rolld binary not found or not executable: $ROLLD"
+ROLLD=$(realpath -- "$ROLLD")
+
+unset NGINX # nginx reads this variable (inherited sockets): keep it out of the way
+NGINX_BIN=$(command -v nginx || true)
+[[ -n $NGINX_BIN ]] || for n in /usr/sbin/nginx /usr/local/sbin/nginx /usr/local/nginx/sbin/nginx; do
+    [[ -x $n ]] && NGINX_BIN=$n && break
+done
+[[ -n $NGINX_BIN ]] || fail "nginx is required"
+for tool in python3 wrk curl ss pgrep pkill awk; do
+    command -v "$tool" >/dev/null || fail "$tool is required"
+done
+none_listen "$NGINX_PORT" "${SET_A[@]}" "${SET_B[@]}" ||
+    fail "a test port is already in use (need $NGINX_PORT ${SET_A[*]} ${SET_B[*]} free)"
+
+# --- set up the test directory ---------------------------------------------------
+
+TMP=$(mktemp -d /tmp/rolld-e2e.XXXXXX)
+chmod 755 "$TMP" # nginx workers run as nobody when started by root
+LOG=$TMP/rolld.log
+cp "$REPO/example/app.py" "$TMP/"
+mkdir "$TMP/nginx"
+cp "$REPO"/example/nginx/{nginx.conf,upstream.conf.templ,reload.sh,stop.sh} "$TMP/nginx/"
+sed -i "s/listen 127\.0\.0\.1:8080;/listen 127.0.0.1:$NGINX_PORT;/" "$TMP/nginx/nginx.conf"
+grep -qF "listen 127.0.0.1:$NGINX_PORT;" "$TMP/nginx/nginx.conf" ||
+    fail "could not set the nginx port in $TMP/nginx/nginx.conf"
+export NGINX_BINARY=$NGINX_BIN # used by nginx/reload.sh and stop.sh
+
+join() {
+    local IFS=$1
+    shift
+    echo "$*"
+}
+cat >"$TMP/rolld.yml" <<EOF
+# rolld end-to-end test (generated by tests/e2e.sh)
+app-servers:
+  cmd: 'python3 $TMP/app.py {numproc}'
+  directory: '.'
+  stderr: 'logs/app-{numproc}.err'
+  stdout: 'logs/app-{numproc}.log'
+  workset:
+    - numprocs: [$(join , "${SET_A[@]}" | sed 's/,/, /g')]
+    - numprocs: [$(join , "${SET_B[@]}" | sed 's/,/, /g')]
+  smoke_test:
+    - check_all_http_ports: numprocs
+  after_start:
+    - replace_file: [numprocs, 'nginx/upstream.conf.templ', 'nginx/upstream.conf']
+    - run_proc: './nginx/reload.sh'
+  drain_quiet: 1
+  drain_timeout: 60
+  stop_timeout: 5
+EOF
+
+say "rolld: $ROLLD"
+say "work dir: $TMP"
+
+# --- start ---------------------------------------------------------------------
+
+"$ROLLD" "$TMP/rolld.yml" >"$TMP/rolld.out" 2>"$LOG" &
+ROLLD_PID=$!
+EXPECT_ROLLD=1
+wait_for "initial start (' live on $(join , "${SET_A[@]}")' in rolld's log)" 30 \
+    log_has " live on $(join , "${SET_A[@]}")"
+wait_for "nginx to answer on :$NGINX_PORT" 15 nginx_ok
+no_rollback
+expect_live A
+say "initial workset live: ${SET_A[*]}"
+
+wrk -t2 -c16 -d${WRK_MAX_SECS}s -H "Connection: close" --latency \
+    "http://127.0.0.1:$NGINX_PORT/" >"$TMP/wrk.out" 2>&1 &
+WRK_PID=$!
+sleep 1
+alive "$WRK_PID" || fail "wrk did not start: $(cat "$TMP/wrk.out")"
+
+# A long request in flight across the first switch.
+curl -s -o "$TMP/slow.body" -w '%{http_code}' --max-time 60 \
+    "http://127.0.0.1:$NGINX_PORT/slow?s=$SLOW_SECS" >"$TMP/slow.code" 2>"$TMP/slow.err" &
+CURL_PID=$!
+slow_connected() {
+    local s
+    s=$(ss -Htnp state established "( dport = :$NGINX_PORT )")
+    [[ $s == *"pid=$CURL_PID,"* ]]
+}
+wait_for "the slow request to connect to nginx" 5 slow_connected
+sleep 0.3 # let nginx pass it on to a backend
+
+# --- rollouts --------------------------------------------------------------------
+
+longest_ms=0 # longest rollout after the first (the first waits for the slow request)
+for ((i = 1; i <= ROLLOUTS; i++)); do
+    before=$(count ' rollout ok: ')
+    t0=$(now_ms)
+    kill -HUP "$ROLLD_PID"
+    wait_for "rollout $i (' rollout ok: ' in rolld's log)" 30 rollouts_at_least $((before + 1))
+    ms=$(($(now_ms) - t0))
+    ((i > 1 && ms > longest_ms)) && longest_ms=$ms
+    after=$(count ' rollout ok: ')
+    [[ $after -eq $((before + 1)) ]] || fail "one SIGHUP gave $((after - before)) rollouts"
+    if ((i % 2)); then live=B; else live=A; fi
+    expect_live $live
+    alive "$WRK_PID" || fail "wrk stopped early"
+    say "rollout $i ok in ${ms} ms, workset $live live"
+
+    if ((i == 1)); then
+        wait_for "the slow request to finish" 15 gone "$CURL_PID"
+        rc=0
+        wait "$CURL_PID" || rc=$?
+        CURL_PID=
+        code=$(cat "$TMP/slow.code")
+        body=$(cat "$TMP/slow.body" 2>/dev/null || true)
+        [[ $rc -eq 0 && $code == 200 && $body == "slow done port 180"* ]] ||
+            fail "slow request across the switch: curl exit $rc, HTTP $code, body '$body' $(cat "$TMP/slow.err")"
+        say "request in flight across the switch: HTTP $code, '$body'"
+    fi
+done
+
+# --- SIGHUP storm ------------------------------------------------------------------
+
+base=$(count ' rollout ok: ')
+for ((k = 0; k < STORM_HUPS; k++)); do
+    kill -HUP "$ROLLD_PID"
+    sleep 0.02
+done
+wait_for "first rollout of the SIGHUP storm" 30 rollouts_at_least $((base + 1))
+# Then the count must settle: stable for 3 s, or longer than the longest
+# rollout seen so far, so that a queued rollout still running is not missed.
+stable_ms=$((longest_ms + 1000))
+((stable_ms < 3000)) && stable_ms=3000
+last=$(count ' rollout ok: ')
+since=$(now_ms)
+deadline=$((since + 60000))
+while (($(now_ms) - since < stable_ms)); do
+    sleep 0.1
+    no_rollback
+    alive "$ROLLD_PID" || fail "rolld exited during the SIGHUP storm"
+    c=$(count ' rollout ok: ')
+    ((c <= base + 2)) || fail "SIGHUP storm gave $((c - base)) rollouts, expected 1 or 2"
+    if ((c != last)); then
+        last=$c
+        since=$(now_ms)
+    fi
+    (($(now_ms) < deadline)) || fail "rollouts did not settle after the SIGHUP storm"
+done
+storm=$((last - base))
+((storm >= 1 && storm <= 2)) || fail "SIGHUP storm gave $storm rollouts, expected 1 or 2"
+total=$last
+if ((total % 2)); then live=B; else live=A; fi
+expect_live $live
+say "SIGHUP storm ($STORM_HUPS signals): $storm rollouts, workset $live live"
+
+# --- load results --------------------------------------------------------------------
+
+kill -INT "$WRK_PID" # wrk stops and prints its summary
+wait_for "wrk to print its summary and exit" 15 gone "$WRK_PID"
+rc=0
+wait "$WRK_PID" || rc=$?
+WRK_PID=
+[[ $rc -eq 0 ]] || fail "wrk exited with status $rc: $(cat "$TMP/wrk.out")"
+summary=$(grep -E '^ *[0-9]+ requests in ' "$TMP/wrk.out" || true)
+[[ -n $summary ]] || fail "no summary in wrk's output: $(cat "$TMP/wrk.out")"
+requests=$(awk '{print $1}' <<<"$summary")
+say "wrk:$summary"
+if grep -qE 'Non-2xx or 3xx responses|Socket errors' "$TMP/wrk.out"; then
+    cat "$TMP/wrk.out" >&2
+    fail "wrk saw errors: $(grep -E 'Non-2xx or 3xx responses|Socket errors' "$TMP/wrk.out" | tr -s ' ' | tr '\n' ';')"
+fi
+((requests > 1000)) || fail "only $requests requests during the test (expected > 1000)"
+
+# --- shutdown -------------------------------------------------------------------------
+
+EXPECT_ROLLD=0
+kill -TERM "$ROLLD_PID"
+wait_for "rolld to exit after SIGTERM" 20 gone "$ROLLD_PID"
+rc=0
+wait "$ROLLD_PID" || rc=$?
+ROLLD_PID=
+[[ $rc -eq 0 ]] || fail "rolld exited with status $rc after SIGTERM"
+log_has ' rolld exiting' || fail "no ' rolld exiting' in rolld's log"
+no_rollback
+left=$(pgrep -af -- "$TMP/app.py" || true)
+[[ -z $left ]] || fail "backends still running after rolld exited: $left"
+none_listen "${SET_A[@]}" "${SET_B[@]}" || fail "backend ports still listening after rolld exited"
+zombies=$(ps -eo stat=,ppid=,pid=,args= | awk -v p=$$ '$1 ~ /^Z/ && $2 == p')
+[[ -z $zombies ]] || fail "zombie children: $zombies"
+
+"$TMP/nginx/stop.sh" || fail "nginx/stop.sh failed"
+masters=$(pgrep -f -- "nginx: master process .*$TMP/nginx/" || true)
+[[ -z $masters ]] || fail "nginx still running after stop.sh: $masters"
+
+PASSED=1
+rollouts=$(count ' rollout ok: ')
+echo "e2e: PASS ($requests requests, 0 errors, $rollouts rollouts)"
