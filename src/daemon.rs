@@ -11,8 +11,8 @@ use crate::signals::Signals;
 use crate::state::{self, Entry};
 use crate::{actions, log, process, smoke, sys, tcp};
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::os::fd::{AsFd, OwnedFd};
 use std::io::Write;
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -157,10 +157,10 @@ pub fn run(path: &Path, run_dir: Option<&Path>) -> u8 {
     }
     // Orphans handed to rolld (as PID 1 or subreaper) are reaped too.
     while let Ok(Some(_)) = sys::reap_any() {}
-    if let Err(e) = std::fs::remove_file(&d.state_path) {
-        if e.kind() != std::io::ErrorKind::NotFound {
-            log::error(ROLLD, &format!("{}: {e}", d.state_path.display()));
-        }
+    if let Err(e) = std::fs::remove_file(&d.state_path)
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        log::error(ROLLD, &format!("{}: {e}", d.state_path.display()));
     }
     log::info(ROLLD, &format!("rolld exiting ({})", d.exit_code));
     d.exit_code
@@ -494,6 +494,12 @@ impl Daemon {
                 None
             }
             Action::Count { ports } => Some(Event::Connections(tcp::connections(&ports))),
+            // A member killed after its leader is a zombie child of rolld
+            // (the subreaper) until the loop reaps it; the next look, 20 ms
+            // later, no longer sees it.
+            Action::CheckGroups { pgids } => {
+                Some(Event::GroupsAlive(pgids.into_iter().filter(|&p| sys::group_alive(p)).collect()))
+            }
             Action::Signal { pgid, sig } => {
                 if let Err(e) = sys::kill_group(pgid, sig) {
                     let msg = format!("cannot send signal {sig} to process group {pgid}: {e}");

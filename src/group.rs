@@ -94,6 +94,8 @@ pub enum Event {
     },
     AfterStart(Result<(), String>),
     Connections(usize),
+    /// Result of `Action::CheckGroups`.
+    GroupsAlive(Vec<i32>),
     Tick,
     Terminate,
 }
@@ -151,6 +153,11 @@ pub enum Action {
         port: Option<u16>,
         msg: String,
     },
+    /// Which of these process groups still have members; the answer is
+    /// `Event::GroupsAlive`.
+    CheckGroups {
+        pgids: Vec<i32>,
+    },
     /// A phase of the rollout ended, after `took`.
     Phase {
         name: &'static str,
@@ -169,9 +176,38 @@ enum Phase {
     Ready { deadline: Instant, next_check: Instant, passed: Vec<u16> },
     Switching,
     Draining { quiet_since: Option<Instant>, deadline: Instant, next_count: Instant },
-    Stopping { kill_at: Option<Instant> },
-    ShuttingDown { kill_at: Option<Instant> },
+    Stopping(Stop),
+    ShuttingDown(Stop),
     Gone,
+}
+
+/// A stop under way: when to send SIGKILL, then, once every leader is
+/// reaped, the process groups that still had members at the last look.
+#[derive(Clone, Debug, PartialEq)]
+struct Stop {
+    kill_at: Option<Instant>,
+    linger: Option<Linger>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+struct Linger {
+    pgids: Vec<i32>,
+    next_check: Option<Instant>,
+    give_up: Instant,
+}
+
+/// How often emptied process groups are looked at after their SIGKILL.
+const LINGER_INTERVAL: Duration = Duration::from_millis(20);
+
+impl Stop {
+    fn new(kill_at: Instant) -> Stop {
+        Stop { kill_at: Some(kill_at), linger: None }
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        let check = self.linger.as_ref().and_then(|l| l.next_check);
+        self.kill_at.into_iter().chain(check).min()
+    }
 }
 
 /// Timestamps of one rollout, for its log line.
@@ -264,8 +300,8 @@ impl Group {
             Phase::Ready { .. } => "starting",
             Phase::Switching => "switching",
             Phase::Draining { .. } => "draining",
-            Phase::Stopping { .. } => "stopping",
-            Phase::ShuttingDown { .. } => "shutting-down",
+            Phase::Stopping(_) => "stopping",
+            Phase::ShuttingDown(_) => "shutting-down",
             Phase::Gone => "gone",
         }
     }
@@ -288,7 +324,7 @@ impl Group {
         let phase = match &self.phase {
             Phase::Ready { next_check, .. } => Some(*next_check),
             Phase::Draining { next_count, .. } => Some(*next_count),
-            Phase::Stopping { kill_at } | Phase::ShuttingDown { kill_at } => *kill_at,
+            Phase::Stopping(stop) | Phase::ShuttingDown(stop) => stop.deadline(),
             Phase::Idle | Phase::Switching | Phase::Gone => None,
         };
         let restarts = self.live.iter().flat_map(|s| s.procs.iter()).filter_map(|p| p.restart_at);
@@ -315,6 +351,7 @@ impl Group {
             Event::Smoke { passed, failed } => self.smoked(now, passed, failed, &mut out),
             Event::AfterStart(result) => self.switched(now, result, &mut out),
             Event::Connections(n) => self.counted(now, n, &mut out),
+            Event::GroupsAlive(alive) => self.lingering(now, alive, &mut out),
             Event::Tick => self.tick(now, &mut out),
             Event::Terminate => self.terminate(now, &mut out),
         }
@@ -377,7 +414,7 @@ impl Group {
     }
 
     fn exited(&mut self, now: Instant, pid: i32, status: ExitStatus, out: &mut Vec<Action>) {
-        let shutting = matches!(self.phase, Phase::ShuttingDown { .. });
+        let shutting = matches!(self.phase, Phase::ShuttingDown(_));
         // A new set's process that exits before the switch fails the rollout.
         if let Some(p) = find(&mut self.new, pid) {
             p.pid = None;
@@ -391,7 +428,7 @@ impl Group {
         } else if let Some(p) = find(&mut self.retiring, pid) {
             p.pid = None;
             let port = p.port;
-            let expected = matches!(self.phase, Phase::Stopping { .. } | Phase::ShuttingDown { .. });
+            let expected = matches!(self.phase, Phase::Stopping(_) | Phase::ShuttingDown(_));
             let (level, what) =
                 if expected { (Level::Info, "stopped") } else { (Level::Warn, "exited while draining") };
             self.log(out, level, Some(port), format!("{what} ({status})"));
@@ -520,7 +557,7 @@ impl Group {
 
     fn tick(&mut self, now: Instant, out: &mut Vec<Action>) {
         // Crash restarts of the live set.
-        if !matches!(self.phase, Phase::ShuttingDown { .. } | Phase::Gone)
+        if !matches!(self.phase, Phase::ShuttingDown(_) | Phase::Gone)
             && let Some(live) = self.live.as_mut()
         {
             let due: Vec<u16> = live
@@ -554,11 +591,19 @@ impl Group {
                     out.push(Action::Count { ports: set.ports() });
                 }
             }
-            Phase::Stopping { kill_at } | Phase::ShuttingDown { kill_at } if kill_at.is_some_and(|t| t <= now) => {
+            Phase::Stopping(Stop { linger: Some(l), .. }) | Phase::ShuttingDown(Stop { linger: Some(l), .. })
+                if l.next_check.is_some_and(|t| t <= now) =>
+            {
+                l.next_check = None;
+                out.push(Action::CheckGroups { pgids: l.pgids.clone() });
+            }
+            Phase::Stopping(Stop { kill_at, .. }) | Phase::ShuttingDown(Stop { kill_at, .. })
+                if kill_at.is_some_and(|t| t <= now) =>
+            {
                 *kill_at = None;
                 let sets: Vec<&Set> = self.live.iter().chain(self.new.iter()).chain(self.retiring.iter()).collect();
                 let stopping: Vec<&Set> =
-                    if matches!(self.phase, Phase::Stopping { .. }) { self.retiring.iter().collect() } else { sets };
+                    if matches!(self.phase, Phase::Stopping(_)) { self.retiring.iter().collect() } else { sets };
                 let mut acts = Vec::new();
                 for set in stopping {
                     for p in set.alive() {
@@ -578,7 +623,7 @@ impl Group {
     }
 
     fn terminate(&mut self, now: Instant, out: &mut Vec<Action>) {
-        if matches!(self.phase, Phase::ShuttingDown { .. } | Phase::Gone) {
+        if matches!(self.phase, Phase::ShuttingDown(_) | Phase::Gone) {
             return;
         }
         let mut stop_timeout = Duration::ZERO;
@@ -591,7 +636,7 @@ impl Group {
                 }
             }
         }
-        self.phase = Phase::ShuttingDown { kill_at: Some(now + stop_timeout) };
+        self.phase = Phase::ShuttingDown(Stop::new(now + stop_timeout));
         self.check_stopped(now, out);
     }
 
@@ -626,39 +671,57 @@ impl Group {
                 }
             }
         }
-        self.phase = Phase::Stopping { kill_at: Some(now + stop_timeout) };
+        self.phase = Phase::Stopping(Stop::new(now + stop_timeout));
         self.check_stopped(now, out);
     }
 
-    /// Ends a stop once every process of the stopped sets is reaped.
+    /// Once every leader of the stopped sets is reaped, kills what is left
+    /// in their process groups and looks until the groups are empty.
     fn check_stopped(&mut self, now: Instant, out: &mut Vec<Action>) {
-        match self.phase {
-            Phase::Stopping { .. } => {
-                let Some(set) = &self.retiring else { return };
-                if set.alive().next().is_some() {
-                    return;
-                }
-                for pgid in set.procs.iter().filter_map(|p| p.pgid) {
-                    out.push(Action::Signal { pgid, sig: libc::SIGKILL });
-                }
-                self.retiring = None;
-                let outcome = self.rollout.as_mut().and_then(|r| r.outcome.take()).unwrap_or(Outcome::Ok);
-                self.finish(now, outcome, out);
-            }
-            Phase::ShuttingDown { .. } => {
-                if self.sets().any(|s| s.alive().next().is_some()) {
-                    return;
-                }
-                for pgid in self.sets().flat_map(|s| s.procs.iter().filter_map(|p| p.pgid)).collect::<Vec<_>>() {
-                    out.push(Action::Signal { pgid, sig: libc::SIGKILL });
-                }
-                self.live = None;
-                self.new = None;
-                self.retiring = None;
-                self.phase = Phase::Gone;
-                self.log(out, Level::Info, None, "all processes stopped".into());
-            }
-            _ => {}
+        let (sets, stop): (Vec<&Set>, &Stop) = match &self.phase {
+            Phase::Stopping(stop) => (self.retiring.iter().collect(), stop),
+            Phase::ShuttingDown(stop) => (self.sets().collect(), stop),
+            _ => return,
+        };
+        if stop.linger.is_some() || sets.iter().any(|s| s.alive().next().is_some()) {
+            return;
+        }
+        let pgids: Vec<i32> = sets.iter().flat_map(|s| s.procs.iter().filter_map(|p| p.pgid)).collect();
+        let stop_timeout = sets.iter().map(|s| s.cfg.timing.stop_timeout).max().unwrap_or_default();
+        for &pgid in &pgids {
+            out.push(Action::Signal { pgid, sig: libc::SIGKILL });
+        }
+        out.push(Action::CheckGroups { pgids: pgids.clone() });
+        if let Phase::Stopping(stop) | Phase::ShuttingDown(stop) = &mut self.phase {
+            stop.linger = Some(Linger { pgids, next_check: None, give_up: now + stop_timeout });
+        }
+    }
+
+    fn lingering(&mut self, now: Instant, alive: Vec<i32>, out: &mut Vec<Action>) {
+        let (Phase::Stopping(Stop { linger: Some(l), .. }) | Phase::ShuttingDown(Stop { linger: Some(l), .. })) =
+            &mut self.phase
+        else {
+            return;
+        };
+        if !alive.is_empty() && now < l.give_up {
+            l.pgids = alive;
+            l.next_check = Some(now + LINGER_INTERVAL);
+            return;
+        }
+        if !alive.is_empty() {
+            let msg = format!("process group(s) {alive:?} still have members after SIGKILL; giving up on them");
+            self.log(out, Level::Error, None, msg);
+        }
+        if matches!(self.phase, Phase::Stopping(_)) {
+            self.retiring = None;
+            let outcome = self.rollout.as_mut().and_then(|r| r.outcome.take()).unwrap_or(Outcome::Ok);
+            self.finish(now, outcome, out);
+        } else {
+            self.live = None;
+            self.new = None;
+            self.retiring = None;
+            self.phase = Phase::Gone;
+            self.log(out, Level::Info, None, "all processes stopped".into());
         }
     }
 
@@ -753,7 +816,16 @@ mod tests {
     }
 
     fn exit(g: &mut Group, t: Instant, pid: i32) -> Vec<Action> {
-        g.run(t, Event::Exited { pid, status: ExitStatus::Code(0) })
+        let a = g.run(t, Event::Exited { pid, status: ExitStatus::Code(0) });
+        settle(g, t, a)
+    }
+
+    /// Answers a look at the process groups with "all empty".
+    fn settle(g: &mut Group, t: Instant, mut a: Vec<Action>) -> Vec<Action> {
+        if a.iter().any(|a| matches!(a, Action::CheckGroups { .. })) {
+            a.extend(g.run(t, Event::GroupsAlive(Vec::new())));
+        }
+        a
     }
 
     /// Starts workset `index` with pids `pids` and runs it to the switch.
@@ -858,6 +930,7 @@ mod tests {
         assert_eq!(signals(&a), vec![(12, KILL)]);
         assert_eq!(g.next_deadline(), None);
         let a = g.run(ms(t0, 11_010), Event::Exited { pid: 12, status: ExitStatus::Signal(9) });
+        let a = settle(&mut g, ms(t0, 11_010), a);
         assert_eq!(done(&a).unwrap().0, Outcome::Ok);
     }
 
@@ -988,6 +1061,9 @@ mod tests {
         let a = g.run(ms(t0, 10_010), Event::Tick);
         assert_eq!(signals(&a), vec![(12, KILL)]);
         let a = g.run(ms(t0, 10_020), Event::Exited { pid: 12, status: ExitStatus::Signal(9) });
+        assert!(a.contains(&Action::CheckGroups { pgids: vec![11, 12, 21, 22] }));
+        assert!(!g.is_gone(), "not before the process groups are empty");
+        let a = g.run(ms(t0, 10_020), Event::GroupsAlive(vec![]));
         assert!(done(&a).is_none());
         assert!(g.is_gone());
     }
@@ -1023,6 +1099,38 @@ mod tests {
         go(&mut g, ms(t0, 2120), Event::Connections(0));
         go(&mut g, ms(t0, 2150), Event::Exited { pid: 11, status: ExitStatus::Code(0) });
         go(&mut g, ms(t0, 2160), Event::Exited { pid: 12, status: ExitStatus::Code(0) });
+        go(&mut g, ms(t0, 2160), Event::GroupsAlive(vec![]));
         assert_eq!(seen, vec![("spawn", 3), ("ready", 97), ("after_start", 20), ("drain", 1000), ("stop", 40)]);
+    }
+
+    #[test]
+    fn a_stop_ends_only_when_the_process_groups_are_empty() {
+        let t0 = Instant::now();
+        let mut g = live_group(t0);
+        roll_to_switch(&mut g, t0, 1, [21, 22]);
+        g.run(t0, Event::AfterStart(Ok(())));
+        g.run(ms(t0, 1000), Event::Connections(0));
+        g.run(ms(t0, 1100), Event::Exited { pid: 11, status: ExitStatus::Code(0) });
+        let a = g.run(ms(t0, 1200), Event::Exited { pid: 12, status: ExitStatus::Code(0) });
+        assert_eq!(signals(&a), vec![(11, KILL), (12, KILL)], "stragglers of the groups are killed");
+        assert!(a.contains(&Action::CheckGroups { pgids: vec![11, 12] }));
+        assert!(done(&a).is_none());
+        // A forked worker of 12 takes a while to die.
+        assert!(g.run(ms(t0, 1200), Event::GroupsAlive(vec![12])).is_empty());
+        assert_eq!(g.next_deadline(), Some(ms(t0, 1220)));
+        assert_eq!(g.run(ms(t0, 1220), Event::Tick), vec![Action::CheckGroups { pgids: vec![12] }]);
+        let a = g.run(ms(t0, 1221), Event::GroupsAlive(vec![]));
+        assert_eq!(done(&a).unwrap().0, Outcome::Ok);
+        assert!(g.is_idle());
+        // One that never empties is given up after stop_timeout, loudly.
+        roll_to_switch(&mut g, ms(t0, 2000), 0, [31, 32]);
+        g.run(ms(t0, 2000), Event::AfterStart(Ok(())));
+        g.run(ms(t0, 3000), Event::Connections(0));
+        g.run(ms(t0, 3000), Event::Exited { pid: 21, status: ExitStatus::Code(0) });
+        g.run(ms(t0, 3000), Event::Exited { pid: 22, status: ExitStatus::Code(0) });
+        assert!(g.run(ms(t0, 12_999), Event::GroupsAlive(vec![21])).is_empty());
+        let a = g.run(ms(t0, 13_000), Event::GroupsAlive(vec![21]));
+        assert!(a.iter().any(|a| matches!(a, Action::Log { level: Level::Error, msg, .. } if msg.contains("[21]"))));
+        assert!(done(&a).is_some());
     }
 }

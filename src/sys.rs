@@ -132,6 +132,13 @@ pub fn set_child_subreaper() -> io::Result<()> {
     cvt(unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) }).map(|_| ())
 }
 
+/// Whether the process group `pgid` still has a member (a zombie that is
+/// not yet reaped counts).
+pub fn group_alive(pgid: i32) -> bool {
+    // SAFETY: signal 0 only checks for existence.
+    pgid > 1 && unsafe { libc::kill(-pgid, 0) } == 0
+}
+
 /// The signal number for a name such as `TERM`, `SIGTERM` or `15`.
 pub fn signal_number(name: &str) -> Option<i32> {
     let upper = name.trim().to_ascii_uppercase();

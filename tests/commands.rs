@@ -166,12 +166,8 @@ fn clients_never_confuse_two_daemons_and_one_config_runs_once() {
     b.run_dir = Some(shared.clone());
     a.start();
     b.start();
-    let o = Command::new(rolld_bin())
-        .args(["reload", "--wait", "--run-dir"])
-        .arg(&shared)
-        .arg(&a.config)
-        .output()
-        .unwrap();
+    let o =
+        Command::new(rolld_bin()).args(["reload", "--wait", "--run-dir"]).arg(&shared).arg(&a.config).output().unwrap();
     assert_eq!(o.status.code(), Some(0));
     a.assert_live(1);
     b.assert_live(0);
@@ -249,7 +245,8 @@ fn children_of(pid: i32) -> Vec<(i32, char)> {
 /// zombie is left.
 #[test]
 fn as_pid_1_reaps_orphans_and_stops_on_sigterm() {
-    if Command::new("unshare").args(["--pid", "--fork", "--mount-proc", "true"]).status().map_or(true, |s| !s.success()) {
+    if Command::new("unshare").args(["--pid", "--fork", "--mount-proc", "true"]).status().map_or(true, |s| !s.success())
+    {
         eprintln!("SKIP: unshare --pid is not permitted here");
         return;
     }
@@ -354,7 +351,11 @@ fn log_rotation_by_rename_and_reload_loses_no_line() {
         let total: usize = last.strip_prefix(&format!("{p} final ")).expect("the final line is there").parse().unwrap();
         assert!(total > 50, "port {p} wrote {total} lines");
         for i in 0..total {
-            assert!(mine.contains(&format!("{p} {i}").as_str()), "line {i} of port {p} lost:\n{}", mine.iter().skip(i.saturating_sub(3)).take(6).copied().collect::<Vec<_>>().join("\n"));
+            assert!(
+                mine.contains(&format!("{p} {i}").as_str()),
+                "line {i} of port {p} lost:\n{}",
+                mine.iter().skip(i.saturating_sub(3)).take(6).copied().collect::<Vec<_>>().join("\n")
+            );
         }
         assert!(!fresh.contains(&format!("{p} ")), "the old set never writes to the new file");
     }
