@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs every test of rolld: unit and integration tests (cargo test), then the
-# end-to-end test behind real nginx under wrk load (tests/e2e.sh).
+# Runs every test of rolld: unit and integration tests (cargo test), a
+# bounded fuzzing run of the parsers (fuzz/run.sh), then the end-to-end
+# tests behind real load balancers under wrk load (tests/e2e.sh).
 # Installs what the tests need when it is missing.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -23,6 +24,8 @@ export PATH="$PATH:/usr/sbin:/sbin"
 
 echo "== unit and integration tests"
 cargo test --all-targets
+echo "== fuzzing: the config loader and the TCP table parsers, 60 s each"
+fuzz/run.sh 60
 echo "== end-to-end"
 cargo build --release
 bash tests/e2e.sh "$PWD/target/release/rolld"

@@ -41,7 +41,7 @@ pub fn render_string(src: &str, group: &str, ports: &[u16], old_ports: &[u16]) -
 }
 
 fn render(template: &Path, output: &Path, group: &str, ports: &[u16], old_ports: &[u16]) -> Result<(), String> {
-    let src = std::fs::read_to_string(template).map_err(|e| format!("template {}: {e}", template.display()))?;
+    let src = crate::config::read_template(template).map_err(|e| format!("template {}: {e}", template.display()))?;
     let text = render_string(&src, group, ports, old_ports)?;
     let name = output.file_name().and_then(|n| n.to_str()).ok_or("output has no file name")?;
     let tmp = output.with_file_name(format!(".{name}.rolld-{}", std::process::id()));

@@ -380,6 +380,20 @@ fn group(cx: &mut Cx, name: &str, v: &Value, base: &Path) -> (Option<GroupConfig
     ((cx.errs.len() == before).then_some(g), worksets)
 }
 
+/// Templates are small regular files: a device or a FIFO named by mistake
+/// must not hang or exhaust rolld.
+pub fn read_template(path: &Path) -> std::io::Result<String> {
+    const MAX: u64 = 1 << 20;
+    let meta = std::fs::metadata(path)?;
+    if !meta.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    if meta.len() > MAX {
+        return Err(std::io::Error::other(format!("larger than {MAX} bytes")));
+    }
+    std::fs::read_to_string(path)
+}
+
 /// Resolves `user:` and `group:`. An unknown name is an error, never a
 /// silent fallback to running the group as root.
 fn credentials(cx: &mut Cx, name: &str, user: Option<&str>, group: Option<&str>) -> Option<Credentials> {
@@ -433,7 +447,7 @@ fn credentials(cx: &mut Cx, name: &str, user: Option<&str>, group: Option<&str>)
 
 fn check_template(cx: &mut Cx, key: &str, template: &Path) -> bool {
     let before = cx.errs.len();
-    match std::fs::read_to_string(template) {
+    match read_template(template) {
         Ok(src) => {
             let env = minijinja::Environment::new();
             if let Err(e) = env.template_from_str(&src) {

@@ -1446,3 +1446,10 @@ fn unknown_group_is_refused() {
     let errs = bad(&with("  group: no-such-group-here\n"), t.path());
     has(&errs, &["g.group: ", "unknown group \"no-such-group-here\""]);
 }
+
+#[test]
+fn a_device_as_template_is_refused_without_reading_it() {
+    let t = TempDir::new("template_device");
+    let errs = bad(&with("  after_start:\n    - replace_file: [numprocs, /dev/zero, out.conf]\n"), t.path());
+    has(&errs, &["g.after_start[0].replace_file[1]: ", "/dev/zero", "not a regular file"]);
+}

@@ -82,7 +82,7 @@ pub fn parse_diag(mut buf: &[u8], rows: &mut Vec<Row>) -> Result<bool, String> {
         match kind {
             NLMSG_DONE => return Ok(true),
             NLMSG_ERROR => {
-                let errno = u32_at(body, 0).map_or(0, |e| -(e as i32));
+                let errno = u32_at(body, 0).map_or(0, |e| (e as i32).wrapping_neg());
                 return Err(format!("sock_diag: {}", std::io::Error::from_raw_os_error(errno)));
             }
             SOCK_DIAG_BY_FAMILY if body.len() >= 72 => rows.push(Row {
