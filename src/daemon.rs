@@ -129,8 +129,9 @@ pub fn run(path: &Path, run_dir: Option<&Path>) -> u8 {
         let ready = match sys::poll_readable(&fds, timeout) {
             Ok(r) => r,
             Err(e) => {
+                // Look at the socket (non-blocking); take no pidfd for ended.
                 log::error(ROLLD, &format!("poll: {e}"));
-                vec![true; fds.len()]
+                (0..fds.len()).map(|i| i == 1).collect()
             }
         };
         drop(fds);
