@@ -69,6 +69,18 @@ impl Set {
     fn alive(&self) -> impl Iterator<Item = &Proc> {
         self.procs.iter().filter(|p| p.pid.is_some())
     }
+
+    /// Cancels pending restarts and sends the stop signal to every running
+    /// process group of the set; its stop timeout.
+    fn signal_stop(&mut self, out: &mut Vec<Action>) -> Duration {
+        for p in self.procs.iter_mut() {
+            p.restart_at = None;
+            if let Some(pid) = p.pid {
+                out.push(Action::Signal { pgid: pid, sig: self.cfg.stop_signal });
+            }
+        }
+        self.cfg.timing.stop_timeout
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -626,16 +638,8 @@ impl Group {
         if matches!(self.phase, Phase::ShuttingDown(_) | Phase::Gone) {
             return;
         }
-        let mut stop_timeout = Duration::ZERO;
-        for set in self.live.iter_mut().chain(self.new.iter_mut()).chain(self.retiring.iter_mut()) {
-            stop_timeout = stop_timeout.max(set.cfg.timing.stop_timeout);
-            for p in set.procs.iter_mut() {
-                p.restart_at = None;
-                if let Some(pid) = p.pid {
-                    out.push(Action::Signal { pgid: pid, sig: set.cfg.stop_signal });
-                }
-            }
-        }
+        let sets = self.live.iter_mut().chain(self.new.iter_mut()).chain(self.retiring.iter_mut());
+        let stop_timeout = sets.map(|set| set.signal_stop(out)).max().unwrap_or_default();
         self.phase = Phase::ShuttingDown(Stop::new(now + stop_timeout));
         self.check_stopped(now, out);
     }
@@ -661,16 +665,7 @@ impl Group {
         if let Some(r) = self.rollout.as_mut() {
             out.push(r.mark("drain", now));
         }
-        let mut stop_timeout = Duration::ZERO;
-        if let Some(set) = self.retiring.as_mut() {
-            stop_timeout = set.cfg.timing.stop_timeout;
-            for p in set.procs.iter_mut() {
-                p.restart_at = None;
-                if let Some(pid) = p.pid {
-                    out.push(Action::Signal { pgid: pid, sig: set.cfg.stop_signal });
-                }
-            }
-        }
+        let stop_timeout = self.retiring.as_mut().map(|set| set.signal_stop(out)).unwrap_or_default();
         self.phase = Phase::Stopping(Stop::new(now + stop_timeout));
         self.check_stopped(now, out);
     }
