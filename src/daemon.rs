@@ -499,7 +499,7 @@ impl Daemon {
             // (the subreaper) until the loop reaps it; the next look, 20 ms
             // later, no longer sees it.
             Action::CheckGroups { pgids } => {
-                Some(Event::GroupsAlive(pgids.into_iter().filter(|&p| sys::group_alive(p)).collect()))
+                Some(Event::GroupsAlive(pgids.into_iter().filter(|&p| state::group_alive(p)).collect()))
             }
             Action::Signal { pgid, sig } => {
                 if let Err(e) = sys::kill_group(pgid, sig) {

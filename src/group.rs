@@ -520,16 +520,12 @@ impl Group {
                 let reason = format!("after_start failed: {e}");
                 if let Some(live) = &self.live {
                     let (ports, old_ports) = (live.ports(), new.ports());
+                    let msg = format!("{reason}; pointing back at the live set, draining the new one");
+                    out.push(Action::Log { level: Level::Warn, port: None, msg });
                     out.push(Action::Revert { cfg: new.cfg.clone(), ports, old_ports });
                     if let Some(r) = self.rollout.as_mut() {
                         r.outcome = Some(Outcome::RolledBack { reason: reason.clone(), port: None });
                     }
-                    self.log(
-                        out,
-                        Level::Warn,
-                        None,
-                        format!("{reason}; pointing back at the live set, draining the new one"),
-                    );
                     // The LB may already have sent requests to the new set.
                     self.retiring = Some(new);
                     self.phase = Phase::Draining {
@@ -539,7 +535,6 @@ impl Group {
                     };
                 } else {
                     self.new = Some(new);
-                    self.phase = Phase::Ready { deadline: now, next_check: now, passed: Vec::new() };
                     self.fail(now, reason, None, out);
                 }
             }
@@ -557,10 +552,10 @@ impl Group {
             *quiet_since = Some(now);
         }
         if quiet_since.is_some_and(|q| now.saturating_duration_since(q) >= quiet) {
-            self.begin_stop(now, out);
+            self.begin_stop(now, "drain", out);
         } else if now >= *deadline {
             let msg = format!("drain_timeout reached with {n} connection(s) left on the old set; stopping it anyway");
-            self.begin_stop(now, out);
+            self.begin_stop(now, "drain", out);
             self.log(out, Level::Warn, None, msg);
         } else {
             *next_count = (now + DRAIN_INTERVAL).min(*deadline);
@@ -657,13 +652,15 @@ impl Group {
             r.outcome = Some(outcome);
         }
         self.log(out, Level::Warn, port, format!("{reason}; stopping the new set"));
+        let failed_in = if self.phase == Phase::Switching { "after_start" } else { "ready" };
         self.retiring = self.new.take();
-        self.begin_stop(now, out);
+        self.begin_stop(now, failed_in, out);
     }
 
-    fn begin_stop(&mut self, now: Instant, out: &mut Vec<Action>) {
+    /// Ends the rollout's phase `ended` and stops the retiring set.
+    fn begin_stop(&mut self, now: Instant, ended: &'static str, out: &mut Vec<Action>) {
         if let Some(r) = self.rollout.as_mut() {
-            out.push(r.mark("drain", now));
+            out.push(r.mark(ended, now));
         }
         let stop_timeout = self.retiring.as_mut().map(|set| set.signal_stop(out)).unwrap_or_default();
         self.phase = Phase::Stopping(Stop::new(now + stop_timeout));
@@ -721,9 +718,11 @@ impl Group {
     }
 
     fn finish(&mut self, now: Instant, outcome: Outcome, out: &mut Vec<Action>) {
-        self.phase = Phase::Idle;
-        let Some(mut r) = self.rollout.take() else { return };
-        if r.marks.iter().any(|(n, _)| *n == "drain") {
+        let Some(mut r) = self.rollout.take() else {
+            self.phase = Phase::Idle;
+            return;
+        };
+        if matches!(self.phase, Phase::Stopping(_)) {
             out.push(r.mark("stop", now));
         }
         let summary = match &outcome {
@@ -734,6 +733,7 @@ impl Group {
             }
             Outcome::StartFailed { reason, .. } => format!("start failed: {reason} ({})", r.phases()),
         };
+        self.phase = Phase::Idle;
         out.push(Action::Done { outcome, summary });
     }
 }
@@ -947,6 +947,7 @@ mod tests {
         let (outcome, summary) = done(&a).unwrap();
         assert!(matches!(outcome, Outcome::RolledBack { port: Some(8502), .. }), "{outcome:?}");
         assert!(summary.contains("port 8502 not ready within start_timeout 5.00s: answered 500"), "{summary}");
+        assert!(summary.contains("(spawn 0ms, ready 5.00s, stop 20ms, total 5.02s)"), "{summary}");
         assert_eq!(g.live.as_ref().unwrap().ports(), vec![8001, 8002]);
         assert!(g.is_idle());
     }

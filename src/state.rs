@@ -6,7 +6,8 @@
 //! `.state`), is written 0600 by rename of a temporary file, and is read
 //! only if it is a regular file owned by rolld's user and closed to others.
 //! Each process is recorded with its start time (from /proc/PID/stat), so a
-//! recycled pid is never mistaken for a backend.
+//! recycled pid is never mistaken for a backend. The same /proc reading
+//! tells whether a process group still has a living member.
 
 use std::io::Write;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
@@ -65,23 +66,44 @@ pub fn parse(text: &str) -> Result<Vec<Entry>, String> {
 }
 
 /// Start time (clock ticks since boot) and process group of `pid`, from
-/// /proc; `None` if there is no such process.
+/// /proc; `None` if there is no such process, or only its zombie.
 pub fn identity(pid: i32) -> Option<(u64, i32)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    parse_stat(&stat)
+    parse_stat(&stat).filter(|s| !s.zombie).map(|s| (s.start, s.pgrp))
 }
 
-/// Fields after the command name, which may itself hold spaces and parens.
-pub fn parse_stat(stat: &str) -> Option<(u64, i32)> {
+#[derive(Debug, PartialEq, Eq)]
+pub struct Stat {
+    pub zombie: bool,
+    pub pgrp: i32,
+    pub start: u64,
+}
+
+/// The fields rolld needs from /proc/PID/stat. They are counted after the
+/// command name, which may itself hold spaces and parens.
+pub fn parse_stat(stat: &str) -> Option<Stat> {
     let rest = &stat[stat.rfind(')')? + 1..];
     let f: Vec<&str> = rest.split_ascii_whitespace().collect();
     // f[0] is field 3 (state): pgrp is field 5, starttime field 22.
-    let pgrp = f.get(2)?.parse().ok()?;
-    let start = f.get(19)?.parse().ok()?;
-    if f[0] == "Z" || f[0] == "X" {
-        return None;
+    Some(Stat {
+        zombie: matches!(f.first(), Some(&"Z" | &"X")),
+        pgrp: f.get(2)?.parse().ok()?,
+        start: f.get(19)?.parse().ok()?,
+    })
+}
+
+/// Whether the process group `pgid` has a member that is not a zombie. A
+/// zombie is dead: only its parent's reaping is missing, and the parent of
+/// a taken-over process is not rolld.
+pub fn group_alive(pgid: i32) -> bool {
+    if !crate::sys::group_alive(pgid) {
+        return false;
     }
-    Some((start, pgrp))
+    let Ok(procs) = std::fs::read_dir("/proc") else { return true };
+    procs.flatten().any(|p| {
+        let stat = std::fs::read_to_string(p.path().join("stat")).unwrap_or_default();
+        parse_stat(&stat).is_some_and(|s| !s.zombie && s.pgrp == pgid)
+    })
 }
 
 /// Writes `text` to `path` atomically, 0600, never through a symlink.
@@ -133,9 +155,10 @@ mod tests {
     #[test]
     fn reads_stat_with_odd_command_names() {
         let stat = "4242 (a (b) c) S 1 4242 4242 0 -1 4194560 1 0 0 0 0 0 0 0 20 0 1 0 777 1 1 1";
-        assert_eq!(parse_stat(stat), Some((777, 4242)));
+        assert_eq!(parse_stat(stat), Some(Stat { zombie: false, pgrp: 4242, start: 777 }));
         let zombie = "4242 (x) Z 1 4242 4242 0 -1 4194560 1 0 0 0 0 0 0 0 20 0 1 0 777 1 1 1";
-        assert_eq!(parse_stat(zombie), None);
+        assert!(parse_stat(zombie).unwrap().zombie);
+        assert_eq!(parse_stat("4242 (x) S 1"), None);
         let me = identity(std::process::id() as i32).unwrap();
         assert!(me.0 > 0);
     }
@@ -157,5 +180,21 @@ mod tests {
         std::os::unix::fs::symlink(&p, &link).unwrap();
         assert!(read(&link).is_err(), "symlinks are not followed");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_group_of_zombies_is_not_alive() {
+        use std::os::unix::process::CommandExt;
+        let mut child = std::process::Command::new("sleep").arg("0.2").process_group(0).spawn().unwrap();
+        let pid = child.id() as i32;
+        assert!(group_alive(pid));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while identity(pid).is_some() {
+            assert!(std::time::Instant::now() < deadline, "sleep 0.2 did not end");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert!(crate::sys::group_alive(pid), "the unreaped zombie still holds the group");
+        assert!(!group_alive(pid), "but nothing in it is alive");
+        child.wait().unwrap();
     }
 }
