@@ -8,6 +8,7 @@ cd "$(dirname "$0")"
 
 need=()
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx)
+command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || need+=(haproxy)
 command -v wrk >/dev/null 2>&1 || need+=(wrk)
 command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v ss >/dev/null 2>&1 || need+=(iproute2)
@@ -28,5 +29,10 @@ echo "== fuzzing: the config loader and the TCP table parsers, 60 s each"
 fuzz/run.sh 60
 echo "== end-to-end"
 cargo build --release
-bash tests/e2e.sh "$PWD/target/release/rolld"
+LB=nginx bash tests/e2e.sh "$PWD/target/release/rolld"
+echo "== fault matrix behind nginx under load"
+ROLLD_BIN="$PWD/target/release/rolld" bash tests/faults.sh
+LB=haproxy bash tests/e2e.sh "$PWD/target/release/rolld"
+echo "== fault matrix behind nginx under load"
+ROLLD_BIN="$PWD/target/release/rolld" bash tests/faults.sh
 echo "test_rolld.sh: all tests passed"
