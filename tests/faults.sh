@@ -61,6 +61,7 @@ CASES=(
     takeover          # 13 rolld SIGKILLed and started again: takes the live set over
     bad-config-start  # 14 invalid, missing, directory, unreadable config at start: exit 2
     long-request      # 15 a long request across a switch: drained, or cut at drain_timeout
+    scale-200         # 16 200 backends per set: two rollouts under load, nothing lost
 )
 
 PY=python3
@@ -1171,6 +1172,44 @@ case_cleanup() {
         } >&2
     fi
     exit "$rc"
+}
+
+# 16. Scale: one group of 200 backends per set (examples/http_backend.rs,
+# which dies at once on SIGTERM: only the drain protects its requests),
+# behind nginx under load, rolled twice. Ports 30001-30200 and 30501-30700.
+case_scale_200() {
+    local backend=$REPO/target/release/examples/http_backend
+    [[ -x $backend ]] || fail "no $backend (cargo build --release --example http_backend)"
+    cp "$backend" "$TMP/http_backend"
+    SET_A=($(seq 30001 30200))
+    SET_B=($(seq 30501 30700))
+    config_text() {
+        cat <<EOF
+$GROUP:
+  cmd: '$TMP/http_backend {numproc}'
+  workset:
+    - numprocs: $(yaml_list "${SET_A[@]}")
+    - numprocs: $(yaml_list "${SET_B[@]}")
+  smoke_test:
+    - check_all_http_ports: numprocs
+  after_start:
+    - replace_file: [numprocs, '$CFG_TEMPLATE', 'nginx/upstream.conf']
+    - run_proc: './lb.sh'
+  drain_quiet: $CFG_DRAIN_QUIET
+  stop_timeout: $CFG_STOP_TIMEOUT
+EOF
+    }
+    start_live
+    load_start
+    local n line
+    for n in 1 2; do
+        hup
+        wait_rollouts "$n" 60
+        line=$(grep -F ' rollout ok: ' "$LOG" | tail -n 1)
+        say "rollout $n of 200 backends: (${line##*(}"
+        if ((n == 1)); then expect_live B; else expect_live A; fi
+    done
+    load_stop
 }
 
 # run_case NAME NUMBER: the case in a subshell of its own; its status (0
