@@ -19,6 +19,9 @@ const NETLINK_SOCK_DIAG: i32 = 4;
 const NLMSG_ERROR: u16 = 2;
 const NLMSG_DONE: u16 = 3;
 const NLM_F_REQUEST_DUMP: u16 = 0x0301;
+const INET_DIAG_REQ_BYTECODE: u16 = 1;
+const INET_DIAG_BC_JMP: u8 = 1;
+const INET_DIAG_BC_S_EQ: u8 = 11;
 
 /// One row of a table: local port, state and socket inode.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,10 +57,35 @@ fn listeners(table: &str, port: u16) -> Vec<u64> {
     table.lines().filter_map(parse_row).filter(|r| r.state == LISTEN && r.port == port).map(|r| r.inode).collect()
 }
 
-/// An inet_diag dump request for TCP sockets of `family` in `states`.
-pub fn diag_request(family: u8, states: u32) -> Vec<u8> {
-    let mut m = Vec::with_capacity(72);
-    m.extend_from_slice(&72u32.to_ne_bytes());
+/// inet_diag bytecode that keeps the sockets whose local port is one of
+/// `ports`, as ss compiles `sport = :P1 or sport = :P2 ...`: a test per
+/// port, each followed by a jump to the end (accept); a test that fails
+/// goes on to the next one, and past the last one, 4 bytes beyond the end
+/// (reject). The kernel then sends only the sockets of the drained set.
+pub fn port_filter(ports: &[u16]) -> Vec<u8> {
+    let len = 12 * ports.len() - 4;
+    let mut bc = Vec::with_capacity(len);
+    let op = |bc: &mut Vec<u8>, code: u8, yes: u8, no: u16| {
+        bc.extend_from_slice(&[code, yes]);
+        bc.extend_from_slice(&no.to_ne_bytes());
+    };
+    for (i, &port) in ports.iter().enumerate() {
+        op(&mut bc, INET_DIAG_BC_S_EQ, 8, 12);
+        op(&mut bc, 0, 0, port);
+        if i + 1 < ports.len() {
+            let to_end = (len - bc.len()) as u16;
+            op(&mut bc, INET_DIAG_BC_JMP, 4, to_end);
+        }
+    }
+    bc
+}
+
+/// An inet_diag dump request for TCP sockets of `family` in `states`, with
+/// `filter` bytecode when it is not empty.
+pub fn diag_request(family: u8, states: u32, filter: &[u8]) -> Vec<u8> {
+    let total = 72 + if filter.is_empty() { 0 } else { 4 + filter.len() };
+    let mut m = Vec::with_capacity(total);
+    m.extend_from_slice(&(total as u32).to_ne_bytes());
     m.extend_from_slice(&SOCK_DIAG_BY_FAMILY.to_ne_bytes());
     m.extend_from_slice(&NLM_F_REQUEST_DUMP.to_ne_bytes());
     m.extend_from_slice(&1u32.to_ne_bytes()); // seq
@@ -65,6 +93,11 @@ pub fn diag_request(family: u8, states: u32) -> Vec<u8> {
     m.extend_from_slice(&[family, libc::IPPROTO_TCP as u8, 0, 0]);
     m.extend_from_slice(&states.to_ne_bytes());
     m.resize(72, 0); // inet_diag_sockid: no address filter
+    if !filter.is_empty() {
+        m.extend_from_slice(&((4 + filter.len()) as u16).to_ne_bytes());
+        m.extend_from_slice(&INET_DIAG_REQ_BYTECODE.to_ne_bytes());
+        m.extend_from_slice(filter);
+    }
     m
 }
 
@@ -97,13 +130,19 @@ pub fn parse_diag(mut buf: &[u8], rows: &mut Vec<Row>) -> Result<bool, String> {
     Ok(false)
 }
 
-/// TCP sockets in `states` (a mask of 1 << state), IPv4 and IPv6, by netlink.
-fn diag(states: u32) -> std::io::Result<Vec<Row>> {
+/// TCP sockets in `states` (a mask of 1 << state), IPv4 and IPv6, by
+/// netlink; only those on `ports` when the kernel takes the filter.
+fn diag(states: u32, ports: &[u16]) -> std::io::Result<Vec<Row>> {
+    let filter = if ports.is_empty() || ports.len() > 5000 { Vec::new() } else { port_filter(ports) };
+    diag_with(states, &filter).or_else(|e| if filter.is_empty() { Err(e) } else { diag_with(states, &[]) })
+}
+
+fn diag_with(states: u32, filter: &[u8]) -> std::io::Result<Vec<Row>> {
     let mut rows = Vec::new();
     let mut buf = vec![0u8; 32 * 1024];
     for family in [libc::AF_INET as u8, libc::AF_INET6 as u8] {
         let nl = crate::sys::Netlink::open(NETLINK_SOCK_DIAG)?;
-        nl.send(&diag_request(family, states))?;
+        nl.send(&diag_request(family, states, filter))?;
         loop {
             let n = nl.recv(&mut buf)?;
             match parse_diag(&buf[..n], &mut rows) {
@@ -123,12 +162,14 @@ fn mask(states: &[u8]) -> u32 {
     states.iter().fold(0, |m, s| m | 1 << s)
 }
 
-/// Rows in `states`, by netlink, or parsed from /proc when netlink fails.
-fn rows(states: &[u8]) -> Vec<Row> {
-    if let Ok(rows) = diag(mask(states)) {
-        return rows;
-    }
-    proc_rows().into_iter().filter(|r| states.contains(&r.state)).collect()
+/// Rows in `states` on `ports`, by netlink, or parsed from /proc when
+/// netlink fails.
+fn rows(states: &[u8], ports: &[u16]) -> Vec<Row> {
+    let all = match diag(mask(states), ports) {
+        Ok(rows) => rows,
+        Err(_) => proc_rows().into_iter().filter(|r| states.contains(&r.state)).collect(),
+    };
+    all.into_iter().filter(|r| ports.contains(&r.port)).collect()
 }
 
 fn proc_rows() -> Vec<Row> {
@@ -144,13 +185,13 @@ fn proc_rows() -> Vec<Row> {
 
 /// Connections that may carry a request to any of `ports`, now.
 pub fn connections(ports: &[u16]) -> usize {
-    rows(&BUSY_STATES).iter().filter(|r| ports.contains(&r.port)).count()
+    rows(&BUSY_STATES, ports).len()
 }
 
 /// The ports of `ports` on which something listens now, each with a
 /// description of the holder when it can be found (`pid 123 (nginx)`).
 pub fn busy_ports(ports: &[u16]) -> Vec<(u16, String)> {
-    let listening = rows(&[LISTEN]);
+    let listening = rows(&[LISTEN], ports);
     ports
         .iter()
         .filter_map(|&p| {
@@ -276,7 +317,10 @@ mod tests {
         let mut bad = diag_msg(1, 1, 1);
         bad[..4].copy_from_slice(&500u32.to_ne_bytes());
         assert!(parse_diag(&bad, &mut rows).is_err());
-        assert_eq!(diag_request(2, 1 << 10).len(), 72);
+        assert_eq!(diag_request(2, 1 << 10, &[]).len(), 72);
+        let with = diag_request(2, 1 << 10, &port_filter(&[80, 443]));
+        assert_eq!(with.len(), 72 + 4 + 20);
+        assert_eq!(u32::from_ne_bytes(with[..4].try_into().unwrap()) as usize, with.len());
     }
 
     /// The netlink path and the /proc path see the same sockets.
@@ -299,12 +343,23 @@ mod tests {
         let want = keep.len();
         let from_proc =
             proc_rows().iter().filter(|r| BUSY_STATES.contains(&r.state) && ports.contains(&r.port)).count();
-        let from_diag = diag(mask(&BUSY_STATES)).unwrap().iter().filter(|r| ports.contains(&r.port)).count();
+        let from_diag = diag_with(mask(&BUSY_STATES), &[]).unwrap().iter().filter(|r| ports.contains(&r.port)).count();
+        let filtered = diag_with(mask(&BUSY_STATES), &port_filter(&ports)).unwrap();
         assert_eq!((from_diag, from_proc), (want, want), "accepted and queued connections both count");
+        assert_eq!(filtered.len(), want, "the kernel keeps only the sockets of the ports: {filtered:?}");
         assert_eq!(connections(&ports), want);
         let busy = busy_ports(&ports);
         assert_eq!(busy.len(), ports.len());
         assert!(busy[0].1.contains(&format!("pid {}", std::process::id())), "{busy:?}");
         drop((keep, accepted));
+    }
+
+    #[test]
+    fn port_filter_is_what_ss_compiles() {
+        // ss -Htn '( sport = :80 or sport = :443 )' compiles to this.
+        let bc = port_filter(&[80, 443]);
+        let ops: Vec<(u8, u8, u16)> = bc.chunks(4).map(|c| (c[0], c[1], u16::from_ne_bytes([c[2], c[3]]))).collect();
+        assert_eq!(ops, vec![(11, 8, 12), (0, 0, 80), (1, 4, 12), (11, 8, 12), (0, 0, 443)]);
+        assert_eq!(port_filter(&[8001]).len(), 8);
     }
 }
