@@ -27,11 +27,10 @@ echo "== unit and integration tests"
 cargo test --all-targets
 echo "== fuzzing: the config loader and the TCP table parsers, 60 s each"
 fuzz/run.sh 60
-echo "== end-to-end"
-cargo build --release
+cargo build --release --bins --example http_backend
+echo "== end-to-end behind nginx"
 LB=nginx bash tests/e2e.sh "$PWD/target/release/rolld"
-echo "== fault matrix behind nginx under load"
-ROLLD_BIN="$PWD/target/release/rolld" bash tests/faults.sh
+echo "== end-to-end behind HAProxy"
 LB=haproxy bash tests/e2e.sh "$PWD/target/release/rolld"
 echo "== fault matrix behind nginx under load"
 ROLLD_BIN="$PWD/target/release/rolld" bash tests/faults.sh

@@ -1,25 +1,43 @@
 #!/usr/bin/env bash
-# End-to-end test of rolld under load.
+# End-to-end test of rolld under load, behind nginx or HAProxy.
 #
-#   tests/e2e.sh [PATH_TO_ROLLD]
+#   tests/e2e.sh [PATH_TO_ROLLD]              # behind nginx
+#   LB=haproxy tests/e2e.sh [PATH_TO_ROLLD]   # behind HAProxy
 #
 # Without an argument it runs `cargo build --release` and tests
-# target/release/rolld. Needs python3, nginx, wrk, curl, ss, pgrep/pkill.
+# target/release/rolld. Needs python3, wrk, curl, ss, pgrep/pkill, and nginx
+# or haproxy.
 #
-# In a fresh temporary directory it sets up the example (app.py, the nginx
-# prefix with reload.sh/stop.sh) on ports that do not clash with the example:
-# nginx on 127.0.0.1:18080, backends on 18001-18004 and 18501-18504. Then:
+# In a fresh temporary directory it sets up the example (app.py, and the
+# nginx prefix with reload.sh/stop.sh from example/nginx/, or the HAProxy
+# directory from example/haproxy/) on ports that do not clash with the
+# examples:
 #
-#   - starts rolld and waits until the first workset is live behind nginx;
-#   - runs wrk through nginx for the whole test (Connection: close, so every
-#     request is a new connection and hits whichever workset nginx has);
+#   LB=nginx   (default)  nginx on 127.0.0.1:18080,
+#                         backends on 18001-18004 and 18501-18504;
+#   LB=haproxy            HAProxy on 127.0.0.1:18081 (master-worker, retries 0),
+#                         backends on 18101-18104 and 18601-18604.
+#
+# Then:
+#
+#   - starts rolld and waits until the first workset is live behind the LB;
+#   - runs wrk through the LB for the whole test (Connection: close, so every
+#     request is a new connection and hits whichever workset the LB has);
 #   - keeps a 4 s request in flight across the first switch;
 #   - does 5 rollouts (SIGHUP), checking after each that exactly the expected
 #     workset listens and serves;
+#   - breaks the LB config template (a directive the LB rejects), so that the
+#     LB's config check in reload.sh (`nginx -t`, `haproxy -c`) fails: the
+#     next rollout (`rolld reload --wait`, which must exit 1) must be rolled
+#     back, the LB must not have been reloaded (no new worker) and must still
+#     send every request to the old workset, whose ports are the only ones
+#     listening; for HAProxy, the installed haproxy.cfg must be unchanged too.
+#     Once the template is restored, the next SIGHUP must roll over normally;
 #   - sends a storm of SIGHUPs, which must give 1 or 2 more rollouts (one
 #     running plus at most one queued), then nothing more;
 #   - requires wrk to have seen only 2xx answers and no socket errors;
-#   - stops rolld with SIGTERM: exit status 0, no backend left, no zombie.
+#   - stops rolld with SIGTERM: exit status 0, no backend left, no zombie;
+#   - stops the LB with its stop.sh: no LB process left.
 #
 # On failure the temporary directory is kept and its path printed; set
 # E2E_KEEP=1 to keep it after a success too.
@@ -28,9 +46,23 @@ set -euo pipefail
 
 REPO=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd -P)
 
-NGINX_PORT=18080
-SET_A=(18001 18002 18003 18004)
-SET_B=(18501 18502 18503 18504)
+LB=${LB:-nginx}
+case $LB in
+nginx)
+    LB_PORT=18080
+    SET_A=(18001 18002 18003 18004)
+    SET_B=(18501 18502 18503 18504)
+    ;;
+haproxy)
+    LB_PORT=18081
+    SET_A=(18101 18102 18103 18104)
+    SET_B=(18601 18602 18603 18604)
+    ;;
+*)
+    echo "e2e: LB must be nginx or haproxy, not '$LB'" >&2
+    exit 2
+    ;;
+esac
 ROLLOUTS=5
 STORM_HUPS=10
 SLOW_SECS=4
@@ -40,6 +72,7 @@ ROLLD_PID=
 WRK_PID=
 CURL_PID=
 EXPECT_ROLLD=0 # while 1, wait_for fails at once if rolld has died
+ROLLBACKS_OK=0 # rollbacks the test causes on purpose; any other one fails it
 PASSED=0
 TMP=
 
@@ -81,7 +114,7 @@ wait_for() {
 count() { grep -cF -- "$1" "$LOG" || true; }
 log_has() { [[ $(count "$1") -gt 0 ]]; }
 no_rollback() {
-    if log_has ' rolled back: '; then
+    if [[ $(count ' rolled back: ') -gt $ROLLBACKS_OK ]]; then
         grep -F ' rolled back: ' "$LOG" >&2
         fail "rolld rolled back a rollout"
     fi
@@ -91,6 +124,7 @@ rollouts_at_least() {
     no_rollback
     [[ $(count ' rollout ok: ') -ge $1 ]]
 }
+rollbacks_at_least() { [[ $(count ' rolled back: ') -ge $1 ]]; }
 
 # --- helpers on ports --------------------------------------------------------
 
@@ -108,19 +142,19 @@ none_listen() {
     for p in "$@"; do [[ $l != *" $p "* ]] || return 1; done
 }
 
-nginx_ok() {
+lb_ok() {
     local body
-    body=$(curl -s --max-time 2 "http://127.0.0.1:$NGINX_PORT/" 2>/dev/null) || return 1
+    body=$(curl -s --max-time 2 "http://127.0.0.1:$LB_PORT/" 2>/dev/null) || return 1
     [[ $body == "port "* ]]
 }
 
-# served_by PORT...: 20 requests through nginx, all answered by these ports.
+# served_by PORT...: 20 requests through the LB, all answered by these ports.
 served_by() {
     local i body want=" $* "
     for i in $(seq 20); do
-        body=$(curl -s --max-time 5 "http://127.0.0.1:$NGINX_PORT/") || fail "request through nginx failed"
+        body=$(curl -s --max-time 5 "http://127.0.0.1:$LB_PORT/") || fail "request through $LB failed"
         [[ $body == "port "* && $want == *" ${body#port } "* ]] ||
-            fail "request through nginx answered '$body', expected one of:$want"
+            fail "request through $LB answered '$body', expected one of:$want"
     done
 }
 
@@ -133,6 +167,34 @@ expect_live() {
     wait_for "old workset ports ${off[*]} to stop listening" 3 none_listen "${off[@]}"
     served_by "${on[@]}"
 }
+
+# --- helpers on the LB -------------------------------------------------------------
+
+# lb_procs: pids of the LB processes of this test (masters and workers). The
+# nginx master's command line names $TMP/nginx/; every HAProxy process (the
+# master and its workers) has $TMP/haproxy/haproxy.cfg on its command line.
+lb_procs() {
+    local m
+    case $LB in
+    nginx)
+        for m in $(pgrep -f -- "nginx: master process .*$TMP/nginx/"); do
+            echo "$m"
+            pgrep -P "$m"
+        done
+        ;;
+    haproxy) pgrep -f -- "$TMP/haproxy/haproxy.cfg" ;;
+    esac
+    return 0
+}
+# lb_master: the LB master's pid, from its pid file.
+lb_master() {
+    case $LB in
+    nginx) cat "$TMP/nginx/nginx.pid" ;;
+    haproxy) cat "$TMP/haproxy/haproxy.pid" ;;
+    esac
+}
+# lb_workers: the worker pids of the LB master, sorted.
+lb_workers() { pgrep -P "$(lb_master)" | sort -n || true; }
 
 # --- cleanup -----------------------------------------------------------------
 
@@ -148,24 +210,28 @@ stop_pid() { # stop_pid PID SECONDS: TERM, wait, KILL
 }
 
 cleanup() {
-    local rc=$? pid masters workers i
+    local rc=$? pid masters procs i
     set +e
     trap - EXIT INT TERM HUP
     [[ -n $WRK_PID ]] && stop_pid "$WRK_PID" 2
     [[ -n $CURL_PID ]] && stop_pid "$CURL_PID" 2
     [[ -n $ROLLD_PID ]] && stop_pid "$ROLLD_PID" 10
     if [[ -n $TMP && -d $TMP ]]; then
-        # nginx of our prefix: the master's command line names $TMP/nginx/.
-        masters=$(pgrep -f -- "nginx: master process .*$TMP/nginx/")
-        workers=$(for pid in $masters; do pgrep -P "$pid"; done)
-        if [[ -n $masters ]]; then
-            "$NGINX_BIN" -p "$TMP/nginx/" -e "$TMP/nginx/error.log" -c nginx.conf -s stop 2>/dev/null
+        procs=$(lb_procs)
+        if [[ -n $procs ]]; then
+            if [[ $LB == nginx ]]; then
+                "$NGINX_BIN" -p "$TMP/nginx/" -e "$TMP/nginx/error.log" -c nginx.conf -s stop 2>/dev/null
+            else
+                # SIGTERM to the master: hard stop of the master and workers.
+                masters=$(cat "$TMP/haproxy/haproxy.pid" 2>/dev/null)
+                [[ -n $masters ]] && kill -TERM "$masters" 2>/dev/null
+            fi
             for ((i = 0; i < 50; i++)); do
-                pgrep -f -- "nginx: master process .*$TMP/nginx/" >/dev/null || break
+                [[ -n $(lb_procs) ]] || break
                 sleep 0.1
             done
-            # shellcheck disable=SC2086
-            kill -KILL $masters $workers 2>/dev/null
+            # shellcheck disable=SC2086,SC2046
+            kill -KILL $procs $(lb_procs) 2>/dev/null
         fi
         # Backends left over (rolld runs them as "python3 $TMP/app.py PORT").
         if pgrep -f -- "$TMP/app.py" >/dev/null; then
@@ -213,17 +279,25 @@ fi
 [[ -x $ROLLD ]] || fail "rolld binary not found or not executable: $ROLLD"
 ROLLD=$(realpath -- "$ROLLD")
 
-unset NGINX # nginx reads this variable (inherited sockets): keep it out of the way
-NGINX_BIN=$(command -v nginx || true)
-[[ -n $NGINX_BIN ]] || for n in /usr/sbin/nginx /usr/local/sbin/nginx /usr/local/nginx/sbin/nginx; do
-    [[ -x $n ]] && NGINX_BIN=$n && break
-done
-[[ -n $NGINX_BIN ]] || fail "nginx is required"
-for tool in python3 wrk curl ss pgrep pkill awk; do
+if [[ $LB == nginx ]]; then
+    unset NGINX # nginx reads this variable (inherited sockets): keep it out of the way
+    NGINX_BIN=$(command -v nginx || true)
+    [[ -n $NGINX_BIN ]] || for n in /usr/sbin/nginx /usr/local/sbin/nginx /usr/local/nginx/sbin/nginx; do
+        [[ -x $n ]] && NGINX_BIN=$n && break
+    done
+    [[ -n $NGINX_BIN ]] || fail "nginx is required"
+else
+    HAPROXY_BIN=$(command -v haproxy || true)
+    [[ -n $HAPROXY_BIN ]] || for n in /usr/sbin/haproxy /usr/local/sbin/haproxy; do
+        [[ -x $n ]] && HAPROXY_BIN=$n && break
+    done
+    [[ -n $HAPROXY_BIN ]] || fail "haproxy is required"
+fi
+for tool in python3 wrk curl ss pgrep pkill awk timeout; do
     command -v "$tool" >/dev/null || fail "$tool is required"
 done
-none_listen "$NGINX_PORT" "${SET_A[@]}" "${SET_B[@]}" ||
-    fail "a test port is already in use (need $NGINX_PORT ${SET_A[*]} ${SET_B[*]} free)"
+none_listen "$LB_PORT" "${SET_A[@]}" "${SET_B[@]}" ||
+    fail "a test port is already in use (need $LB_PORT ${SET_A[*]} ${SET_B[*]} free)"
 
 # --- set up the test directory ---------------------------------------------------
 
@@ -231,12 +305,27 @@ TMP=$(mktemp -d /tmp/rolld-e2e.XXXXXX)
 chmod 755 "$TMP" # nginx workers run as nobody when started by root
 LOG=$TMP/rolld.log
 cp "$REPO/example/app.py" "$TMP/"
-mkdir "$TMP/nginx"
-cp "$REPO"/example/nginx/{nginx.conf,upstream.conf.templ,reload.sh,stop.sh} "$TMP/nginx/"
-sed -i "s/listen 127\.0\.0\.1:8080;/listen 127.0.0.1:$NGINX_PORT;/" "$TMP/nginx/nginx.conf"
-grep -qF "listen 127.0.0.1:$NGINX_PORT;" "$TMP/nginx/nginx.conf" ||
-    fail "could not set the nginx port in $TMP/nginx/nginx.conf"
-export NGINX_BINARY=$NGINX_BIN # used by nginx/reload.sh and stop.sh
+if [[ $LB == nginx ]]; then
+    mkdir "$TMP/nginx"
+    cp "$REPO"/example/nginx/{nginx.conf,upstream.conf.templ,reload.sh,stop.sh} "$TMP/nginx/"
+    sed -i "s/listen 127\.0\.0\.1:8080;/listen 127.0.0.1:$LB_PORT;/" "$TMP/nginx/nginx.conf"
+    grep -qF "listen 127.0.0.1:$LB_PORT;" "$TMP/nginx/nginx.conf" ||
+        fail "could not set the nginx port in $TMP/nginx/nginx.conf"
+    export NGINX_BINARY=$NGINX_BIN # used by nginx/reload.sh and stop.sh
+    TEMPLATE=$TMP/nginx/upstream.conf.templ
+    AFTER_START="    - replace_file: [numprocs, 'nginx/upstream.conf.templ', 'nginx/upstream.conf']
+    - run_proc: './nginx/reload.sh'"
+else
+    mkdir "$TMP/haproxy"
+    cp "$REPO"/example/haproxy/{haproxy.cfg.templ,reload.sh,stop.sh} "$TMP/haproxy/"
+    sed -i "s/^\( *bind 127\.0\.0\.1\):8081\$/\1:$LB_PORT/" "$TMP/haproxy/haproxy.cfg.templ"
+    grep -qE "^ *bind 127\.0\.0\.1:$LB_PORT\$" "$TMP/haproxy/haproxy.cfg.templ" ||
+        fail "could not set the haproxy port in $TMP/haproxy/haproxy.cfg.templ"
+    export HAPROXY_BINARY=$HAPROXY_BIN # used by haproxy/reload.sh
+    TEMPLATE=$TMP/haproxy/haproxy.cfg.templ
+    AFTER_START="    - replace_file: [numprocs, 'haproxy/haproxy.cfg.templ', 'haproxy/haproxy.cfg.new']
+    - run_proc: './haproxy/reload.sh'"
+fi
 
 join() {
     local IFS=$1
@@ -244,7 +333,7 @@ join() {
     echo "$*"
 }
 cat >"$TMP/rolld.yml" <<EOF
-# rolld end-to-end test (generated by tests/e2e.sh)
+# rolld end-to-end test (generated by tests/e2e.sh, LB=$LB)
 app-servers:
   cmd: 'python3 $TMP/app.py {numproc}'
   directory: '.'
@@ -256,14 +345,14 @@ app-servers:
   smoke_test:
     - check_all_http_ports: numprocs
   after_start:
-    - replace_file: [numprocs, 'nginx/upstream.conf.templ', 'nginx/upstream.conf']
-    - run_proc: './nginx/reload.sh'
+$AFTER_START
   drain_quiet: 1
   drain_timeout: 60
   stop_timeout: 5
 EOF
 
 say "rolld: $ROLLD"
+say "load balancer: $LB on 127.0.0.1:$LB_PORT"
 say "work dir: $TMP"
 
 # --- start ---------------------------------------------------------------------
@@ -273,33 +362,36 @@ ROLLD_PID=$!
 EXPECT_ROLLD=1
 wait_for "initial start (' live on $(join , "${SET_A[@]}")' in rolld's log)" 30 \
     log_has " live on $(join , "${SET_A[@]}")"
-wait_for "nginx to answer on :$NGINX_PORT" 15 nginx_ok
+wait_for "$LB to answer on :$LB_PORT" 15 lb_ok
 no_rollback
 expect_live A
 say "initial workset live: ${SET_A[*]}"
 
 wrk -t2 -c16 -d${WRK_MAX_SECS}s -H "Connection: close" --latency \
-    "http://127.0.0.1:$NGINX_PORT/" >"$TMP/wrk.out" 2>&1 &
+    "http://127.0.0.1:$LB_PORT/" >"$TMP/wrk.out" 2>&1 &
 WRK_PID=$!
 sleep 1
 alive "$WRK_PID" || fail "wrk did not start: $(cat "$TMP/wrk.out")"
 
 # A long request in flight across the first switch.
 curl -s -o "$TMP/slow.body" -w '%{http_code}' --max-time 60 \
-    "http://127.0.0.1:$NGINX_PORT/slow?s=$SLOW_SECS" >"$TMP/slow.code" 2>"$TMP/slow.err" &
+    "http://127.0.0.1:$LB_PORT/slow?s=$SLOW_SECS" >"$TMP/slow.code" 2>"$TMP/slow.err" &
 CURL_PID=$!
 slow_connected() {
     local s
-    s=$(ss -Htnp state established "( dport = :$NGINX_PORT )")
+    s=$(ss -Htnp state established "( dport = :$LB_PORT )")
     [[ $s == *"pid=$CURL_PID,"* ]]
 }
-wait_for "the slow request to connect to nginx" 5 slow_connected
-sleep 0.3 # let nginx pass it on to a backend
+wait_for "the slow request to connect to $LB" 5 slow_connected
+sleep 0.3 # let the LB pass it on to a backend
 
 # --- rollouts --------------------------------------------------------------------
 
 longest_ms=0 # longest rollout after the first (the first waits for the slow request)
-for ((i = 1; i <= ROLLOUTS; i++)); do
+
+# rollout I: one SIGHUP, one rollout, then the expected workset is live.
+rollout() {
+    local i=$1 before t0 ms after live rc code body
     before=$(count ' rollout ok: ')
     t0=$(now_ms)
     kill -HUP "$ROLLD_PID"
@@ -320,11 +412,78 @@ for ((i = 1; i <= ROLLOUTS; i++)); do
         CURL_PID=
         code=$(cat "$TMP/slow.code")
         body=$(cat "$TMP/slow.body" 2>/dev/null || true)
-        [[ $rc -eq 0 && $code == 200 && $body == "slow done port 180"* ]] ||
+        # It started while workset A was live: an A port must have answered.
+        [[ $rc -eq 0 && $code == 200 && $body == "slow done port "* && " ${SET_A[*]} " == *" ${body#slow done port } "* ]] ||
             fail "slow request across the switch: curl exit $rc, HTTP $code, body '$body' $(cat "$TMP/slow.err")"
         say "request in flight across the switch: HTTP $code, '$body'"
     fi
+}
+
+for ((i = 1; i <= ROLLOUTS; i++)); do
+    rollout "$i"
 done
+
+# --- a config the LB rejects: rollback ------------------------------------------------
+
+# A directive the LB does not know, in the backend/upstream section of the
+# template. It still renders, so rolld's replace_file succeeds, and the LB's
+# own check in reload.sh (nginx -t, haproxy -c) fails.
+if [[ $LB == nginx ]]; then
+    BAD='    e2e_no_such_directive on;'
+    ANCHOR='^upstream app_servers {$'
+else
+    BAD='    e2e-no-such-keyword on'
+    ANCHOR='^ *balance roundrobin$'
+fi
+cp "$TEMPLATE" "$TMP/template.good"
+sed -i "/$ANCHOR/a\\
+$BAD" "$TEMPLATE"
+grep -qxF -- "$BAD" "$TEMPLATE" || fail "could not break the template $TEMPLATE"
+
+ok_before=$(count ' rollout ok: ')
+if ((ok_before % 2)); then live=B; else live=A; fi
+master_before=$(lb_master)
+workers_before=" $(lb_workers | tr '\n' ' ') "
+[[ $LB == haproxy ]] && cp "$TMP/haproxy/haproxy.cfg" "$TMP/haproxy.cfg.live"
+ROLLBACKS_OK=1
+t0=$(now_ms)
+# As a deploy script would: `rolld reload --wait` must report the rollback.
+rc=0
+timeout 90 "$ROLLD" reload "$TMP/rolld.yml" --wait --timeout 60 >"$TMP/reload-wait.out" 2>&1 || rc=$?
+[[ $rc -eq 1 ]] ||
+    fail "rolld reload --wait with a broken LB config exited $rc (expected 1, rolled back): $(cat "$TMP/reload-wait.out")"
+wait_for "the rollback of a rollout with a broken LB config (' rolled back: ' in rolld's log)" 30 \
+    rollbacks_at_least 1
+ms=$(($(now_ms) - t0))
+no_rollback
+[[ $(count ' rollout ok: ') -eq $ok_before ]] || fail "a rollout with a broken LB config was not rolled back"
+grep -F ' rolled back: ' "$LOG" | grep -qF 'after_start failed: run_proc: `./'"$LB"'/reload.sh` failed' ||
+    fail "the rollback does not give reload.sh's failure: $(grep -F ' rolled back: ' "$LOG")"
+if [[ $LB == nginx ]]; then
+    log_has 'reload.sh: nginx config test failed, not reloading' || fail "no 'nginx config test failed' in rolld's log"
+else
+    log_has 'reload.sh: haproxy config check failed' || fail "no 'haproxy config check failed' in rolld's log"
+fi
+# The old workset alone listens and gets every request.
+expect_live $live
+# The LB was never reloaded: same master, and no worker it did not have.
+[[ $(lb_master) == "$master_before" ]] || fail "the $LB master changed: $master_before -> $(lb_master)"
+for w in $(lb_workers); do
+    [[ $workers_before == *" $w "* ]] || fail "$LB has a new worker $w: it was reloaded with the broken config"
+done
+if [[ $LB == haproxy ]]; then
+    cmp -s "$TMP/haproxy.cfg.live" "$TMP/haproxy/haproxy.cfg" ||
+        fail "haproxy.cfg changed although its check failed"
+    grep -qxF -- "$BAD" "$TMP/haproxy/haproxy.cfg.rejected" ||
+        fail "the rejected config was not kept as haproxy.cfg.rejected"
+fi
+alive "$WRK_PID" || fail "wrk stopped early"
+say "broken LB config: rolled back in ${ms} ms, $LB not reloaded, workset $live still live"
+say "rolld reload --wait (exit 1): $(tail -n 1 "$TMP/reload-wait.out")"
+
+# The template fixed, the next SIGHUP rolls over.
+cp "$TMP/template.good" "$TEMPLATE"
+rollout $((ROLLOUTS + 1))
 
 # --- SIGHUP storm ------------------------------------------------------------------
 
@@ -395,10 +554,17 @@ none_listen "${SET_A[@]}" "${SET_B[@]}" || fail "backend ports still listening a
 zombies=$(ps -eo stat=,ppid=,pid=,args= | awk -v p=$$ '$1 ~ /^Z/ && $2 == p')
 [[ -z $zombies ]] || fail "zombie children: $zombies"
 
-"$TMP/nginx/stop.sh" || fail "nginx/stop.sh failed"
-masters=$(pgrep -f -- "nginx: master process .*$TMP/nginx/" || true)
-[[ -z $masters ]] || fail "nginx still running after stop.sh: $masters"
+"$TMP/$LB/stop.sh" || fail "$LB/stop.sh failed"
+if [[ $LB == nginx ]]; then
+    masters=$(pgrep -f -- "nginx: master process .*$TMP/nginx/" || true)
+    [[ -z $masters ]] || fail "nginx still running after stop.sh: $masters"
+else
+    left=$(lb_procs | tr '\n' ' ')
+    [[ -z $left ]] || fail "haproxy still running after stop.sh: $left"
+    none_listen "$LB_PORT" || fail "port $LB_PORT still listening after haproxy/stop.sh"
+fi
 
 PASSED=1
 rollouts=$(count ' rollout ok: ')
-echo "e2e: PASS ($requests requests, 0 errors, $rollouts rollouts)"
+rollbacks=$(count ' rolled back: ')
+echo "e2e: PASS ($LB: $requests requests, 0 errors, $rollouts rollouts, $rollbacks rollback on purpose)"
