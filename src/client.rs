@@ -72,8 +72,13 @@ pub fn reload(config: &Path, run_dir: Option<&Path>, wait: bool, timeout: Option
                 return 0;
             }
             "queued" => println!("rollout requested; waiting"),
-            "phase" => println!("{rest}"),
-            "log" | "done" => println!("{rest}"),
+            "phase" | "log" => println!("{rest}"),
+            // done GROUP OUTCOME SUMMARY: the summary says the outcome.
+            "done" => {
+                let mut f = rest.splitn(3, ' ');
+                let (group, summary) = (f.next().unwrap_or(""), f.nth(1).unwrap_or(""));
+                println!("{group} {summary}");
+            }
             "end" => {
                 return match rest {
                     "ok" => 0,

@@ -56,6 +56,9 @@ struct Daemon {
 
 /// Runs the daemon for the config at `path`; returns the exit code.
 pub fn run(path: &Path, run_dir: Option<&Path>) -> u8 {
+    if let Err(e) = sys::cloexec_from_3() {
+        log::log(Level::Warn, ROLLD, None, &format!("cannot mark inherited descriptors close-on-exec: {e}"));
+    }
     let cfg = match config::load(path) {
         Ok(c) => c,
         Err(errs) => {
@@ -482,17 +485,7 @@ impl Daemon {
                 Some(Event::AfterStart(actions::run_all(&cfg, &ports, &old_ports)))
             }
             Action::Revert { cfg, ports, old_ports } => {
-                match actions::run_all(&cfg, &ports, &old_ports) {
-                    Ok(()) => {
-                        let msg = format!("after_start run again for the live set {}", fmt_ports(&ports));
-                        self.say(i, Level::Info, None, &msg)
-                    }
-                    Err(e) => {
-                        let msg = format!("pointing back at {} failed too: {e}", fmt_ports(&ports));
-                        self.say(i, Level::Error, None, &msg)
-                    }
-                }
-                None
+                Some(Event::Reverted(actions::run_all(&cfg, &ports, &old_ports)))
             }
             Action::Count { ports } => Some(Event::Connections(tcp::connections(&ports))),
             // A member killed after its leader is a zombie child of rolld

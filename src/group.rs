@@ -105,6 +105,8 @@ pub enum Event {
         failed: Vec<(u16, String)>,
     },
     AfterStart(Result<(), String>),
+    /// Result of `Action::Revert`.
+    Reverted(Result<(), String>),
     Connections(usize),
     /// Result of `Action::CheckGroups`.
     GroupsAlive(Vec<i32>),
@@ -146,8 +148,8 @@ pub enum Action {
         ports: Vec<u16>,
         old_ports: Vec<u16>,
     },
-    /// Run after_start to point back at `ports` after a failed switch. Its
-    /// result is only logged: there is nothing further to fall back to.
+    /// Run after_start to point back at `ports` after a failed switch; the
+    /// answer is `Event::Reverted`.
     Revert {
         cfg: Rc<GroupConfig>,
         ports: Vec<u16>,
@@ -185,9 +187,19 @@ pub enum Action {
 #[derive(Clone, Debug, PartialEq)]
 enum Phase {
     Idle,
-    Ready { deadline: Instant, next_check: Instant, passed: Vec<u16> },
+    Ready {
+        deadline: Instant,
+        next_check: Instant,
+        passed: Vec<u16>,
+    },
     Switching,
-    Draining { quiet_since: Option<Instant>, deadline: Instant, next_count: Instant },
+    /// after_start runs again for the live set, after it failed for the new.
+    Reverting,
+    Draining {
+        quiet_since: Option<Instant>,
+        deadline: Instant,
+        next_count: Instant,
+    },
     Stopping(Stop),
     ShuttingDown(Stop),
     Gone,
@@ -311,6 +323,7 @@ impl Group {
             Phase::Idle => "idle",
             Phase::Ready { .. } => "starting",
             Phase::Switching => "switching",
+            Phase::Reverting => "reverting",
             Phase::Draining { .. } => "draining",
             Phase::Stopping(_) => "stopping",
             Phase::ShuttingDown(_) => "shutting-down",
@@ -337,7 +350,7 @@ impl Group {
             Phase::Ready { next_check, .. } => Some(*next_check),
             Phase::Draining { next_count, .. } => Some(*next_count),
             Phase::Stopping(stop) | Phase::ShuttingDown(stop) => stop.deadline(),
-            Phase::Idle | Phase::Switching | Phase::Gone => None,
+            Phase::Idle | Phase::Switching | Phase::Reverting | Phase::Gone => None,
         };
         let restarts = self.live.iter().flat_map(|s| s.procs.iter()).filter_map(|p| p.restart_at);
         phase.into_iter().chain(restarts).min()
@@ -362,6 +375,7 @@ impl Group {
             Event::Exited { pid, status } => self.exited(now, pid, status, &mut out),
             Event::Smoke { passed, failed } => self.smoked(now, passed, failed, &mut out),
             Event::AfterStart(result) => self.switched(now, result, &mut out),
+            Event::Reverted(result) => self.reverted(now, result, &mut out),
             Event::Connections(n) => self.counted(now, n, &mut out),
             Event::GroupsAlive(alive) => self.lingering(now, alive, &mut out),
             Event::Tick => self.tick(now, &mut out),
@@ -526,19 +540,35 @@ impl Group {
                     if let Some(r) = self.rollout.as_mut() {
                         r.outcome = Some(Outcome::RolledBack { reason: reason.clone(), port: None });
                     }
-                    // The LB may already have sent requests to the new set.
+                    // The LB may already have sent requests to the new set:
+                    // it is drained once the LB points back.
                     self.retiring = Some(new);
-                    self.phase = Phase::Draining {
-                        quiet_since: Some(now),
-                        deadline: now + timing.drain_timeout,
-                        next_count: now,
-                    };
+                    self.phase = Phase::Reverting;
                 } else {
                     self.new = Some(new);
                     self.fail(now, reason, None, out);
                 }
             }
         }
+    }
+
+    /// The LB points back at the live set (or could not be made to): the
+    /// new set's drain, and its quiet period, start now.
+    fn reverted(&mut self, now: Instant, result: Result<(), String>, out: &mut Vec<Action>) {
+        if self.phase != Phase::Reverting {
+            return;
+        }
+        let live = self.live.as_ref().map(Set::ports).unwrap_or_default();
+        match result {
+            Ok(()) => {
+                self.log(out, Level::Info, None, format!("after_start run again for the live set {}", fmt_ports(&live)))
+            }
+            Err(e) => {
+                self.log(out, Level::Error, None, format!("pointing back at {} failed too: {e}", fmt_ports(&live)))
+            }
+        }
+        let drain_timeout = self.retiring.as_ref().map_or(Duration::ZERO, |s| s.cfg.timing.drain_timeout);
+        self.phase = Phase::Draining { quiet_since: Some(now), deadline: now + drain_timeout, next_count: now };
     }
 
     fn counted(&mut self, now: Instant, n: usize, out: &mut Vec<Action>) {
@@ -986,11 +1016,19 @@ mod tests {
         assert!(a.contains(&Action::Revert { cfg: cfg(), ports: vec![8001, 8002], old_ports: vec![8501, 8502] }));
         assert!(signals(&a).is_empty(), "the new set drains first");
         assert_eq!(g.live.as_ref().unwrap().ports(), vec![8001, 8002]);
-        assert_eq!(g.run(ms(t0, 10), Event::Tick), vec![Action::Count { ports: vec![8501, 8502] }]);
-        let a = g.run(ms(t0, 1010), Event::Connections(0));
+        assert_eq!(g.next_deadline(), None, "no drain before the LB points back");
+        // The quiet period starts when the revert (2 s here) has ended.
+        let a = g.run(ms(t0, 2010), Event::Reverted(Ok(())));
+        assert!(
+            a.iter()
+                .any(|a| matches!(a, Action::Log { msg, .. } if msg.contains("run again for the live set 8001,8002")))
+        );
+        assert_eq!(g.run(ms(t0, 2010), Event::Tick), vec![Action::Count { ports: vec![8501, 8502] }]);
+        assert!(g.run(ms(t0, 3000), Event::Connections(0)).is_empty(), "quiet for 0.99 s only");
+        let a = g.run(ms(t0, 3010), Event::Connections(0));
         assert_eq!(signals(&a), vec![(21, TERM), (22, TERM)]);
-        exit(&mut g, ms(t0, 1020), 21);
-        let (outcome, summary) = done(&exit(&mut g, ms(t0, 1030), 22)).unwrap();
+        exit(&mut g, ms(t0, 3020), 21);
+        let (outcome, summary) = done(&exit(&mut g, ms(t0, 3030), 22)).unwrap();
         assert!(matches!(outcome, Outcome::RolledBack { .. }));
         assert!(summary.contains("after_start failed: run_proc failed (exit 1)"), "{summary}");
     }

@@ -69,7 +69,7 @@ fn reload_wait_exits_1_on_rollback_with_the_reason_and_stderr() {
     assert_eq!(code(&o), 1, "{}", text(&o));
     let out = text(&o);
     let port = h.ws[1][0].min(h.ws[1][1]);
-    assert!(out.contains("rolled-back"), "{out}");
+    assert!(out.contains("g rollout rolled back: "), "{out}");
     assert!(out.contains("exit 3"), "the exit status is given: {out}");
     assert!(out.contains("boom"), "the backend's stderr is given: {out}");
     assert!(out.contains(&format!("{}", h.ws[1][0])) || out.contains(&format!("{port}")), "{out}");
@@ -362,4 +362,40 @@ fn log_rotation_by_rename_and_reload_loses_no_line() {
     for p in h.ws[1] {
         assert!(fresh.contains(&format!("{p} 0\n")), "the new set writes to the new file");
     }
+}
+
+/// Writes the descriptors it has open above 2 to fds-PORT.txt (fstat on
+/// each number, so that looking opens nothing), then runs the example app.
+const FDLIST_PY: &str = r#"import os, sys
+here = os.path.dirname(os.path.abspath(__file__))
+open_fds = []
+for fd in range(3, 256):
+    try:
+        os.fstat(fd)
+        open_fds.append(fd)
+    except OSError:
+        pass
+with open(os.path.join(here, "fds-%s.txt" % sys.argv[1]), "w") as f:
+    f.write(" ".join(map(str, open_fds)))
+os.execv(sys.executable, [sys.executable, os.path.join(here, "app.py"), sys.argv[1]])
+"#;
+
+/// No descriptor of rolld's reaches a backend or a run_proc command: not
+/// its own (signal pipe, control socket, log files), and not one rolld
+/// itself inherited without close-on-exec (7 and 9 here).
+#[test]
+fn children_inherit_no_descriptor_beyond_0_1_2() {
+    let mut h = Harness::new("cmd-fds", 51);
+    h.write("fdlist.py", FDLIST_PY);
+    let run_proc = format!("run_proc: '{} {}/fdlist.py runproc || true'", python(), h.dir.display());
+    let extra: &'static str = Box::leak(format!("after_start:\n  - {run_proc}").into_boxed_str());
+    h.write_config(&Cfg { script: "fdlist.py", after_start: false, extra, ..Cfg::default() });
+    h.wrapper = ["bash", "-c", "exec 7>/dev/null 9</dev/null; exec \"$0\" \"$@\""].map(String::from).to_vec();
+    h.start();
+    for p in h.ws[0] {
+        assert_eq!(h.read(&format!("fds-{p}.txt")), "", "backend {p} has descriptors beyond 0, 1, 2");
+    }
+    assert_eq!(h.read("fds-runproc.txt"), "", "run_proc has descriptors beyond 0, 1, 2");
+    h.signal(libc::SIGTERM);
+    assert_eq!(h.wait_exit(Duration::from_secs(10)), 0);
 }
