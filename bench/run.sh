@@ -1,0 +1,539 @@
+#!/usr/bin/env bash
+# Benchmark of rolld, from a fresh clone:
+#
+#   bench/run.sh [--out FILE] [--no-profiles]
+#
+# Installs what it needs when it is missing (nginx, supervisor, wrk, curl,
+# iproute2, procps, python3, binutils; through apt-get, as root or with sudo),
+# builds rolld and its bench helpers (`cargo build --release`), then measures,
+# on loopback only:
+#
+#   1. rollout speed: the example app (4 backends, HTTP smoke test) behind a
+#      real nginx of its own (own prefix, 127.0.0.1:28080), 10 rollouts; each
+#      phase from rolld's log, and SIGHUP -> new set answering through nginx,
+#      beside the backend's own start time and nginx's own reload time;
+#   2. footprint: rolld's RSS/HWM, CPU per rollout and wakeups when idle with
+#      4 and 200 backends, beside supervisord running the same backends; the
+#      binary's size as built, stripped, and built from a temporary copy of
+#      the sources with no release profile and with an LTO profile at
+#      opt-level "s" and 3 (skipped with --no-profiles);
+#   3. drain check cost with 1 000, 10 000 and 50 000 connections held
+#      (examples/drain_cost.rs), beside ss;
+#   4. scale: rollouts of 4, 50 and 200 tiny backends (examples/tiny_backend.rs).
+#
+# Prints a Markdown report (also written to FILE with --out). Every process it
+# starts is stopped on exit, whatever happens; every wait is bounded. Takes
+# about 6 minutes on 2 cores from a fresh clone, first build included (up to
+# 10 when other jobs load the machine); a good part of it is the three extra
+# release builds of the binary-size rows, which --no-profiles skips.
+# Set BENCH_KEEP=1 to keep the work directory; BENCH_PORT_BASE (default
+# 28000) moves the ports it uses, BASE+80 ... BASE+1199.
+
+set -euo pipefail
+
+REPO=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd -P)
+cd "$REPO"
+
+OUT=
+PROFILES=1
+while [[ $# -gt 0 ]]; do
+    case $1 in
+        --out) OUT=${2:?--out needs a file}; shift 2 ;;
+        --no-profiles) PROFILES=0; shift ;;
+        -h | --help) sed -n '2,31p' "$0"; exit 0 ;;
+        *) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
+    esac
+done
+[[ -z $OUT ]] || OUT=$(realpath -m -- "$OUT")
+
+say() { printf 'bench: %s\n' "$*" >&2; }
+fail() {
+    printf 'bench: FAIL: %s\n' "$*" >&2
+    exit 1
+}
+now_ms() { echo $((${EPOCHREALTIME/./} / 1000)); }
+T_START=$(now_ms)
+
+# One run at a time on a machine: two would share ports and CPUs. The lock
+# is a directory holding the pid of its run; a stale one is taken over.
+LOCK=/tmp/rolld-bench-$(id -u).lock
+LOCKED=0
+for _ in 1 2; do
+    if mkdir "$LOCK" 2>/dev/null; then
+        echo $$ >"$LOCK/pid"
+        LOCKED=1
+        break
+    fi
+    other=$(cat "$LOCK/pid" 2>/dev/null || true)
+    if [[ -n $other ]] && kill -0 "$other" 2>/dev/null; then
+        fail "another bench/run.sh (pid $other) is running on this machine; lock $LOCK"
+    fi
+    rm -rf -- "$LOCK"
+done
+((LOCKED)) || fail "cannot take the lock $LOCK"
+trap 'rm -rf -- "$LOCK"' EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM HUP
+
+# --- what the benchmark needs ---------------------------------------------------
+
+need=()
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx)
+command -v supervisord >/dev/null 2>&1 || need+=(supervisor)
+command -v wrk >/dev/null 2>&1 || need+=(wrk)
+command -v curl >/dev/null 2>&1 || need+=(curl)
+command -v ss >/dev/null 2>&1 || need+=(iproute2)
+command -v pgrep >/dev/null 2>&1 || need+=(procps)
+command -v python3 >/dev/null 2>&1 || need+=(python3)
+command -v strip >/dev/null 2>&1 || need+=(binutils)
+if [ ${#need[@]} -gt 0 ]; then
+    say "installing ${need[*]}"
+    sudo=""
+    [ "$(id -u)" = 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}"
+    # The Debian package starts a system supervisord; this benchmark runs its own.
+fi
+export PATH="$PATH:/usr/sbin:/sbin"
+unset NGINX # nginx reads this variable (inherited sockets)
+NGINX_BIN=$(command -v nginx || echo /usr/sbin/nginx)
+[[ -x $NGINX_BIN ]] || fail "nginx not found"
+command -v supervisord >/dev/null || fail "supervisord not found"
+# The interpreter itself, not a wrapper (a pyenv shim costs ~1 s per start):
+# rolld's backends, supervisord's and the peer measurements all use it.
+PY=$(python3 -c 'import sys; print(sys.executable)')
+export BENCH_PYTHON=$PY
+
+# --- ports (all on 127.0.0.1) --------------------------------------------------
+# 28000-29199, inside the range the other test suites leave to the benchmarks
+# (28000-29999) and below the ephemeral range; BENCH_PORT_BASE moves them all.
+
+BASE=${BENCH_PORT_BASE:-28000}
+((BASE >= 1024 && BASE + 1200 < 32768)) || fail "BENCH_PORT_BASE must be within 1024-31567"
+seqc() { seq -s, $((BASE + $1)) $((BASE + $2)); }
+NGINX_PORT=$((BASE + 80))
+EX_A=$(seqc 101 104)
+EX_B=$(seqc 111 114)
+ALT=$(seqc 121 124)  # second upstream for the nginx reload peer
+SOLO=$(seqc 131 134) # backend start peer
+SV4=$(seqc 141 144)  # supervisord's 4 backends
+DRAIN_IN=$(seqc 200 203)
+DRAIN_OUT=$(seqc 210 213)
+declare -A SCALE_A=([4]=$(seqc 300 303) [50]=$(seqc 400 449) [200]=$(seqc 600 799))
+declare -A SCALE_B=([4]=$(seqc 310 313) [50]=$(seqc 500 549) [200]=$(seqc 800 999))
+SV200_FIRST=$((BASE + 1000)) # supervisord's 200 tiny backends
+
+listening_ports() { ss -Htln | awk '{n = split($4, a, ":"); print a[n]}' | sort -un; }
+busy=$(
+    listening_ports | awk -v first="$SV200_FIRST" \
+        -v lists="$NGINX_PORT,$EX_A,$EX_B,$ALT,$SOLO,$SV4,$DRAIN_IN,$DRAIN_OUT,${SCALE_A[*]},${SCALE_B[*]}" '
+        BEGIN { gsub(/ /, ",", lists); n = split(lists, p, ","); for (i = 1; i <= n; i++) want[p[i]] = 1 }
+        want[$1] || ($1 >= first && $1 < first + 200)' | tr '\n' ' '
+)
+[[ -z $busy ]] || fail "ports needed by the benchmark are in use: $busy"
+
+# --- build ---------------------------------------------------------------------
+
+say "building (cargo build --release)"
+cargo build --release
+cargo build --release --example drain_cost --example tiny_backend
+
+# --- work directory and cleanup ---------------------------------------------------
+
+TMP=$(mktemp -d /tmp/rolld-bench.XXXXXX)
+chmod 755 "$TMP" # nginx workers run as nobody when started by root
+RES=$TMP/results
+mkdir -p "$RES" "$TMP/bin"
+mkdir -m 700 "$TMP/run"
+# Copies, so that a rebuild during the run changes nothing, and every process
+# of the benchmark names $TMP on its command line.
+cp target/release/rolld target/release/examples/drain_cost target/release/examples/tiny_backend "$TMP/bin/"
+ROLLD=$TMP/bin/rolld
+PROBE=$REPO/bench/probe.py
+
+ROLLD_PID=
+SV_PID=
+CHILD=
+ALT_PIDS=()
+NGINX_PREFIX=
+
+alive() {
+    [[ -n ${1:-} ]] && kill -0 "$1" 2>/dev/null || return 1
+    local stat
+    stat=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) || return 1
+    [[ $stat != Z ]]
+}
+
+# wait_for DESCRIPTION SECONDS COMMAND...: poll COMMAND every 20 ms.
+wait_for() {
+    local desc=$1 secs=$2
+    shift 2
+    local deadline=$(($(now_ms) + secs * 1000))
+    until "$@"; do
+        (($(now_ms) < deadline)) || fail "timed out after ${secs}s waiting for: $desc"
+        sleep 0.02
+    done
+}
+
+# stop_pid PID SECONDS: TERM, wait, KILL; reaps it if it is our child.
+stop_pid() {
+    local pid=$1 i
+    if alive "$pid"; then
+        kill -TERM "$pid" 2>/dev/null
+        for ((i = 0; i < $2 * 20; i++)); do
+            alive "$pid" || break
+            sleep 0.05
+        done
+        alive "$pid" && kill -KILL "$pid" 2>/dev/null
+    fi
+    wait "$pid" 2>/dev/null || true
+}
+
+# Runs a helper in the background (so that a signal reaches the trap at
+# once) and waits for it; its stdout goes to $1.
+run_child() {
+    local out=$1 rc=0
+    shift
+    # The command itself, not a subshell running a function, must be $CHILD.
+    [[ $1 == probe ]] && set -- "$PY" "$PROBE" "${@:2}"
+    "$@" >"$out" &
+    CHILD=$!
+    wait "$CHILD" || rc=$?
+    CHILD=
+    return $rc
+}
+
+backend_pids() { # pids of the backends of the rolld running config $1
+    timeout 5 "$ROLLD" status "$1" --json --run-dir "$TMP/run" 2>/dev/null |
+        grep -o '"pid":[0-9]*' | tail -n +2 | cut -d: -f2 || true
+}
+
+stop_rolld() { # stop_rolld CONFIG: SIGTERM, wait, then make sure its backends are gone
+    local cfg=$1 pids p
+    [[ -n $ROLLD_PID ]] || return 0
+    pids=$(backend_pids "$cfg")
+    stop_pid "$ROLLD_PID" 20
+    for p in $pids; do kill -KILL -- "-$p" 2>/dev/null || true; done
+    ROLLD_PID=
+}
+
+stop_nginx() {
+    local master w i
+    [[ -n $NGINX_PREFIX && -s $NGINX_PREFIX/nginx.pid ]] || return 0
+    master=$(cat "$NGINX_PREFIX/nginx.pid" 2>/dev/null || true)
+    timeout 35 "$NGINX_PREFIX/stop.sh" >/dev/null 2>&1 || true
+    if [[ -n $master ]] && alive "$master"; then
+        w=$(pgrep -P "$master" || true)
+        kill -KILL "$master" $w 2>/dev/null || true
+    fi
+    NGINX_PREFIX=
+}
+
+cleanup() {
+    local rc=$? pid i cmd
+    set +e
+    trap - EXIT INT TERM HUP
+    [[ -n $CHILD ]] && stop_pid "$CHILD" 10
+    for pid in "${ALT_PIDS[@]}"; do stop_pid "$pid" 5; done
+    [[ -n $SV_PID ]] && stop_pid "$SV_PID" 20
+    [[ -n $ROLLD_PID ]] && stop_rolld "${ROLLD_CFG:-}"
+    stop_nginx
+    # Last resort: anything still running from the work directory (its path
+    # is unique to this run), by pid.
+    if [[ -n ${TMP:-} && -d $TMP ]]; then
+        for i in 1 2; do
+            for pid in $(ls /proc | grep -E '^[0-9]+$'); do
+                [[ $pid == "$$" ]] && continue
+                cmd=$(tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline") || continue
+                [[ $cmd == *"$TMP/"* ]] && kill -KILL "$pid" 2>/dev/null
+            done
+            sleep 0.2
+        done
+        if [[ ${BENCH_KEEP:-0} == 1 || $rc -ne 0 ]]; then
+            say "work directory kept: $TMP"
+        else
+            rm -rf -- "$TMP"
+        fi
+    fi
+    rm -rf -- "$LOCK"
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM HUP
+
+probe() { "$PY" "$PROBE" "$@"; }
+log_has() { grep -qF -- "$2" "$1"; }
+all_listen() { # all_listen CSV
+    local l p
+    l=" $(listening_ports | tr '\n' ' ') "
+    for p in ${1//,/ }; do [[ $l == *" $p "* ]] || return 1; done
+}
+count_listen() { # count_listen FIRST LAST: how many of these ports listen
+    listening_ports | awk -v a="$1" -v b="$2" '$1 >= a && $1 <= b' | wc -l
+}
+nginx_serves() { # nginx_serves CSV: a GET through nginx answers from one of these ports
+    local body
+    body=$(curl -s --max-time 2 "http://127.0.0.1:$NGINX_PORT/" 2>/dev/null) || return 1
+    [[ $body == "port "* && ",$1," == *",${body#port },"* ]]
+}
+# start_rolld CONFIG LOG: runs rolld, waits until its first set is live.
+start_rolld() {
+    ROLLD_CFG=$1
+    "$ROLLD" --run-dir "$TMP/run" "$1" 2>"$2" &
+    ROLLD_PID=$!
+    local deadline=$(($(now_ms) + 60000))
+    until log_has "$2" " live on "; do
+        alive "$ROLLD_PID" || fail "rolld exited at start: $(tail -n 20 "$2")"
+        (($(now_ms) < deadline)) || fail "rolld's first set not live within 60 s: $(tail -n 20 "$2")"
+        sleep 0.02
+    done
+}
+yaml_list() { echo "[${1//,/, }]"; }
+
+SOURCE="git $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
+[[ -z $(git status --porcelain -- src Cargo.toml Cargo.lock 2>/dev/null) ]] || SOURCE+=" with uncommitted changes to src/ or Cargo.toml"
+
+# --- 1. rollout speed, and the footprint with 4 backends ---------------------------
+
+say "1. rollout speed: example app behind nginx on 127.0.0.1:$NGINX_PORT"
+EX=$TMP/ex
+mkdir -p "$EX/nginx"
+cp example/app.py "$EX/"
+cp example/nginx/{nginx.conf,upstream.conf.templ,reload.sh,stop.sh} "$EX/nginx/"
+sed -i "s/listen 127\.0\.0\.1:8080;/listen 127.0.0.1:$NGINX_PORT;/" "$EX/nginx/nginx.conf"
+grep -qF "listen 127.0.0.1:$NGINX_PORT;" "$EX/nginx/nginx.conf" || fail "could not set the nginx port"
+export NGINX_BINARY=$NGINX_BIN
+cat >"$EX/rolld.yml" <<EOF
+# rolld benchmark: the example, on its own ports (generated by bench/run.sh)
+app-servers:
+  cmd: '$PY $EX/app.py {numproc}'
+  directory: '.'
+  stderr: 'logs/app-{numproc}.err'
+  stdout: 'logs/app-{numproc}.log'
+  workset:
+    - numprocs: $(yaml_list "$EX_A")
+    - numprocs: $(yaml_list "$EX_B")
+  smoke_test:
+    - check_all_http_ports: numprocs
+  after_start:
+    - replace_file: [numprocs, 'nginx/upstream.conf.templ', 'nginx/upstream.conf']
+    - run_proc: './nginx/reload.sh'
+  drain_quiet: 0
+  drain_timeout: 30
+  stop_timeout: 5
+EOF
+NGINX_PREFIX=$EX/nginx
+start_rolld "$EX/rolld.yml" "$EX/rolld.log"
+wait_for "nginx to answer from $EX_A" 15 nginx_serves "$EX_A"
+
+sleep 0.5
+probe mem "$ROLLD_PID" >"$RES/mem_example_start.json"
+
+# Backends for the nginx reload peer: a second upstream to switch to.
+ALT_PIDS=()
+for p in ${ALT//,/ }; do
+    "$PY" "$EX/app.py" "$p" </dev/null >/dev/null 2>&1 &
+    ALT_PIDS+=($!)
+done
+wait_for "the reload peer's backends ($ALT) to listen" 30 all_listen "$ALT"
+
+say "   10 rounds: backend start peer, nginx reload peer, one rollout"
+live=$EX_A
+for i in $(seq 1 10); do
+    run_child "$TMP/r.json" probe start --python "$PY" --app "$EX/app.py" --ports "$SOLO" --runs 1
+    cat "$TMP/r.json" >>"$RES/start.jsonl"
+    swap=()
+    ((i % 2)) || swap=(--swap)
+    run_child "$TMP/r.json" probe reload --nginx "$NGINX_BIN" --prefix "$EX/nginx" --port "$NGINX_PORT" \
+        --live "$live" --alt "$ALT" --runs 1 "${swap[@]}"
+    cat "$TMP/r.json" >>"$RES/reload.jsonl"
+    if [[ $live == "$EX_A" ]]; then new=$EX_B; else new=$EX_A; fi
+    run_child "$TMP/r.json" probe rollout --pid "$ROLLD_PID" --log "$EX/rolld.log" \
+        --new-ports "$new" --nginx-port "$NGINX_PORT" --timeout 60
+    cat "$TMP/r.json" >>"$RES/rollouts_example.jsonl"
+    live=$new
+    sleep 0.3
+done
+for p in "${ALT_PIDS[@]}"; do stop_pid "$p" 10; done
+ALT_PIDS=()
+probe mem "$ROLLD_PID" >"$RES/mem_example_after.json"
+
+say "   supervisord with the same 4 backends"
+SV=$TMP/sv4
+mkdir -p "$SV"
+cat >"$SV/supervisord.conf" <<EOF
+[unix_http_server]
+file=$SV/supervisor.sock
+[supervisord]
+nodaemon=true
+user=root
+logfile=$SV/supervisord.log
+pidfile=$SV/supervisord.pid
+childlogdir=$SV
+[rpcinterface:supervisor]
+supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
+[supervisorctl]
+serverurl=unix://$SV/supervisor.sock
+[program:app]
+command=$PY $EX/app.py %(process_num)d
+process_name=%(program_name)s_%(process_num)d
+numprocs=4
+numprocs_start=${SV4%%,*}
+directory=$EX
+stdout_logfile=$SV/app-%(process_num)d.log
+stderr_logfile=$SV/app-%(process_num)d.err
+startsecs=1
+stopsignal=TERM
+stopwaitsecs=5
+EOF
+[[ $(id -u) == 0 ]] || sed -i '/^user=root$/d' "$SV/supervisord.conf"
+supervisord -c "$SV/supervisord.conf" >"$SV/stdout" 2>&1 &
+SV_PID=$!
+wait_for "supervisord's 4 backends to listen" 30 all_listen "$SV4"
+sv_running() { [[ $(supervisorctl -c "$SV/supervisord.conf" status 2>/dev/null | grep -c RUNNING) -eq 4 ]]; }
+wait_for "supervisord to report 4 RUNNING" 30 sv_running
+sleep 1
+probe mem "$SV_PID" >"$RES/mem_sv4_start.json"
+say "   10 s idle: rolld and supervisord, same window"
+run_child "$RES/idle_4.json" probe idle 10 "rolld=$ROLLD_PID" "supervisord=$SV_PID"
+say "   supervisord: 5 x supervisorctl restart all"
+run_child "$RES/sv_restart.json" probe sv-restart --conf "$SV/supervisord.conf" --pid "$SV_PID" --runs 5
+probe mem "$SV_PID" >"$RES/mem_sv4.json"
+stop_pid "$SV_PID" 20
+SV_PID=
+
+stop_rolld "$EX/rolld.yml"
+stop_nginx
+
+# --- 4. scale (and the footprint with 200 backends) ----------------------------------
+
+for n in 4 50 200; do
+    say "4. scale: $n tiny backends per set, 3 rollouts"
+    D=$TMP/scale$n
+    mkdir -p "$D"
+    cat >"$D/rolld.yml" <<EOF
+# rolld benchmark: $n tiny backends per set (generated by bench/run.sh)
+tiny:
+  cmd: '$TMP/bin/tiny_backend {numproc}'
+  workset:
+    - numprocs: $(yaml_list "${SCALE_A[$n]}")
+    - numprocs: $(yaml_list "${SCALE_B[$n]}")
+  smoke_test:
+    - check_all_tcp_ports: numprocs
+  after_start:
+    - run_proc: 'true'
+  drain_quiet: 0
+  start_timeout: 60
+  stop_timeout: 5
+EOF
+    start_rolld "$D/rolld.yml" "$D/rolld.log"
+    probe phases "$D/rolld.log" >"$RES/first_start_$n.json"
+    sleep 0.5
+    probe mem "$ROLLD_PID" >"$RES/mem_scale_${n}_start.json"
+    if ((n == 200)); then
+        say "   supervisord with 200 tiny backends; 10 s idle, same window"
+        SV=$TMP/sv200
+        mkdir -p "$SV"
+        cat >"$SV/supervisord.conf" <<EOF
+[unix_http_server]
+file=$SV/supervisor.sock
+[supervisord]
+nodaemon=true
+user=root
+logfile=$SV/supervisord.log
+pidfile=$SV/supervisord.pid
+childlogdir=$SV
+[rpcinterface:supervisor]
+supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
+[supervisorctl]
+serverurl=unix://$SV/supervisor.sock
+[program:tiny]
+command=$TMP/bin/tiny_backend %(process_num)d
+process_name=%(program_name)s_%(process_num)d
+numprocs=200
+numprocs_start=$SV200_FIRST
+stdout_logfile=NONE
+stderr_logfile=NONE
+startsecs=1
+stopwaitsecs=5
+EOF
+        [[ $(id -u) == 0 ]] || sed -i '/^user=root$/d' "$SV/supervisord.conf"
+        t0=$(now_ms)
+        supervisord -c "$SV/supervisord.conf" >"$SV/stdout" 2>&1 &
+        SV_PID=$!
+        sv200_up() { [[ $(count_listen "$SV200_FIRST" $((SV200_FIRST + 199))) -eq 200 ]]; }
+        wait_for "supervisord's 200 backends to listen" 60 sv200_up
+        echo "{\"ms\": $(($(now_ms) - t0))}" >"$RES/sv200_start.json"
+        sv200_running() { [[ $(supervisorctl -c "$SV/supervisord.conf" status 2>/dev/null | grep -c RUNNING) -eq 200 ]]; }
+        wait_for "supervisord to report 200 RUNNING" 60 sv200_running
+        sleep 1
+        run_child "$RES/idle_200.json" probe idle 10 "rolld=$ROLLD_PID" "supervisord=$SV_PID"
+        probe mem "$SV_PID" >"$RES/mem_sv200.json"
+        stop_pid "$SV_PID" 20
+        SV_PID=
+    fi
+    for i in 1 2 3; do
+        run_child "$TMP/rollout.json" probe rollout --pid "$ROLLD_PID" --log "$D/rolld.log" --timeout 120
+        cat "$TMP/rollout.json" >>"$RES/scale_$n.jsonl"
+        sleep 0.3
+    done
+    probe mem "$ROLLD_PID" >"$RES/mem_scale_${n}_after.json"
+    stop_rolld "$D/rolld.yml"
+done
+
+# --- 3. drain check cost ---------------------------------------------------------------
+
+say "3. drain check cost: 1 000, 10 000, 50 000 connections held"
+run_child "$RES/drain.tsv" timeout 300 "$TMP/bin/drain_cost" --conns 1000,10000,50000 \
+    --inside "$DRAIN_IN" --outside "$DRAIN_OUT" --runs 11
+
+# --- 2. binary size ----------------------------------------------------------------------
+
+say "2. binary size"
+cp "$ROLLD" "$TMP/rolld.stripped"
+strip "$TMP/rolld.stripped"
+declare -A SIZE=([none]=null [none_stripped]=null [lto_s]=null [lto_3]=null)
+if ((PROFILES)); then
+    # A temporary copy of the sources per profile: the repo's Cargo.toml
+    # without any [profile.*] section, then with the profile under test.
+    for variant in none lto_s lto_3; do
+        say "   release build of a temporary copy: profile $variant"
+        P=$TMP/profile-$variant
+        mkdir -p "$P"
+        cp -r Cargo.lock src "$P/"
+        awk '/^\[/ { skip = ($0 ~ /^\[profile/) } !skip' Cargo.toml >"$P/Cargo.toml"
+        case $variant in
+            lto_s | lto_3)
+                printf '\n[profile.release]\nlto = true\ncodegen-units = 1\nstrip = true\npanic = "abort"\nopt-level = %s\n' \
+                    "$([[ $variant == lto_s ]] && echo '"s"' || echo 3)" >>"$P/Cargo.toml"
+                ;;
+        esac
+        (cd "$P" && CARGO_TARGET_DIR=$P/target timeout 900 cargo build --release --bin rolld -q)
+        SIZE[$variant]=$(stat -c %s "$P/target/release/rolld")
+        if [[ $variant == none ]]; then
+            cp "$P/target/release/rolld" "$TMP/rolld.none.stripped"
+            strip "$TMP/rolld.none.stripped"
+            SIZE[none_stripped]=$(stat -c %s "$TMP/rolld.none.stripped")
+        fi
+        rm -rf "$P"
+    done
+fi
+sv_kib=$(dpkg-query -W -f='${Installed-Size}' supervisor 2>/dev/null || true)
+cat >"$RES/sizes.json" <<EOF
+{"release": $(stat -c %s "$ROLLD"), "release_stripped": $(stat -c %s "$TMP/rolld.stripped"),
+ "none": ${SIZE[none]}, "none_stripped": ${SIZE[none_stripped]},
+ "lto_s": ${SIZE[lto_s]}, "lto_3": ${SIZE[lto_3]}, "supervisor_kib": ${sv_kib:-null}}
+EOF
+
+# --- report ----------------------------------------------------------------------------------
+
+cat >"$RES/config.json" <<EOF
+{"nginx_port": $NGINX_PORT, "drain_quiet": 0, "scale_ports": "$((BASE + 300))-$((BASE + 999))", "source": "$SOURCE", "runtime_s": $((($(now_ms) - T_START) / 1000))}
+EOF
+probe report "$RES" --runs 11 >"$TMP/report.md"
+cat "$TMP/report.md"
+if [[ -n $OUT ]]; then
+    cp "$TMP/report.md" "$OUT"
+    say "report written to $OUT"
+fi
