@@ -76,43 +76,12 @@ ROLLBACKS_OK=0 # rollbacks the test causes on purpose; any other one fails it
 PASSED=0
 TMP=
 
-say() { printf 'e2e: %s\n' "$*"; }
-fail() {
-    printf 'e2e: FAIL: %s\n' "$*" >&2
-    exit 1
-}
-
-now_ms() { echo $((${EPOCHREALTIME/./} / 1000)); }
-
-# alive PID: the process exists and is not a zombie.
-alive() {
-    [[ -n ${1:-} ]] && kill -0 "$1" 2>/dev/null || return 1
-    local stat
-    stat=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) || return 1
-    [[ $stat != Z ]]
-}
-gone() { ! alive "$1"; }
-
-# wait_for DESCRIPTION TIMEOUT_SECONDS COMMAND...: poll COMMAND every 0.1 s.
-wait_for() {
-    local desc=$1 timeout=$2
-    shift 2
-    local deadline=$(($(now_ms) + timeout * 1000))
-    until "$@"; do
-        if ((EXPECT_ROLLD)) && ! alive "$ROLLD_PID"; then
-            fail "rolld exited while waiting for: $desc"
-        fi
-        if (($(now_ms) >= deadline)); then
-            fail "timed out after ${timeout}s waiting for: $desc"
-        fi
-        sleep 0.1
-    done
-}
+LIB_NAME=e2e
+# shellcheck source=tests/lib.sh
+source "$REPO/tests/lib.sh"
 
 # --- helpers on rolld's log ------------------------------------------------
 
-count() { grep -cF -- "$1" "$LOG" || true; }
-log_has() { [[ $(count "$1") -gt 0 ]]; }
 no_rollback() {
     if [[ $(count ' rolled back: ') -gt $ROLLBACKS_OK ]]; then
         grep -F ' rolled back: ' "$LOG" >&2
@@ -127,20 +96,6 @@ rollouts_at_least() {
 rollbacks_at_least() { [[ $(count ' rolled back: ') -ge $1 ]]; }
 
 # --- helpers on ports --------------------------------------------------------
-
-listening_ports() { ss -Htln | awk '{n = split($4, a, ":"); print a[n]}' | sort -un; }
-# all_listen PORT...: every port has a listening socket.
-all_listen() {
-    local l p
-    l=" $(listening_ports | tr '\n' ' ') "
-    for p in "$@"; do [[ $l == *" $p "* ]] || return 1; done
-}
-# none_listen PORT...: no port has a listening socket.
-none_listen() {
-    local l p
-    l=" $(listening_ports | tr '\n' ' ') "
-    for p in "$@"; do [[ $l != *" $p "* ]] || return 1; done
-}
 
 lb_ok() {
     local body

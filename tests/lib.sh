@@ -1,6 +1,6 @@
 # shellcheck shell=bash
-# Shell helpers for rolld's end-to-end tests (tests/faults.sh; sourced, not
-# run). Each test works in a directory of its own, $TMP: its config, its
+# Shell helpers for rolld's end-to-end tests (tests/e2e.sh, tests/faults.sh;
+# sourced, not run). Each test works in a directory of its own, $TMP: its config, its
 # backends (whose command lines name $TMP), its nginx prefix ($TMP/nginx/)
 # and its logs. Everything a test starts can therefore be found, and
 # stopped, by that path.
