@@ -399,3 +399,70 @@ fn children_inherit_no_descriptor_beyond_0_1_2() {
     h.signal(libc::SIGTERM);
     assert_eq!(h.wait_exit(Duration::from_secs(10)), 0);
 }
+
+/// Prints its uid, gid and groups to stdout, then runs the example app.
+const WHOAMI_PY: &str = r#"import os, sys
+print("uid=%d gid=%d groups=%s" % (os.getuid(), os.getgid(), sorted(os.getgroups())), flush=True)
+here = os.path.dirname(os.path.abspath(__file__))
+os.execv(sys.executable, [sys.executable, os.path.join(here, "app.py"), sys.argv[1]])
+"#;
+
+fn id_of(args: &[&str]) -> String {
+    String::from_utf8(Command::new("id").args(args).output().unwrap().stdout).unwrap().trim().to_string()
+}
+
+/// As root, `user:` runs the backends as that user, with its group and
+/// supplementary groups, never as root.
+#[test]
+fn backends_run_as_the_configured_user() {
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("SKIP: needs root");
+        return;
+    }
+    let mut h = Harness::new("cmd-user", 52);
+    h.write("whoami.py", WHOAMI_PY);
+    h.write_config(&Cfg {
+        script: "whoami.py",
+        after_start: false,
+        extra: "user: nobody\nstdout: 'logs/{numproc}.out'",
+        ..Cfg::default()
+    });
+    h.start();
+    let (uid, gid) = (id_of(&["-u", "nobody"]), id_of(&["-g", "nobody"]));
+    for p in h.ws[0] {
+        let out = h.read(&format!("logs/{p}.out"));
+        assert!(out.starts_with(&format!("uid={uid} gid={gid} groups=[")), "backend {p}: {out}");
+        assert!(!out.contains("groups=[0") && !out.contains(", 0]"), "no root group kept: {out}");
+    }
+}
+
+/// rolld run by an unprivileged user: its run directory, socket and state
+/// file are its own, and `rolld reload --wait` of the same user works.
+#[test]
+fn an_unprivileged_user_runs_and_controls_rolld() {
+    use std::os::unix::fs::PermissionsExt;
+    if unsafe { libc::geteuid() } != 0 || Command::new("setpriv").arg("--help").output().is_err() {
+        eprintln!("SKIP: needs root and setpriv to become another user");
+        return;
+    }
+    let mut h = Harness::new("cmd-unprivileged", 53);
+    std::fs::set_permissions(&h.dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    h.write_config(&server(|_| {}));
+    let as_nobody = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"];
+    h.wrapper = as_nobody.map(String::from).to_vec();
+    h.start();
+    let run = h.path("run");
+    let meta = std::fs::metadata(&run).unwrap();
+    assert_eq!(std::os::unix::fs::MetadataExt::uid(&meta).to_string(), id_of(&["-u", "nobody"]));
+    assert_eq!(std::os::unix::fs::MetadataExt::mode(&meta) & 0o777, 0o700);
+    let o = Command::new(as_nobody[0])
+        .args(&as_nobody[1..])
+        .arg(rolld_bin())
+        .args(["reload", "--wait", "--run-dir"])
+        .arg(&run)
+        .arg(&h.config)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    h.assert_live(1);
+}
