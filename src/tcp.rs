@@ -3,9 +3,10 @@
 //! Two questions are asked of these tables: how many connections could
 //! still carry a request to a port (the drain), and whether anything
 //! listens on a port, and who (the start). The tables are read over
-//! NETLINK_SOCK_DIAG, which filters by state in the kernel, so the tens of
-//! thousands of TIME_WAIT sockets a busy host holds cost nothing; the text
-//! of /proc/net/tcp and tcp6 is the fallback. Both parsers are pure.
+//! NETLINK_SOCK_DIAG, asking the kernel for the wanted states and ports
+//! only, so the kernel walks the host's sockets but formats and sends just
+//! the few that matter; the text of /proc/net/tcp and tcp6, parsed whole,
+//! is the fallback. Both parsers are pure.
 
 /// States in which a server-side socket may still carry a request:
 /// ESTABLISHED (01), SYN_RECV (03) and CLOSE_WAIT (08: the client has sent
