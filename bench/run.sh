@@ -291,6 +291,33 @@ start_rolld() {
 }
 yaml_list() { echo "[${1//,/, }]"; }
 
+# supervisord_conf PROGRAM < LINES: $SV/supervisord.conf, supervisord in
+# the foreground with its socket and logs in $SV, and one [program:PROGRAM]
+# made of LINES plus the settings both peers share.
+supervisord_conf() {
+    {
+        cat <<EOF
+[unix_http_server]
+file=$SV/supervisor.sock
+[supervisord]
+nodaemon=true
+user=root
+logfile=$SV/supervisord.log
+pidfile=$SV/supervisord.pid
+childlogdir=$SV
+[rpcinterface:supervisor]
+supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
+[supervisorctl]
+serverurl=unix://$SV/supervisor.sock
+[program:$1]
+process_name=%(program_name)s_%(process_num)d
+startsecs=1
+stopwaitsecs=5
+EOF
+        cat
+    } >"$SV/supervisord.conf"
+}
+
 SOURCE="git $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
 [[ -z $(git status --porcelain -- src Cargo.toml Cargo.lock 2>/dev/null) ]] || SOURCE+=" with uncommitted changes to src/ or Cargo.toml"
 
@@ -362,30 +389,14 @@ probe mem "$ROLLD_PID" >"$RES/mem_example_after.json"
 say "   supervisord with the same 4 backends"
 SV=$TMP/sv4
 mkdir -p "$SV"
-cat >"$SV/supervisord.conf" <<EOF
-[unix_http_server]
-file=$SV/supervisor.sock
-[supervisord]
-nodaemon=true
-user=root
-logfile=$SV/supervisord.log
-pidfile=$SV/supervisord.pid
-childlogdir=$SV
-[rpcinterface:supervisor]
-supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
-[supervisorctl]
-serverurl=unix://$SV/supervisor.sock
-[program:app]
+supervisord_conf app <<EOF
 command=$PY $EX/app.py %(process_num)d
-process_name=%(program_name)s_%(process_num)d
 numprocs=4
 numprocs_start=${SV4%%,*}
 directory=$EX
 stdout_logfile=$SV/app-%(process_num)d.log
 stderr_logfile=$SV/app-%(process_num)d.err
-startsecs=1
 stopsignal=TERM
-stopwaitsecs=5
 EOF
 [[ $(id -u) == 0 ]] || sed -i '/^user=root$/d' "$SV/supervisord.conf"
 supervisord -c "$SV/supervisord.conf" >"$SV/stdout" 2>&1 &
@@ -435,28 +446,12 @@ EOF
         say "   supervisord with 200 tiny backends; 10 s idle, same window"
         SV=$TMP/sv200
         mkdir -p "$SV"
-        cat >"$SV/supervisord.conf" <<EOF
-[unix_http_server]
-file=$SV/supervisor.sock
-[supervisord]
-nodaemon=true
-user=root
-logfile=$SV/supervisord.log
-pidfile=$SV/supervisord.pid
-childlogdir=$SV
-[rpcinterface:supervisor]
-supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
-[supervisorctl]
-serverurl=unix://$SV/supervisor.sock
-[program:tiny]
+        supervisord_conf tiny <<EOF
 command=$TMP/bin/tiny_backend %(process_num)d
-process_name=%(program_name)s_%(process_num)d
 numprocs=200
 numprocs_start=$SV200_FIRST
 stdout_logfile=NONE
 stderr_logfile=NONE
-startsecs=1
-stopwaitsecs=5
 EOF
         [[ $(id -u) == 0 ]] || sed -i '/^user=root$/d' "$SV/supervisord.conf"
         t0=$(now_ms)
