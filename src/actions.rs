@@ -1,35 +1,9 @@
-//! The `after_start` actions: render a template, run a command.
-//!
-//! They run in order and stop at the first failure. A rendered file is
+//! The `replace_file` action of after_start: render a template. (A
+//! `run_proc` is a child process: see `work`.) A rendered file is
 //! written to a temporary file in the same directory and renamed over the
 //! output, so a load balancer never reads half a config.
 
-use crate::config::{Action, GroupConfig};
-use crate::process;
 use std::path::Path;
-
-/// Runs every action for `ports` (the set to point at) and `old_ports`.
-pub fn run_all(cfg: &GroupConfig, ports: &[u16], old_ports: &[u16]) -> Result<(), String> {
-    for a in &cfg.actions {
-        match a {
-            Action::ReplaceFile { template, output } => {
-                render(template, output, &cfg.name, ports, old_ports)
-                    .map_err(|e| format!("replace_file {}: {e}", output.display()))?;
-            }
-            Action::RunProc { command } => {
-                let words = |p: &[u16]| p.iter().map(u16::to_string).collect::<Vec<_>>().join(" ");
-                let env = [
-                    ("ROLLD_GROUP", cfg.name.clone()),
-                    ("ROLLD_PORTS", words(ports)),
-                    ("ROLLD_OLD_PORTS", words(old_ports)),
-                ];
-                process::run_shell(command, &cfg.base, &env, cfg.timing.action_timeout)
-                    .map_err(|e| format!("run_proc: {e}"))?;
-            }
-        }
-    }
-    Ok(())
-}
 
 /// Renders `template` with `ports`, `old_ports` and `group`.
 pub fn render_string(src: &str, group: &str, ports: &[u16], old_ports: &[u16]) -> Result<String, String> {
@@ -40,7 +14,8 @@ pub fn render_string(src: &str, group: &str, ports: &[u16], old_ports: &[u16]) -
         .map_err(|e| e.to_string())
 }
 
-fn render(template: &Path, output: &Path, group: &str, ports: &[u16], old_ports: &[u16]) -> Result<(), String> {
+/// Renders `template` into `output`, atomically.
+pub fn render(template: &Path, output: &Path, group: &str, ports: &[u16], old_ports: &[u16]) -> Result<(), String> {
     let src = crate::config::read_template(template).map_err(|e| format!("template {}: {e}", template.display()))?;
     let text = render_string(&src, group, ports, old_ports)?;
     let name = output.file_name().and_then(|n| n.to_str()).ok_or("output has no file name")?;

@@ -16,12 +16,10 @@
 //! last `end ok|rolled-back|invalid|stopped`.
 
 use crate::sys;
-use std::io::{BufRead, BufReader, Write};
 use std::os::fd::AsFd;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 /// The run directory, created if needed and checked.
 pub fn run_dir(chosen: Option<&Path>) -> Result<PathBuf, String> {
@@ -92,20 +90,8 @@ impl Server {
         self.listener.as_fd()
     }
 
-    /// Accepts waiting clients and reads each one's request. A client of
-    /// another user, or one that sends nothing sensible within a second, is
-    /// answered with an error and dropped.
-    pub fn accept(&self) -> Vec<(UnixStream, Request)> {
-        let mut out = Vec::new();
-        while let Ok((mut stream, _)) = self.listener.accept() {
-            match read_request(&stream) {
-                Ok(req) => out.push((stream, req)),
-                Err(e) => {
-                    let _ = writeln!(stream, "error {e}");
-                }
-            }
-        }
-        out
+    pub fn listener(&self) -> &UnixListener {
+        &self.listener
     }
 }
 
@@ -113,31 +99,6 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.path);
     }
-}
-
-fn read_request(stream: &UnixStream) -> Result<Request, String> {
-    let uid = sys::peer_uid(stream.as_fd()).map_err(|e| format!("SO_PEERCRED: {e}"))?;
-    if uid != sys::euid() && uid != 0 {
-        return Err(format!("uid {uid} may not control this rolld"));
-    }
-    stream.set_nonblocking(false).map_err(|e| e.to_string())?;
-    stream.set_read_timeout(Some(Duration::from_secs(1))).map_err(|e| e.to_string())?;
-    let mut line = String::new();
-    BufReader::new(stream).read_line(&mut line).map_err(|e| format!("reading the request: {e}"))?;
-    // Answers go out without blocking the daemon: a client that stops
-    // reading is dropped.
-    stream.set_nonblocking(true).map_err(|e| e.to_string())?;
-    match line.trim() {
-        "reload" => Ok(Request::Reload),
-        "status" => Ok(Request::Status { json: false }),
-        "status json" => Ok(Request::Status { json: true }),
-        other => Err(format!("unknown request {other:?}")),
-    }
-}
-
-/// Sends `line` to each client, dropping those that are gone or not reading.
-pub fn broadcast(clients: &mut Vec<UnixStream>, line: &str) {
-    clients.retain_mut(|c| c.write_all(format!("{line}\n").as_bytes()).is_ok());
 }
 
 /// A JSON string literal.
@@ -204,12 +165,9 @@ mod tests {
         drop(UnixListener::bind(&path).unwrap()); // leaves a stale file
         let server = Server::bind(&path).expect("stale socket replaced");
         assert!(Server::bind(&path).unwrap_err().contains("another rolld"));
-        let mut c = UnixStream::connect(&path).unwrap();
-        c.write_all(b"status json\n").unwrap();
-        let reqs = server.accept();
-        assert_eq!(reqs.len(), 1);
-        assert_eq!(reqs[0].1, Request::Status { json: true });
-        drop(server);
+        let c = UnixStream::connect(&path).expect("the new socket answers");
+        assert!(server.listener().accept().is_ok());
+        drop((c, server));
         assert!(!path.exists(), "removed on drop");
         std::fs::remove_dir_all(&dir).unwrap();
     }

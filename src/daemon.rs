@@ -1,31 +1,39 @@
-//! The loop: sleeps in poll(2) on the signal pipe and the control socket
-//! until the nearest group deadline (forever when idle), turns signals,
-//! requests, child exits and deadlines into events for the groups, and
-//! carries out the actions they return.
+//! The loop: sleeps in poll(2) until something happens or the nearest
+//! deadline (forever when idle), turns signals, requests, child exits,
+//! results of work done beside it and deadlines into events for the
+//! groups, and carries out the actions they return.
+//!
+//! It never waits for anything else. What can take time runs beside it
+//! (`work`: worker threads for checks, renders and counts; child processes
+//! for run_proc) and comes back as an event; control clients are served
+//! without blocking (`session`). So SIGTERM, `rolld status` and every other
+//! group stay live whatever one group is doing.
 
-use crate::config::{self, Config, GroupConfig};
+use crate::config::{self, Action as Step, Config, GroupConfig};
 use crate::control::{self, Request};
 use crate::group::{Action, Event, Group, Level, Outcome, fmt_duration, fmt_ports};
 use crate::notify::Notifier;
+use crate::session::{ClientId, Sessions};
 use crate::signals::Signals;
-use crate::state::{self, Entry};
-use crate::{actions, log, process, smoke, sys, tcp};
-use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::io::Write;
-use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::net::UnixStream;
+use crate::state::{self, Recorder};
+use crate::status::{self, Last, Snapshot, View};
+use crate::work::{Owner, Work};
+use crate::{actions, log, process, smoke, sys, takeover, tcp};
+use std::collections::VecDeque;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 const ROLLD: &str = "rolld";
 
 /// A group, the config it runs with (from the last valid read), and how
-/// its last rollout ended.
+/// its last rollout ended. `id` tags the work done for it.
 struct Slot {
+    id: Owner,
     group: Group,
-    cfg: Rc<GroupConfig>,
-    last: Option<(SystemTime, Outcome, String)>,
+    cfg: Arc<GroupConfig>,
+    last: Option<Last>,
 }
 
 /// The rollouts begun by one reload (or the first start), one per group.
@@ -37,21 +45,21 @@ struct Round {
 struct Daemon {
     path: PathBuf,
     slots: Vec<Slot>,
+    next_id: Owner,
     reload_pending: bool,
     exiting: bool,
     exit_code: u8,
     round: Option<Round>,
-    /// Clients waiting for the next round to begin, and those of the
-    /// round under way.
-    waiting: Vec<UnixStream>,
-    current: Vec<UnixStream>,
+    /// Clients waiting for the next round to begin, and those following
+    /// the round under way.
+    waiting: Vec<ClientId>,
+    current: Vec<ClientId>,
+    sessions: Sessions,
+    work: Work,
     notifier: Notifier,
     /// Processes taken over from a predecessor, watched by pidfd.
     watched: Vec<(i32, OwnedFd)>,
-    state_path: PathBuf,
-    /// The state file's text as last written, and start times by pid.
-    state_text: String,
-    starts: HashMap<i32, u64>,
+    state: Recorder,
 }
 
 /// Runs the daemon for the config at `path`; returns the exit code.
@@ -90,28 +98,41 @@ pub fn run(path: &Path, run_dir: Option<&Path>) -> u8 {
             return 1;
         }
     };
+    let work = match Work::new() {
+        Ok(w) => w,
+        Err(e) => {
+            log::error(ROLLD, &format!("cannot set up the worker pipe: {e}"));
+            return 1;
+        }
+    };
     if std::process::id() != 1
         && let Err(e) = sys::set_child_subreaper()
     {
         log::log(Level::Warn, ROLLD, None, &format!("cannot become a child subreaper: {e}"));
     }
     log::info(ROLLD, &format!("pid {} running {}", std::process::id(), cfg.path.display()));
+    let state_path = state::path_for(&socket);
+    let (taken, watched) = takeover::take_over(&state_path, &cfg);
     let mut d = Daemon {
         path: cfg.path.clone(),
         slots: Vec::new(),
+        next_id: 0,
         reload_pending: false,
         exiting: false,
         exit_code: 0,
         round: None,
         waiting: Vec::new(),
         current: Vec::new(),
+        sessions: Sessions::default(),
+        work,
         notifier: Notifier::from_env(),
-        watched: Vec::new(),
-        state_path: state::path_for(&socket),
-        state_text: String::new(),
-        starts: HashMap::new(),
+        watched,
+        state: Recorder::new(state_path),
     };
-    d.take_over(&cfg);
+    for group in taken {
+        let Some(gc) = cfg.groups.iter().find(|g| g.name == group.name) else { continue };
+        d.add_slot(group, Arc::new(gc.clone()));
+    }
     d.begin_round(cfg, true);
     loop {
         d.end_round_if_done();
@@ -122,131 +143,95 @@ pub fn run(path: &Path, run_dir: Option<&Path>) -> u8 {
             d.reload();
             continue;
         }
-        d.save_state();
+        if let Err(e) = d.state.save(d.slots.iter().map(|s| &s.group)) {
+            log::error(ROLLD, &format!("state file: {e}"));
+        }
         if d.exiting && d.slots.iter().all(|s| s.group.is_gone()) {
             break;
         }
-        let timeout = d.next_deadline().map(|t| t.saturating_duration_since(Instant::now()));
-        let mut fds = vec![signals.fd(), server.fd()];
-        fds.extend(d.watched.iter().map(|(_, fd)| fd.as_fd()));
-        let ready = match sys::poll_readable(&fds, timeout) {
-            Ok(r) => r,
-            Err(e) => {
-                // Look at the socket (non-blocking); take no pidfd for ended.
-                log::error(ROLLD, &format!("poll: {e}"));
-                (0..fds.len()).map(|i| i == 1).collect()
-            }
-        };
-        drop(fds);
-        let sigs = signals.take();
-        d.reap();
-        d.reap_watched(&ready[2..]);
-        for sig in sigs {
-            match sig {
-                libc::SIGTERM | libc::SIGINT if !d.exiting => {
-                    let name = if sig == libc::SIGTERM { "SIGTERM" } else { "SIGINT" };
-                    log::info(ROLLD, &format!("{name}: stopping every set"));
-                    d.shutdown();
-                }
-                libc::SIGHUP => d.request_reload("SIGHUP"),
-                _ => {}
-            }
-        }
-        if ready[1] {
-            for (stream, req) in server.accept() {
-                d.serve(stream, req);
-            }
-        }
-        d.tick();
+        d.wait_and_dispatch(&mut signals, &server);
     }
     // Orphans handed to rolld (as PID 1 or subreaper) are reaped too.
     while let Ok(Some(_)) = sys::reap_any() {}
-    if let Err(e) = std::fs::remove_file(&d.state_path)
-        && e.kind() != std::io::ErrorKind::NotFound
-    {
-        log::error(ROLLD, &format!("{}: {e}", d.state_path.display()));
+    if let Err(e) = d.state.remove() {
+        log::error(ROLLD, &format!("state file: {e}"));
     }
     log::info(ROLLD, &format!("rolld exiting ({})", d.exit_code));
     d.exit_code
 }
 
 impl Daemon {
-    /// Takes over the processes a killed predecessor left running: its live
-    /// sets become the live sets of this rolld (to be rolled over by the
-    /// first round), anything else it ran is stopped. A recorded pid whose
-    /// start time or process group differs is someone else's and is left
-    /// alone.
-    fn take_over(&mut self, cfg: &Config) {
-        let entries = match state::read(&self.state_path) {
-            Ok(Some(e)) => e,
-            Ok(None) => return,
-            Err(e) => {
-                log::log(Level::Warn, ROLLD, None, &format!("state file: {e}"));
-                return;
-            }
-        };
-        let mut live: BTreeMap<String, (usize, Vec<(u16, i32)>)> = BTreeMap::new();
-        let mut stale = Vec::new();
-        for e in entries {
-            if state::identity(e.pid) != Some((e.start, e.pid)) {
-                continue;
-            }
-            if e.live && cfg.groups.iter().any(|g| g.name == e.group) {
-                live.entry(e.group.clone()).or_insert((e.workset, Vec::new())).1.push((e.port, e.pid));
-            } else {
-                stale.push(e);
-            }
-        }
-        self.stop_stale(cfg, &stale);
-        for (name, (index, procs)) in live {
-            let Some(gc) = cfg.groups.iter().find(|g| g.name == name) else { continue };
-            let gc = Rc::new(gc.clone());
-            let mut group = Group::new(&name);
-            group.adopt(gc.clone(), index, &procs, Instant::now());
-            for &(port, pid) in &procs {
-                match sys::pidfd_open(pid) {
-                    Ok(fd) => self.watched.push((pid, fd)),
-                    Err(e) => log::log(Level::Warn, &name, Some(port), &format!("pidfd of pid {pid}: {e}")),
-                }
-            }
-            let ports: Vec<u16> = procs.iter().map(|p| p.0).collect();
-            let msg = format!("took over the live set {} of a previous rolld; rolling it over", fmt_ports(&ports));
-            log::log(Level::Warn, &name, None, &msg);
-            self.slots.push(Slot { group, cfg: gc, last: None });
-        }
+    fn add_slot(&mut self, group: Group, cfg: Arc<GroupConfig>) -> usize {
+        self.next_id += 1;
+        self.slots.push(Slot { id: self.next_id, group, cfg, last: None });
+        self.slots.len() - 1
     }
 
-    /// Stops processes of a predecessor that were not serving: stop signal,
-    /// then SIGKILL after the stop timeout, waiting on pidfds.
-    fn stop_stale(&self, cfg: &Config, stale: &[Entry]) {
-        let mut waiting = Vec::new();
-        let mut timeout = std::time::Duration::ZERO;
-        for e in stale {
-            let gc = cfg.groups.iter().find(|g| g.name == e.group);
-            let sig = gc.map_or(libc::SIGTERM, |g| g.stop_signal);
-            timeout = timeout.max(gc.map_or(std::time::Duration::from_secs(10), |g| g.timing.stop_timeout));
-            let msg = format!("stopping pid {} left by a previous rolld", e.pid);
-            log::log(Level::Warn, &e.group, Some(e.port), &msg);
-            if let (Ok(fd), Ok(())) = (sys::pidfd_open(e.pid), sys::kill_group(e.pid, sig)) {
-                waiting.push((e, fd));
+    /// One turn of the loop: the one wait, in poll(2), then every event
+    /// that woke it.
+    fn wait_and_dispatch(&mut self, signals: &mut Signals, server: &control::Server) {
+        let deadline =
+            self.slots.iter().filter_map(|s| s.group.next_deadline()).chain(self.sessions.next_deadline()).min();
+        let timeout = deadline.map(|t| t.saturating_duration_since(Instant::now()));
+        let mut fds: Vec<(BorrowedFd<'_>, i16)> =
+            vec![(signals.fd(), libc::POLLIN), (server.fd(), libc::POLLIN), (self.work.fd(), libc::POLLIN)];
+        let watched_at = fds.len();
+        fds.extend(self.watched.iter().map(|(_, fd)| (fd.as_fd(), libc::POLLIN)));
+        let steps_at = fds.len();
+        let steps = self.work.step_fds();
+        let step_pids: Vec<i32> = steps.iter().map(|(pid, _)| *pid).collect();
+        fds.extend(steps.into_iter().map(|(_, fd)| (fd, libc::POLLIN)));
+        let sessions_at = fds.len();
+        fds.extend(self.sessions.fds());
+        let revents = match sys::poll(&fds, timeout) {
+            Ok(r) => r,
+            Err(e) => {
+                log::error(ROLLD, &format!("poll: {e}"));
+                vec![0; fds.len()]
+            }
+        };
+        drop(fds);
+        let now = Instant::now();
+        let sigs = signals.take();
+        for (pid, rev) in step_pids.iter().zip(&revents[steps_at..sessions_at]) {
+            if *rev != 0 {
+                self.work.read_step(*pid);
             }
         }
-        let deadline = Instant::now() + timeout;
-        for (e, fd) in waiting {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if !matches!(sys::poll_readable(&[fd.as_fd()], Some(left)).as_deref(), Ok([true])) {
-                log::log(Level::Warn, &e.group, Some(e.port), &format!("pid {} still running: SIGKILL", e.pid));
+        self.reap();
+        self.reap_watched(&revents[watched_at..steps_at]);
+        for (owner, ev) in self.work.take() {
+            if let Some(i) = self.slots.iter().position(|s| s.id == owner) {
+                self.feed(i, ev);
             }
-            let _ = sys::kill_group(e.pid, libc::SIGKILL);
         }
+        for sig in sigs {
+            match sig {
+                libc::SIGTERM | libc::SIGINT if !self.exiting => {
+                    let name = if sig == libc::SIGTERM { "SIGTERM" } else { "SIGINT" };
+                    log::info(ROLLD, &format!("{name}: stopping every set"));
+                    self.shutdown();
+                }
+                libc::SIGHUP => self.request_reload("SIGHUP"),
+                _ => {}
+            }
+        }
+        for (id, req) in self.sessions.serve(&revents[sessions_at..], now) {
+            self.serve(id, req);
+        }
+        if revents[1] != 0 {
+            self.sessions.accept(server.listener(), now);
+        }
+        self.sessions.expire(now);
+        self.tick();
     }
 
     /// Feeds the exits of taken-over processes whose pidfds are readable.
-    fn reap_watched(&mut self, ready: &[bool]) {
+    fn reap_watched(&mut self, ready: &[i16]) {
         let mut i = 0;
         let mut gone = Vec::new();
         self.watched.retain(|(pid, _)| {
-            let keep = !ready.get(i).copied().unwrap_or(false);
+            let keep = ready.get(i).is_none_or(|r| *r == 0);
             i += 1;
             if !keep {
                 gone.push(*pid);
@@ -258,36 +243,6 @@ impl Daemon {
                 self.feed(i, Event::Exited { pid, status: sys::ExitStatus::Unknown });
             }
         }
-    }
-
-    /// Records the processes of every set in the state file, when they
-    /// have changed since the last write.
-    fn save_state(&mut self) {
-        let mut entries = Vec::new();
-        for s in &self.slots {
-            let g = &s.group;
-            let sets = [(g.live.as_ref(), true), (g.new.as_ref(), false), (g.retiring.as_ref(), false)];
-            for (set, live) in sets {
-                let Some(set) = set else { continue };
-                for p in &set.procs {
-                    let Some(pid) = p.pid else { continue };
-                    let start = *self.starts.entry(pid).or_insert_with(|| state::identity(pid).map_or(0, |i| i.0));
-                    entries.push(Entry { group: g.name.clone(), live, workset: set.index, port: p.port, pid, start });
-                }
-            }
-        }
-        self.starts.retain(|pid, _| entries.iter().any(|e| e.pid == *pid));
-        let text = state::format(&entries);
-        if text != self.state_text {
-            if let Err(e) = state::write(&self.state_path, &text) {
-                log::error(ROLLD, &format!("state file: {e}"));
-            }
-            self.state_text = text;
-        }
-    }
-
-    fn next_deadline(&self) -> Option<Instant> {
-        self.slots.iter().filter_map(|s| s.group.next_deadline()).min()
     }
 
     fn request_reload(&mut self, from: &str) {
@@ -302,23 +257,49 @@ impl Daemon {
         self.reload_pending = true;
     }
 
-    fn serve(&mut self, mut stream: UnixStream, req: Request) {
+    fn serve(&mut self, id: ClientId, req: Request) {
+        let now = Instant::now();
         match req {
             Request::Reload if self.exiting => {
-                let _ = stream.write_all(b"error rolld is stopping\n");
+                self.sessions.send(id, "error rolld is stopping");
+                self.sessions.close(id, now);
             }
             Request::Reload => {
-                if stream.write_all(b"queued\n").is_ok() {
-                    self.waiting.push(stream);
-                }
+                self.sessions.follow(id);
+                self.sessions.send(id, "queued");
+                self.waiting.push(id);
                 self.request_reload("reload request");
             }
             Request::Status { json } => {
-                let text = if json { self.status_json() } else { self.status_text() };
-                let _ = stream.set_nonblocking(false);
-                let _ = stream.set_write_timeout(Some(std::time::Duration::from_secs(1)));
-                let _ = stream.write_all(text.as_bytes());
+                let snap = Snapshot {
+                    pid: std::process::id(),
+                    config: &self.path,
+                    reload_pending: self.reload_pending,
+                    now,
+                    groups: self.slots.iter().map(|s| View { group: &s.group, last: s.last.as_ref() }).collect(),
+                };
+                let text = if json { status::json(&snap) } else { status::text(&snap) };
+                self.sessions.send(id, &text);
+                self.sessions.close(id, now);
             }
+        }
+    }
+
+    /// Sends `line` to the clients following the round.
+    fn broadcast(&mut self, line: &str) {
+        for &id in &self.current {
+            self.sessions.send(id, line);
+        }
+        let sessions = &self.sessions;
+        self.current.retain(|id| sessions.is_open(*id));
+    }
+
+    /// Tells the round's clients how it ended, and lets them go.
+    fn end_clients(&mut self, end: &str) {
+        self.broadcast(end);
+        let now = Instant::now();
+        for id in std::mem::take(&mut self.current) {
+            self.sessions.close(id, now);
         }
     }
 
@@ -331,40 +312,35 @@ impl Daemon {
                 self.current.append(&mut self.waiting);
                 for e in &errs {
                     log::error(ROLLD, e);
-                    control::broadcast(&mut self.current, &format!("log {e}"));
+                    self.broadcast(&format!("log {e}"));
                 }
                 let msg = format!("{} problem(s) in the config: nothing changed", errs.len());
                 log::error(ROLLD, &msg);
-                control::broadcast(&mut self.current, &format!("log {msg}"));
-                control::broadcast(&mut self.current, "end invalid");
-                self.current.clear();
+                self.broadcast(&format!("log {msg}"));
+                self.end_clients("end invalid");
                 self.notify_ready();
             }
         }
     }
 
     /// Starts the groups of a valid config: a first start for a new group,
-    /// a rollout for a running one, a stop for one that is gone.
+    /// a rollout for a running one, a drain and stop for one that is gone.
     fn begin_round(&mut self, cfg: Config, first: bool) {
         self.round = Some(Round { first, failed: false });
         self.current.append(&mut self.waiting);
         for i in 0..self.slots.len() {
             if !cfg.groups.iter().any(|c| c.name == self.slots[i].group.name) {
-                log::info(&self.slots[i].group.name, "no longer in the config: stopping it");
-                self.feed(i, Event::Terminate);
+                self.feed(i, Event::Retire);
             }
         }
         for gc in cfg.groups {
-            let gc = Rc::new(gc);
+            let gc = Arc::new(gc);
             let i = match self.slots.iter().position(|s| s.group.name == gc.name) {
                 Some(i) => {
                     self.slots[i].cfg = gc.clone();
                     i
                 }
-                None => {
-                    self.slots.push(Slot { group: Group::new(&gc.name), cfg: gc.clone(), last: None });
-                    self.slots.len() - 1
-                }
+                None => self.add_slot(Group::new(&gc.name), gc.clone()),
             };
             let (first, avoid) = match &self.slots[i].group.live {
                 Some(live) => ((live.index + 1) % gc.worksets.len(), live.ports()),
@@ -378,7 +354,7 @@ impl Daemon {
         }
     }
 
-    /// Once every group of the round is idle again, tells its clients and
+    /// Once every group of the round has ended, tells its clients and
     /// systemd how it went.
     fn end_round_if_done(&mut self) {
         let busy = self.slots.iter().any(|s| !s.group.is_idle() && !s.group.is_gone());
@@ -386,9 +362,7 @@ impl Daemon {
             return;
         }
         let Some(round) = self.round.take() else { return };
-        let end = if round.failed { "end rolled-back" } else { "end ok" };
-        control::broadcast(&mut self.current, end);
-        self.current.clear();
+        self.end_clients(if round.failed { "end rolled-back" } else { "end ok" });
         if !round.first || !round.failed {
             self.notify_ready();
         }
@@ -408,9 +382,8 @@ impl Daemon {
         self.reload_pending = false;
         self.notifier.send("STOPPING=1");
         self.current.append(&mut self.waiting);
-        control::broadcast(&mut self.current, "log rolld is stopping");
-        control::broadcast(&mut self.current, "end stopped");
-        self.current.clear();
+        self.broadcast("log rolld is stopping");
+        self.end_clients("end stopped");
         for i in 0..self.slots.len() {
             self.feed(i, Event::Terminate);
         }
@@ -420,8 +393,13 @@ impl Daemon {
         loop {
             match sys::reap_any() {
                 Ok(Some((pid, status))) => {
+                    let ev = if self.work.is_step(pid) {
+                        Event::ActionExited { pid, status, output: self.work.end_step(pid) }
+                    } else {
+                        Event::Exited { pid, status }
+                    };
                     if let Some(i) = self.slots.iter().position(|s| s.group.owns(pid)) {
-                        self.feed(i, Event::Exited { pid, status });
+                        self.feed(i, ev);
                     }
                 }
                 Ok(None) => break,
@@ -457,37 +435,49 @@ impl Daemon {
         }
     }
 
-    /// Logs a line for group `i`, and passes it to the clients waiting on
+    /// Logs a line for group `i`, and passes it to the clients following
     /// the round.
     fn say(&mut self, i: usize, level: Level, port: Option<u16>, msg: &str) {
-        let name = &self.slots[i].group.name;
-        log::log(level, name, port, msg);
+        let name = self.slots[i].group.name.clone();
+        log::log(level, &name, port, msg);
         let who = port.map_or(name.clone(), |p| format!("{name}:{p}"));
-        control::broadcast(&mut self.current, &format!("log {who} {msg}"));
+        self.broadcast(&format!("log {who} {msg}"));
     }
 
     fn perform(&mut self, i: usize, action: Action) -> Option<Event> {
+        let owner = self.slots[i].id;
         match action {
             Action::Spawn { cfg, ports } => {
                 Some(Event::Spawned(ports.into_iter().map(|p| (p, process::spawn(&cfg, p))).collect()))
             }
-            Action::Smoke { cfg, ports } => {
-                let (mut passed, mut failed) = (Vec::new(), Vec::new());
-                for p in ports {
-                    match smoke::check_port(&cfg.checks, p) {
-                        Ok(()) => passed.push(p),
-                        Err(e) => failed.push((p, e)),
-                    }
+            Action::Smoke { cfg, seq, ports } => {
+                for port in ports {
+                    let cfg = cfg.clone();
+                    self.work.submit(owner, move || Event::Checked {
+                        seq,
+                        port,
+                        result: smoke::check_port(&cfg.checks, port),
+                    });
                 }
-                Some(Event::Smoke { passed, failed })
+                None
             }
-            Action::AfterStart { cfg, ports, old_ports } => {
-                Some(Event::AfterStart(actions::run_all(&cfg, &ports, &old_ports)))
+            Action::RunStep { cfg, seq, step, ports, old_ports } => match cfg.actions.get(step).cloned() {
+                Some(Step::RunProc { command }) => Some(self.run_proc(&cfg, seq, &command, &ports, &old_ports)),
+                Some(Step::ReplaceFile { template, output }) => {
+                    let name = cfg.name.clone();
+                    self.work.submit(owner, move || Event::StepDone {
+                        seq,
+                        result: actions::render(&template, &output, &name, &ports, &old_ports)
+                            .map_err(|e| format!("replace_file {}: {e}", output.display())),
+                    });
+                    None
+                }
+                None => Some(Event::StepDone { seq, result: Ok(()) }),
+            },
+            Action::Count { seq, ports } => {
+                self.work.submit(owner, move || Event::Connections { seq, n: tcp::connections(&ports) });
+                None
             }
-            Action::Revert { cfg, ports, old_ports } => {
-                Some(Event::Reverted(actions::run_all(&cfg, &ports, &old_ports)))
-            }
-            Action::Count { ports } => Some(Event::Connections(tcp::connections(&ports))),
             // A member killed after its leader is a zombie child of rolld
             // (the subreaper) until the loop reaps it; the next look, 20 ms
             // later, no longer sees it.
@@ -506,9 +496,9 @@ impl Daemon {
                 None
             }
             Action::Phase { name, took } => {
-                let line = format!("phase {} {name} {}", self.slots[i].group.name, fmt_duration(took));
-                log::info(&self.slots[i].group.name, &format!("{name} done in {}", fmt_duration(took)));
-                control::broadcast(&mut self.current, &line);
+                let group = self.slots[i].group.name.clone();
+                log::info(&group, &format!("{name} done in {}", fmt_duration(took)));
+                self.broadcast(&format!("phase {group} {name} {}", fmt_duration(took)));
                 None
             }
             Action::Done { outcome, summary } => {
@@ -518,15 +508,32 @@ impl Daemon {
         }
     }
 
+    /// Starts a run_proc step as a child in its own process group, its
+    /// output on a socket the loop reads.
+    fn run_proc(&mut self, cfg: &GroupConfig, seq: u64, command: &str, ports: &[u16], old: &[u16]) -> Event {
+        let words = |p: &[u16]| p.iter().map(u16::to_string).collect::<Vec<_>>().join(" ");
+        let env = [("ROLLD_GROUP", cfg.name.clone()), ("ROLLD_PORTS", words(ports)), ("ROLLD_OLD_PORTS", words(old))];
+        let spawned = Work::output_pair()
+            .map_err(|e| format!("cannot make its output socket: {e}"))
+            .and_then(|(ours, theirs)| Ok((ours, process::spawn_shell(command, &cfg.base, &env, theirs)?)));
+        match spawned {
+            Ok((ours, pid)) => {
+                self.work.watch_step(pid, &cfg.name, ours);
+                Event::StepRunning { seq, pid }
+            }
+            Err(e) => Event::StepDone { seq, result: Err(format!("run_proc `{command}`: {e}")) },
+        }
+    }
+
     fn done(&mut self, i: usize, outcome: Outcome, summary: String) {
         let (level, port, word) = match &outcome {
             Outcome::Ok => (Level::Info, None, "ok"),
             Outcome::RolledBack { port, .. } => (Level::Warn, *port, "rolled-back"),
             Outcome::StartFailed { port, .. } => (Level::Error, *port, "start-failed"),
         };
-        log::log(level, &self.slots[i].group.name, port, &summary);
         let name = self.slots[i].group.name.clone();
-        control::broadcast(&mut self.current, &format!("done {name} {word} {summary}"));
+        log::log(level, &name, port, &summary);
+        self.broadcast(&format!("done {name} {word} {summary}"));
         if let Some((path, lines)) = port.and_then(|p| process::stderr_tail(&self.slots[i].cfg, p, 5))
             && !lines.is_empty()
         {
@@ -535,131 +542,26 @@ impl Daemon {
                 self.say(i, level, port, &format!("  | {l}"));
             }
         }
+        let first = self.round.as_ref().is_some_and(|r| r.first);
         if let (Some(r), false) = (self.round.as_mut(), outcome == Outcome::Ok) {
             r.failed = true;
         }
+        // At start-up a group that cannot start stops everything; a group
+        // added by a reload fails alone, and the next reload tries again.
         if matches!(outcome, Outcome::StartFailed { .. }) && !self.exiting {
-            self.exit_code = 1;
-            self.shutdown();
+            if first {
+                self.exit_code = 1;
+                self.shutdown();
+            } else {
+                self.say(
+                    i,
+                    Level::Error,
+                    None,
+                    "added by this reload but could not start; the other groups are untouched",
+                );
+            }
         }
         self.slots[i].last = Some((SystemTime::now(), outcome, summary));
-    }
-
-    fn status_text(&self) -> String {
-        let mut out = format!("rolld pid {}  config {}\n", std::process::id(), self.path.display());
-        out.push_str(&format!(
-            "{:<16} {:<13} {:<7} {:>5} {:>8} {:>9} {:>8}\n",
-            "GROUP", "PHASE", "WORKSET", "PORT", "PID", "UPTIME", "RESTARTS"
-        ));
-        let now = Instant::now();
-        for s in &self.slots {
-            let g = &s.group;
-            let Some(live) = &g.live else {
-                out.push_str(&format!("{:<16} {:<13} -\n", g.name, g.phase_name()));
-                continue;
-            };
-            for p in &live.procs {
-                let pid = p.pid.map_or("-".to_string(), |p| p.to_string());
-                let up =
-                    p.pid.map_or("-".to_string(), |_| fmt_uptime(now.saturating_duration_since(p.started).as_secs()));
-                out.push_str(&format!(
-                    "{:<16} {:<13} {:<7} {:>5} {:>8} {:>9} {:>8}\n",
-                    g.name,
-                    g.phase_name(),
-                    live.index,
-                    p.port,
-                    pid,
-                    up,
-                    p.restarts
-                ));
-            }
-            if let Some(new) = &g.new {
-                out.push_str(&format!("{:<16} rollout to workset {} on {}\n", "", new.index, fmt_ports(&new.ports())));
-            }
-            if let Some((at, _, summary)) = &s.last {
-                out.push_str(&format!("{:<16} last: {} {summary}\n", "", log::timestamp(*at)));
-            }
-        }
-        out
-    }
-
-    /// The JSON status; its schema is documented in the README.
-    fn status_json(&self) -> String {
-        use control::json_str;
-        let now = Instant::now();
-        let ports = |p: &[u16]| format!("[{}]", fmt_ports(p));
-        let groups: Vec<String> = self
-            .slots
-            .iter()
-            .map(|s| {
-                let g = &s.group;
-                let live = match &g.live {
-                    None => "null".to_string(),
-                    Some(l) => {
-                        let procs: Vec<String> = l
-                            .procs
-                            .iter()
-                            .map(|p| {
-                                let up = now.saturating_duration_since(p.started).as_secs_f64();
-                                format!(
-                                    "{{\"port\":{},\"pid\":{},\"uptime_seconds\":{},\"restarts\":{}}}",
-                                    p.port,
-                                    p.pid.map_or("null".into(), |v| v.to_string()),
-                                    if p.pid.is_some() { format!("{up:.3}") } else { "null".into() },
-                                    p.restarts
-                                )
-                            })
-                            .collect();
-                        format!(
-                            "{{\"workset\":{},\"ports\":{},\"processes\":[{}]}}",
-                            l.index,
-                            ports(&l.ports()),
-                            procs.join(",")
-                        )
-                    }
-                };
-                let rollout = match &g.new {
-                    Some(n) => format!("{{\"workset\":{},\"ports\":{}}}", n.index, ports(&n.ports())),
-                    None => "null".into(),
-                };
-                let last = match &s.last {
-                    None => "null".to_string(),
-                    Some((at, outcome, summary)) => {
-                        let (word, reason) = match outcome {
-                            Outcome::Ok => ("ok", "null".to_string()),
-                            Outcome::RolledBack { reason, .. } => ("rolled-back", json_str(reason)),
-                            Outcome::StartFailed { reason, .. } => ("start-failed", json_str(reason)),
-                        };
-                        format!(
-                            "{{\"outcome\":\"{word}\",\"at\":{},\"reason\":{reason},\"summary\":{}}}",
-                            json_str(&log::timestamp(*at)),
-                            json_str(summary)
-                        )
-                    }
-                };
-                format!(
-                    "{{\"name\":{},\"phase\":\"{}\",\"live\":{live},\"rollout\":{rollout},\"last_rollout\":{last}}}",
-                    json_str(&g.name),
-                    g.phase_name()
-                )
-            })
-            .collect();
-        format!(
-            "{{\"version\":1,\"pid\":{},\"config\":{},\"reload_pending\":{},\"groups\":[{}]}}\n",
-            std::process::id(),
-            json_str(&self.path.display().to_string()),
-            self.reload_pending,
-            groups.join(",")
-        )
-    }
-}
-
-fn fmt_uptime(s: u64) -> String {
-    match s {
-        0..60 => format!("{s}s"),
-        60..3600 => format!("{}m{:02}s", s / 60, s % 60),
-        3600..86400 => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
-        _ => format!("{}d{:02}h", s / 86400, s % 86400 / 3600),
     }
 }
 

@@ -5,23 +5,33 @@
 //! as the `now` argument, and `next_deadline` says when the group next
 //! wants a `Tick`, so tests drive it with made-up instants and no process.
 //!
-//! A rollout is: spawn the new set, check it until every port passes,
-//! switch (after_start), drain the old set, stop it. Whatever set leaves
-//! service, the old one after a switch or the new one on a rollback, goes
-//! through the same `retiring` slot, drain and stop.
+//! A rollout is: spawn the new set and check each of its ports until it
+//! passes (`Starting`), run after_start for it (`Switching`), drain the old
+//! set (`Draining`), stop it (`Stopping`). Whatever set leaves service, the
+//! old one after a switch or the new one on a rollback (after `Reverting`
+//! points the LB back), goes through the same drain and stop. Each phase
+//! owns the set it works on; the live set is the group's own. `on` lists
+//! every (phase, event) pair, the ignored ones included.
+//!
+//! Nothing a phase waits for blocks: checks, after_start steps and counts
+//! are actions whose results come back as events, tagged with a sequence
+//! number so that a late answer to an abandoned question is ignored, and
+//! each wait has a deadline here.
 
-use crate::config::GroupConfig;
+use crate::config::{Action as Step, GroupConfig};
 use crate::sys::ExitStatus;
-use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// How often unready ports are checked again.
+/// How often a port that failed its check is checked again.
 pub const SMOKE_INTERVAL: Duration = Duration::from_millis(10);
 /// How often connections on a draining set are counted.
 pub const DRAIN_INTERVAL: Duration = Duration::from_millis(50);
 const BACKOFF_FIRST: Duration = Duration::from_secs(1);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
 const HEALTHY: Duration = Duration::from_secs(60);
+/// How often emptied process groups are looked at after their SIGKILL.
+const LINGER_INTERVAL: Duration = Duration::from_millis(20);
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Proc {
@@ -37,28 +47,23 @@ pub struct Proc {
     pub restarts: u32,
 }
 
-#[derive(Clone, Debug)]
+impl Proc {
+    fn new(port: u16, pid: Option<i32>, now: Instant) -> Proc {
+        Proc { port, pid, pgid: pid, started: now, backoff: BACKOFF_FIRST, restart_at: None, restarts: 0 }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
 pub struct Set {
     /// Index of the workset in its config.
     pub index: usize,
-    pub cfg: Rc<GroupConfig>,
+    pub cfg: Arc<GroupConfig>,
     pub procs: Vec<Proc>,
 }
 
 impl Set {
-    fn new(cfg: Rc<GroupConfig>, index: usize, now: Instant) -> Set {
-        let procs = cfg.worksets[index]
-            .iter()
-            .map(|&port| Proc {
-                port,
-                pid: None,
-                pgid: None,
-                started: now,
-                backoff: BACKOFF_FIRST,
-                restart_at: None,
-                restarts: 0,
-            })
-            .collect();
+    fn new(cfg: Arc<GroupConfig>, index: usize, now: Instant) -> Set {
+        let procs = cfg.worksets[index].iter().map(|&port| Proc::new(port, None, now)).collect();
         Set { index, cfg, procs }
     }
 
@@ -68,6 +73,10 @@ impl Set {
 
     fn alive(&self) -> impl Iterator<Item = &Proc> {
         self.procs.iter().filter(|p| p.pid.is_some())
+    }
+
+    fn find(&mut self, pid: i32) -> Option<&mut Proc> {
+        self.procs.iter_mut().find(|p| p.pid == Some(pid))
     }
 
     /// Cancels pending restarts and sends the stop signal to every running
@@ -88,26 +97,48 @@ pub enum Event {
     /// Start a set on workset `index` of `cfg`: the first start when
     /// nothing is live, a rollout otherwise.
     Start {
-        cfg: Rc<GroupConfig>,
+        cfg: Arc<GroupConfig>,
         index: usize,
     },
     /// A rollout could not even begin (for example, no free workset).
     StartRefused(String),
+    /// The group is gone from the config: drain its live set, stop it.
+    Retire,
     /// Result of `Action::Spawn`, one entry per port.
     Spawned(Vec<(u16, Result<i32, String>)>),
+    /// A process of a set was reaped (or, taken over, seen to end).
     Exited {
         pid: i32,
         status: ExitStatus,
     },
-    /// Result of `Action::Smoke`: ports that passed, and the failures.
-    Smoke {
-        passed: Vec<u16>,
-        failed: Vec<(u16, String)>,
+    /// One port's check of `Action::Smoke` `seq` ended.
+    Checked {
+        seq: u64,
+        port: u16,
+        result: Result<(), String>,
     },
-    AfterStart(Result<(), String>),
-    /// Result of `Action::Revert`.
-    Reverted(Result<(), String>),
-    Connections(usize),
+    /// Step `seq` is a process now running as `pid` (its process group).
+    StepRunning {
+        seq: u64,
+        pid: i32,
+    },
+    /// Step `seq` ended without a process of its own (a render), or its
+    /// process could not be started.
+    StepDone {
+        seq: u64,
+        result: Result<(), String>,
+    },
+    /// A step's process ended; `output` is the tail of what it printed.
+    ActionExited {
+        pid: i32,
+        status: ExitStatus,
+        output: String,
+    },
+    /// Result of `Action::Count` `seq`.
+    Connections {
+        seq: u64,
+        n: usize,
+    },
     /// Result of `Action::CheckGroups`.
     GroupsAlive(Vec<i32>),
     Tick,
@@ -135,27 +166,28 @@ pub enum Outcome {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Action {
     Spawn {
-        cfg: Rc<GroupConfig>,
+        cfg: Arc<GroupConfig>,
         ports: Vec<u16>,
     },
+    /// Check each of `ports`, all at once; each answers `Event::Checked`.
     Smoke {
-        cfg: Rc<GroupConfig>,
+        cfg: Arc<GroupConfig>,
+        seq: u64,
         ports: Vec<u16>,
     },
-    /// Run after_start for `ports`; the answer is `Event::AfterStart`.
-    AfterStart {
-        cfg: Rc<GroupConfig>,
-        ports: Vec<u16>,
-        old_ports: Vec<u16>,
-    },
-    /// Run after_start to point back at `ports` after a failed switch; the
-    /// answer is `Event::Reverted`.
-    Revert {
-        cfg: Rc<GroupConfig>,
+    /// Run after_start step `step` of `cfg` for `ports` (the set to point
+    /// at) and `old_ports`; it answers `Event::StepRunning` then
+    /// `Event::ActionExited` (a run_proc), or `Event::StepDone`.
+    RunStep {
+        cfg: Arc<GroupConfig>,
+        seq: u64,
+        step: usize,
         ports: Vec<u16>,
         old_ports: Vec<u16>,
     },
+    /// Count the connections on `ports`; the answer is `Event::Connections`.
     Count {
+        seq: u64,
         ports: Vec<u16>,
     },
     Signal {
@@ -184,25 +216,71 @@ pub enum Action {
     },
 }
 
+/// Where one port of a starting set stands.
 #[derive(Clone, Debug, PartialEq)]
-enum Phase {
-    Idle,
-    Ready {
-        deadline: Instant,
-        next_check: Instant,
-        passed: Vec<u16>,
-    },
-    Switching,
-    /// after_start runs again for the live set, after it failed for the new.
-    Reverting,
-    Draining {
-        quiet_since: Option<Instant>,
-        deadline: Instant,
-        next_count: Instant,
-    },
-    Stopping(Stop),
-    ShuttingDown(Stop),
-    Gone,
+enum CheckState {
+    /// To be checked at this instant.
+    Due(Instant),
+    InFlight,
+    Passed,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+struct PortCheck {
+    port: u16,
+    state: CheckState,
+    /// Why its last check failed.
+    last: Option<String>,
+}
+
+/// The after_start steps under way for one set of ports.
+#[derive(Clone, Debug, PartialEq)]
+struct Job {
+    cfg: Arc<GroupConfig>,
+    ports: Vec<u16>,
+    old_ports: Vec<u16>,
+    /// Pointing the LB back at the live set after a failed switch.
+    revert: bool,
+    step: usize,
+    seq: u64,
+    /// The step's process, while it runs.
+    pid: Option<i32>,
+    deadline: Instant,
+}
+
+impl Job {
+    fn describe(&self) -> String {
+        match self.cfg.actions.get(self.step) {
+            Some(Step::RunProc { command }) => format!("run_proc `{command}`"),
+            Some(Step::ReplaceFile { output, .. }) => format!("replace_file {}", output.display()),
+            None => "after_start".into(),
+        }
+    }
+
+    /// The step's result, when `ev` is the end of the step under way.
+    fn result(&self, ev: &Event) -> Option<Result<(), String>> {
+        match ev {
+            Event::StepDone { seq, result } if *seq == self.seq => Some(result.clone()),
+            Event::ActionExited { pid, status, output } if Some(*pid) == self.pid => {
+                if *status == ExitStatus::Code(0) {
+                    return Some(Ok(()));
+                }
+                let tail = if output.trim().is_empty() { String::new() } else { format!(": {}", output.trim()) };
+                Some(Err(format!("{} failed ({status}){tail}", self.describe())))
+            }
+            _ => None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+struct Drain {
+    seq: u64,
+    quiet_since: Option<Instant>,
+    deadline: Instant,
+    /// When to count next; `None` while a count is under way.
+    next_count: Option<Instant>,
+    last: Option<usize>,
 }
 
 /// A stop under way: when to send SIGKILL, then, once every leader is
@@ -220,9 +298,6 @@ struct Linger {
     give_up: Instant,
 }
 
-/// How often emptied process groups are looked at after their SIGKILL.
-const LINGER_INTERVAL: Duration = Duration::from_millis(20);
-
 impl Stop {
     fn new(kill_at: Instant) -> Stop {
         Stop { kill_at: Some(kill_at), linger: None }
@@ -232,6 +307,43 @@ impl Stop {
         let check = self.linger.as_ref().and_then(|l| l.next_check);
         self.kill_at.into_iter().chain(check).min()
     }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+enum Phase {
+    Idle,
+    /// The new set is spawned, then each port checked until it passes.
+    Starting {
+        set: Set,
+        deadline: Instant,
+        checks: Vec<PortCheck>,
+    },
+    /// after_start runs for the new set.
+    Switching {
+        set: Set,
+        job: Job,
+    },
+    /// after_start runs again for the live set, after it failed for `set`,
+    /// which drains next.
+    Reverting {
+        set: Set,
+        job: Job,
+    },
+    /// `set` has left service; its connections are counted.
+    Draining {
+        set: Set,
+        drain: Drain,
+    },
+    Stopping {
+        set: Set,
+        stop: Stop,
+    },
+    /// SIGTERM: every set of the group stops.
+    ShuttingDown {
+        sets: Vec<Set>,
+        stop: Stop,
+    },
+    Gone,
 }
 
 /// Timestamps of one rollout, for its log line.
@@ -276,33 +388,25 @@ pub fn fmt_ports(ports: &[u16]) -> String {
 pub struct Group {
     pub name: String,
     pub live: Option<Set>,
-    pub new: Option<Set>,
-    pub retiring: Option<Set>,
     phase: Phase,
     rollout: Option<Rollout>,
+    /// Tags checks, steps and counts, so that a late answer is ignored.
+    seq: u64,
+    /// Gone from the config: once its set has drained and stopped, the
+    /// group is gone.
+    removed: bool,
 }
 
 impl Group {
     pub fn new(name: &str) -> Group {
-        Group { name: name.to_string(), live: None, new: None, retiring: None, phase: Phase::Idle, rollout: None }
+        Group { name: name.to_string(), live: None, phase: Phase::Idle, rollout: None, seq: 0, removed: false }
     }
 
     /// Takes over `procs` (port, pid), a live set left running by a rolld
     /// that died. They are not rolld's children: their exits must come from
     /// pidfds. The next `Start` rolls them over like any live set.
-    pub fn adopt(&mut self, cfg: Rc<GroupConfig>, index: usize, procs: &[(u16, i32)], now: Instant) {
-        let procs = procs
-            .iter()
-            .map(|&(port, pid)| Proc {
-                port,
-                pid: Some(pid),
-                pgid: Some(pid),
-                started: now,
-                backoff: BACKOFF_FIRST,
-                restart_at: None,
-                restarts: 0,
-            })
-            .collect();
+    pub fn adopt(&mut self, cfg: Arc<GroupConfig>, index: usize, procs: &[(u16, i32)], now: Instant) {
+        let procs = procs.iter().map(|&(port, pid)| Proc::new(port, Some(pid), now)).collect();
         let index = index % cfg.worksets.len().max(1);
         self.live = Some(Set { index, cfg, procs });
     }
@@ -312,7 +416,8 @@ impl Group {
         self.phase == Phase::Idle
     }
 
-    /// True once a shutdown has stopped every process.
+    /// True once every process has stopped for good (a shutdown, or a
+    /// group removed from the config).
     pub fn is_gone(&self) -> bool {
         self.phase == Phase::Gone
     }
@@ -321,36 +426,68 @@ impl Group {
     pub fn phase_name(&self) -> &'static str {
         match self.phase {
             Phase::Idle => "idle",
-            Phase::Ready { .. } => "starting",
-            Phase::Switching => "switching",
-            Phase::Reverting => "reverting",
+            Phase::Starting { .. } => "starting",
+            Phase::Switching { .. } => "switching",
+            Phase::Reverting { .. } => "reverting",
             Phase::Draining { .. } => "draining",
-            Phase::Stopping(_) => "stopping",
-            Phase::ShuttingDown(_) => "shutting-down",
+            Phase::Stopping { .. } => "stopping",
+            Phase::ShuttingDown { .. } => "shutting-down",
             Phase::Gone => "gone",
         }
     }
 
-    /// Every process this group is responsible for, with its port.
-    pub fn pids(&self) -> impl Iterator<Item = (i32, u16)> + '_ {
-        self.sets().flat_map(|s| s.alive().map(|p| (p.pid.unwrap_or(0), p.port)))
+    /// The set a rollout is bringing in, until it is live.
+    pub fn incoming(&self) -> Option<&Set> {
+        match &self.phase {
+            Phase::Starting { set, .. } | Phase::Switching { set, .. } => Some(set),
+            _ => None,
+        }
     }
 
+    /// Every set with its processes, and whether it is the live one.
+    pub fn sets(&self) -> Vec<(&Set, bool)> {
+        let mut out: Vec<(&Set, bool)> = self.live.iter().map(|s| (s, true)).collect();
+        match &self.phase {
+            Phase::Starting { set, .. }
+            | Phase::Switching { set, .. }
+            | Phase::Reverting { set, .. }
+            | Phase::Draining { set, .. }
+            | Phase::Stopping { set, .. } => out.push((set, false)),
+            Phase::ShuttingDown { sets, .. } => out.extend(sets.iter().map(|s| (s, false))),
+            Phase::Idle | Phase::Gone => {}
+        }
+        out
+    }
+
+    /// The process of the after_start step under way, if any.
+    fn step_pid(&self) -> Option<i32> {
+        match &self.phase {
+            Phase::Switching { job, .. } | Phase::Reverting { job, .. } => job.pid,
+            _ => None,
+        }
+    }
+
+    /// Whether `pid` is one of this group's processes (a backend or the
+    /// process of an after_start step).
     pub fn owns(&self, pid: i32) -> bool {
-        self.pids().any(|(p, _)| p == pid)
-    }
-
-    fn sets(&self) -> impl Iterator<Item = &Set> {
-        self.live.iter().chain(self.new.iter()).chain(self.retiring.iter())
+        self.step_pid() == Some(pid) || self.sets().iter().any(|(s, _)| s.procs.iter().any(|p| p.pid == Some(pid)))
     }
 
     /// When the group next needs a `Tick`; `None` means never (idle).
     pub fn next_deadline(&self) -> Option<Instant> {
         let phase = match &self.phase {
-            Phase::Ready { next_check, .. } => Some(*next_check),
-            Phase::Draining { next_count, .. } => Some(*next_count),
-            Phase::Stopping(stop) | Phase::ShuttingDown(stop) => stop.deadline(),
-            Phase::Idle | Phase::Switching | Phase::Reverting | Phase::Gone => None,
+            Phase::Starting { deadline, checks, .. } => checks
+                .iter()
+                .filter_map(|c| match c.state {
+                    CheckState::Due(t) => Some(t),
+                    _ => None,
+                })
+                .chain([*deadline])
+                .min(),
+            Phase::Switching { job, .. } | Phase::Reverting { job, .. } => Some(job.deadline),
+            Phase::Draining { drain, .. } => Some(drain.next_count.unwrap_or(drain.deadline).min(drain.deadline)),
+            Phase::Stopping { stop, .. } | Phase::ShuttingDown { stop, .. } => stop.deadline(),
+            Phase::Idle | Phase::Gone => None,
         };
         let restarts = self.live.iter().flat_map(|s| s.procs.iter()).filter_map(|p| p.restart_at);
         phase.into_iter().chain(restarts).min()
@@ -358,68 +495,180 @@ impl Group {
 
     pub fn handle(&mut self, now: Instant, ev: Event) -> Vec<Action> {
         let mut out = Vec::new();
-        match ev {
-            Event::Start { cfg, index } => self.start(now, cfg, index, &mut out),
-            Event::StartRefused(reason) => {
-                let outcome = match self.live {
-                    Some(_) => Outcome::RolledBack { reason: reason.clone(), port: None },
-                    None => Outcome::StartFailed { reason: reason.clone(), port: None },
-                };
-                let summary = match &outcome {
-                    Outcome::StartFailed { .. } => format!("start failed: {reason}"),
-                    _ => format!("rollout rolled back: {reason}"),
-                };
-                out.push(Action::Done { outcome, summary });
-            }
-            Event::Spawned(results) => self.spawned(now, results, &mut out),
-            Event::Exited { pid, status } => self.exited(now, pid, status, &mut out),
-            Event::Smoke { passed, failed } => self.smoked(now, passed, failed, &mut out),
-            Event::AfterStart(result) => self.switched(now, result, &mut out),
-            Event::Reverted(result) => self.reverted(now, result, &mut out),
-            Event::Connections(n) => self.counted(now, n, &mut out),
-            Event::GroupsAlive(alive) => self.lingering(now, alive, &mut out),
-            Event::Tick => self.tick(now, &mut out),
-            Event::Terminate => self.terminate(now, &mut out),
-        }
+        let phase = std::mem::replace(&mut self.phase, Phase::Idle);
+        self.phase = self.on(phase, now, ev, &mut out);
         out
+    }
+
+    /// The table: what each event does in each phase.
+    fn on(&mut self, phase: Phase, now: Instant, ev: Event, out: &mut Vec<Action>) -> Phase {
+        use Event as E;
+        use Phase as P;
+        match (phase, ev) {
+            (P::Gone, _) => P::Gone,
+            (p @ P::ShuttingDown { .. }, E::Terminate) => p,
+            (p, E::Terminate) => self.terminate(p, now, out),
+            (p, E::Exited { pid, status }) => self.exited(p, now, pid, status, out),
+            (p, E::Spawned(results)) => self.spawned(p, now, results, out),
+            (p, E::Tick) => self.tick(p, now, out),
+            (P::Idle, E::Start { cfg, index }) => self.start(now, cfg, index, out),
+            (P::Idle, E::StartRefused(reason)) => {
+                self.refused(reason, out);
+                P::Idle
+            }
+            (P::Idle, E::Retire) => self.retire(now, out),
+            (P::Starting { set, deadline, mut checks }, E::Checked { seq, port, result }) if seq == self.seq => {
+                if let Some(c) = checks.iter_mut().find(|c| c.port == port && c.state == CheckState::InFlight) {
+                    match result {
+                        Ok(()) => c.state = CheckState::Passed,
+                        Err(e) => {
+                            c.state = CheckState::Due((now + SMOKE_INTERVAL).min(deadline));
+                            c.last = Some(e);
+                        }
+                    }
+                }
+                if checks.iter().all(|c| c.state == CheckState::Passed) {
+                    self.ready(set, now, out)
+                } else {
+                    P::Starting { set, deadline, checks }
+                }
+            }
+            (P::Switching { set, mut job } | P::Reverting { set, mut job }, E::StepRunning { seq, pid })
+                if seq == job.seq =>
+            {
+                job.pid = Some(pid);
+                if job.revert { P::Reverting { set, job } } else { P::Switching { set, job } }
+            }
+            (P::Switching { set, job }, ev @ (E::StepDone { .. } | E::ActionExited { .. })) => match job.result(&ev) {
+                None => P::Switching { set, job },
+                Some(Ok(())) => match self.next_step(job, now, out) {
+                    Some(job) => P::Switching { set, job },
+                    None => self.switched(set, now, out),
+                },
+                Some(Err(e)) => self.switch_failed(set, format!("after_start failed: {e}"), now, out),
+            },
+            (P::Reverting { set, job }, ev @ (E::StepDone { .. } | E::ActionExited { .. })) => match job.result(&ev) {
+                None => P::Reverting { set, job },
+                Some(Ok(())) => match self.next_step(job, now, out) {
+                    Some(job) => P::Reverting { set, job },
+                    None => self.reverted(set, Ok(()), now, out),
+                },
+                Some(Err(e)) => self.reverted(set, Err(e), now, out),
+            },
+            (P::Draining { set, drain }, E::Connections { seq, n }) if seq == drain.seq => {
+                self.counted(set, drain, now, n, out)
+            }
+            (p @ (P::Stopping { .. } | P::ShuttingDown { .. }), E::GroupsAlive(alive)) => {
+                self.lingering(p, now, alive, out)
+            }
+            // A step started for a job that no longer waits for it: it must
+            // not be left running.
+            (p, E::StepRunning { pid, .. }) => {
+                out.push(Action::Signal { pgid: pid, sig: libc::SIGKILL });
+                p
+            }
+            // Ignored: a start or removal while busy (the daemon starts
+            // rounds only when every group is idle), and answers that the
+            // phase no longer waits for (a check, step, count or look at
+            // process groups that was overtaken by a failure, a deadline or
+            // a shutdown).
+            (
+                p,
+                E::Start { .. }
+                | E::StartRefused(_)
+                | E::Retire
+                | E::Checked { .. }
+                | E::StepDone { .. }
+                | E::ActionExited { .. }
+                | E::Connections { .. }
+                | E::GroupsAlive(_),
+            ) => p,
+        }
     }
 
     fn log(&self, out: &mut Vec<Action>, level: Level, port: Option<u16>, msg: String) {
         out.push(Action::Log { level, port, msg });
     }
 
-    fn start(&mut self, now: Instant, cfg: Rc<GroupConfig>, index: usize, out: &mut Vec<Action>) {
-        if self.phase != Phase::Idle {
-            return;
+    fn mark(&mut self, name: &'static str, now: Instant, out: &mut Vec<Action>) {
+        if let Some(r) = self.rollout.as_mut() {
+            out.push(r.mark(name, now));
         }
+    }
+
+    fn start(&mut self, now: Instant, cfg: Arc<GroupConfig>, index: usize, out: &mut Vec<Action>) -> Phase {
         let set = Set::new(cfg.clone(), index, now);
         let ports = set.ports();
         let from = self.live.as_ref().map(Set::ports).unwrap_or_default();
         self.rollout = Some(Rollout { started: now, from, to: ports.clone(), marks: Vec::new(), outcome: None });
         let what = if self.live.is_some() { "rollout" } else { "start" };
         self.log(out, Level::Info, None, format!("{what}: spawning workset {index} on {}", fmt_ports(&ports)));
-        self.new = Some(set);
-        self.phase = Phase::Ready { deadline: now + cfg.timing.start_timeout, next_check: now, passed: Vec::new() };
-        out.push(Action::Spawn { cfg, ports });
+        self.seq += 1;
+        let checks = ports.iter().map(|&port| PortCheck { port, state: CheckState::Due(now), last: None }).collect();
+        out.push(Action::Spawn { cfg: cfg.clone(), ports });
+        Phase::Starting { set, deadline: now + cfg.timing.start_timeout, checks }
     }
 
-    fn spawned(&mut self, now: Instant, results: Vec<(u16, Result<i32, String>)>, out: &mut Vec<Action>) {
+    fn refused(&mut self, reason: String, out: &mut Vec<Action>) {
+        let (outcome, summary) = match self.live {
+            Some(_) => (Outcome::RolledBack { reason: reason.clone(), port: None }, "rollout rolled back"),
+            None => (Outcome::StartFailed { reason: reason.clone(), port: None }, "start failed"),
+        };
+        out.push(Action::Done { outcome, summary: format!("{summary}: {reason}") });
+    }
+
+    fn retire(&mut self, now: Instant, out: &mut Vec<Action>) -> Phase {
+        self.removed = true;
+        let Some(set) = self.live.take() else {
+            self.log(out, Level::Info, None, "no longer in the config; nothing was running".into());
+            return Phase::Gone;
+        };
+        let msg = format!("no longer in the config: draining {} before stopping it", fmt_ports(&set.ports()));
+        self.log(out, Level::Info, None, msg);
+        self.drain(set, now)
+    }
+
+    fn drain(&mut self, set: Set, now: Instant) -> Phase {
+        self.seq += 1;
+        let deadline = now + set.cfg.timing.drain_timeout;
+        let drain = Drain { seq: self.seq, quiet_since: Some(now), deadline, next_count: Some(now), last: None };
+        Phase::Draining { set, drain }
+    }
+
+    fn spawned(
+        &mut self,
+        phase: Phase,
+        now: Instant,
+        results: Vec<(u16, Result<i32, String>)>,
+        out: &mut Vec<Action>,
+    ) -> Phase {
+        let mut phase = phase;
         let mut failure = None;
         let mut restarted = Vec::new();
+        let mut starting = false;
         for (port, result) in results {
-            let in_new = self.new.as_ref().is_some_and(|s| s.procs.iter().any(|p| p.port == port));
-            let set = if in_new { self.new.as_mut() } else { self.live.as_mut() };
-            let Some(proc) = set.and_then(|s| s.procs.iter_mut().find(|p| p.port == port)) else { continue };
+            let new = match &mut phase {
+                Phase::Starting { set, .. } => set.procs.iter_mut().find(|p| p.port == port),
+                _ => None,
+            };
+            if let Some(proc) = new {
+                starting = true;
+                match result {
+                    Ok(pid) => {
+                        (proc.pid, proc.pgid, proc.started) = (Some(pid), Some(pid), now);
+                    }
+                    Err(e) => failure = failure.or(Some((port, format!("cannot spawn: {e}")))),
+                }
+                continue;
+            }
+            let Some(proc) = self.live.as_mut().and_then(|s| s.procs.iter_mut().find(|p| p.port == port)) else {
+                continue;
+            };
             match result {
                 Ok(pid) => {
-                    proc.pid = Some(pid);
-                    proc.pgid = Some(pid);
-                    proc.started = now;
-                    if !in_new {
-                        restarted.push((port, pid));
-                    }
+                    (proc.pid, proc.pgid, proc.started) = (Some(pid), Some(pid), now);
+                    restarted.push((port, pid));
                 }
-                Err(e) if in_new => failure = failure.or(Some((port, format!("cannot spawn: {e}")))),
                 Err(e) => {
                     let wait = proc.backoff;
                     proc.restart_at = Some(now + wait);
@@ -432,132 +681,190 @@ impl Group {
         for (port, pid) in restarted {
             self.log(out, Level::Info, Some(port), format!("restarted as pid {pid}"));
         }
-        if let Some((port, reason)) = failure {
-            self.fail(now, reason, Some(port), out);
-        } else if let Some(r) = self.rollout.as_mut().filter(|_| in_ready(&self.phase) && self.new.is_some()) {
-            out.push(r.mark("spawn", now));
+        match (phase, failure) {
+            (Phase::Starting { set, .. }, Some((port, reason))) => {
+                self.fail(set, reason, Some(port), "ready", now, out)
+            }
+            (phase, _) => {
+                if starting {
+                    self.mark("spawn", now, out);
+                }
+                phase
+            }
         }
     }
 
-    fn exited(&mut self, now: Instant, pid: i32, status: ExitStatus, out: &mut Vec<Action>) {
-        let shutting = matches!(self.phase, Phase::ShuttingDown(_));
-        // A new set's process that exits before the switch fails the rollout.
-        if let Some(p) = find(&mut self.new, pid) {
-            p.pid = None;
-            let port = p.port;
-            if shutting {
-                self.log(out, Level::Info, Some(port), format!("stopped ({status})"));
-            } else {
-                let reason = format!("port {port} exited ({status}) before it was ready");
-                self.fail(now, reason, Some(port), out);
-            }
-        } else if let Some(p) = find(&mut self.retiring, pid) {
-            p.pid = None;
-            let port = p.port;
-            let expected = matches!(self.phase, Phase::Stopping(_) | Phase::ShuttingDown(_));
-            let (level, what) =
-                if expected { (Level::Info, "stopped") } else { (Level::Warn, "exited while draining") };
-            self.log(out, level, Some(port), format!("{what} ({status})"));
-        } else if let Some(p) = find(&mut self.live, pid) {
-            p.pid = None;
-            let port = p.port;
-            if shutting {
-                self.log(out, Level::Info, Some(port), format!("stopped ({status})"));
-            } else {
-                if now.saturating_duration_since(p.started) >= HEALTHY {
-                    p.backoff = BACKOFF_FIRST;
+    fn exited(&mut self, phase: Phase, now: Instant, pid: i32, status: ExitStatus, out: &mut Vec<Action>) -> Phase {
+        match phase {
+            Phase::Starting { mut set, deadline, checks } => match set.find(pid) {
+                Some(p) => {
+                    p.pid = None;
+                    let reason = format!("port {} exited ({status}) before it was ready", p.port);
+                    let port = p.port;
+                    self.fail(set, reason, Some(port), "ready", now, out)
                 }
-                let wait = p.backoff;
-                p.restart_at = Some(now + wait);
-                p.backoff = (wait * 2).min(BACKOFF_MAX);
-                p.restarts += 1;
-                let pgid = p.pgid;
-                let msg = format!("pid {pid} exited unexpectedly ({status}); restarting in {}", fmt_duration(wait));
-                self.log(out, Level::Warn, Some(port), msg);
-                // Workers the process left behind would hold its port.
-                if let Some(pgid) = pgid {
-                    out.push(Action::Signal { pgid, sig: libc::SIGKILL });
+                None => {
+                    self.live_exited(now, pid, status, out);
+                    Phase::Starting { set, deadline, checks }
                 }
-            }
-        } else {
-            return;
-        }
-        self.check_stopped(now, out);
-    }
-
-    fn smoked(&mut self, now: Instant, ok: Vec<u16>, failed: Vec<(u16, String)>, out: &mut Vec<Action>) {
-        let Phase::Ready { deadline, next_check, passed } = &mut self.phase else { return };
-        let Some(new) = &self.new else { return };
-        passed.extend(ok);
-        let waiting: Vec<u16> = new.ports().into_iter().filter(|p| !passed.contains(p)).collect();
-        if waiting.is_empty() {
-            let old_ports = self.live.as_ref().map(Set::ports).unwrap_or_default();
-            let (cfg, ports) = (new.cfg.clone(), new.ports());
-            if let Some(r) = self.rollout.as_mut() {
-                out.push(r.mark("ready", now));
-            }
-            self.phase = Phase::Switching;
-            out.push(Action::AfterStart { cfg, ports, old_ports });
-        } else if now >= *deadline {
-            let timeout = fmt_duration(new.cfg.timing.start_timeout);
-            let (port, why) = failed.into_iter().next().unwrap_or((waiting[0], "no answer".into()));
-            let reason = format!("port {port} not ready within start_timeout {timeout}: {why}");
-            self.fail(now, reason, Some(port), out);
-        } else {
-            *next_check = (now + SMOKE_INTERVAL).min(*deadline);
-        }
-    }
-
-    fn switched(&mut self, now: Instant, result: Result<(), String>, out: &mut Vec<Action>) {
-        if self.phase != Phase::Switching {
-            return;
-        }
-        let Some(new) = self.new.take() else { return };
-        let timing = new.cfg.timing;
-        match result {
-            Ok(()) => {
-                if let Some(r) = self.rollout.as_mut() {
-                    out.push(r.mark("after_start", now));
-                }
-                self.retiring = self.live.replace(new);
-                if self.retiring.is_some() {
-                    self.phase = Phase::Draining {
-                        quiet_since: Some(now),
-                        deadline: now + timing.drain_timeout,
-                        next_count: now,
-                    };
-                } else {
-                    self.finish(now, Outcome::Ok, out);
-                }
-            }
-            Err(e) => {
-                let reason = format!("after_start failed: {e}");
-                if let Some(live) = &self.live {
-                    let (ports, old_ports) = (live.ports(), new.ports());
-                    let msg = format!("{reason}; pointing back at the live set, draining the new one");
-                    out.push(Action::Log { level: Level::Warn, port: None, msg });
-                    out.push(Action::Revert { cfg: new.cfg.clone(), ports, old_ports });
-                    if let Some(r) = self.rollout.as_mut() {
-                        r.outcome = Some(Outcome::RolledBack { reason: reason.clone(), port: None });
+            },
+            // The LB may already point at the new set: a process of it
+            // that ends now fails the switch, which is then undone.
+            Phase::Switching { mut set, job } => match set.find(pid) {
+                Some(p) => {
+                    p.pid = None;
+                    let reason = format!("port {} exited ({status}) during after_start", p.port);
+                    if let Some(step) = job.pid {
+                        out.push(Action::Signal { pgid: step, sig: libc::SIGKILL });
                     }
-                    // The LB may already have sent requests to the new set:
-                    // it is drained once the LB points back.
-                    self.retiring = Some(new);
-                    self.phase = Phase::Reverting;
-                } else {
-                    self.new = Some(new);
-                    self.fail(now, reason, None, out);
+                    self.switch_failed(set, reason, now, out)
                 }
+                None => {
+                    self.live_exited(now, pid, status, out);
+                    Phase::Switching { set, job }
+                }
+            },
+            Phase::Reverting { mut set, job } => {
+                if let Some(p) = set.find(pid) {
+                    p.pid = None;
+                    self.log(
+                        out,
+                        Level::Warn,
+                        Some(p.port),
+                        format!("exited while the LB was pointed back ({status})"),
+                    );
+                } else {
+                    self.live_exited(now, pid, status, out);
+                }
+                Phase::Reverting { set, job }
             }
+            Phase::Draining { mut set, drain } => {
+                if let Some(p) = set.find(pid) {
+                    p.pid = None;
+                    self.log(out, Level::Warn, Some(p.port), format!("exited while draining ({status})"));
+                } else {
+                    self.live_exited(now, pid, status, out);
+                }
+                Phase::Draining { set, drain }
+            }
+            Phase::Stopping { mut set, stop } => {
+                if let Some(p) = set.find(pid) {
+                    p.pid = None;
+                    self.log(out, Level::Info, Some(p.port), format!("stopped ({status})"));
+                } else {
+                    self.live_exited(now, pid, status, out);
+                }
+                self.check_stopped(Phase::Stopping { set, stop }, now, out)
+            }
+            Phase::ShuttingDown { mut sets, stop } => {
+                if let Some(p) = sets.iter_mut().find_map(|s| s.find(pid)) {
+                    p.pid = None;
+                    self.log(out, Level::Info, Some(p.port), format!("stopped ({status})"));
+                }
+                self.check_stopped(Phase::ShuttingDown { sets, stop }, now, out)
+            }
+            Phase::Idle => {
+                self.live_exited(now, pid, status, out);
+                Phase::Idle
+            }
+            Phase::Gone => Phase::Gone,
+        }
+    }
+
+    /// A live process ended: it is restarted after a backoff.
+    fn live_exited(&mut self, now: Instant, pid: i32, status: ExitStatus, out: &mut Vec<Action>) {
+        let Some(p) = self.live.as_mut().and_then(|s| s.find(pid)) else { return };
+        p.pid = None;
+        if now.saturating_duration_since(p.started) >= HEALTHY {
+            p.backoff = BACKOFF_FIRST;
+        }
+        let wait = p.backoff;
+        p.restart_at = Some(now + wait);
+        p.backoff = (wait * 2).min(BACKOFF_MAX);
+        p.restarts += 1;
+        let (port, pgid) = (p.port, p.pgid);
+        let msg = format!("pid {pid} exited unexpectedly ({status}); restarting in {}", fmt_duration(wait));
+        self.log(out, Level::Warn, Some(port), msg);
+        // Workers the process left behind would hold its port.
+        if let Some(pgid) = pgid {
+            out.push(Action::Signal { pgid, sig: libc::SIGKILL });
+        }
+    }
+
+    /// Every port of the new set passed: after_start points the LB at it.
+    fn ready(&mut self, set: Set, now: Instant, out: &mut Vec<Action>) -> Phase {
+        self.mark("ready", now, out);
+        let old_ports = self.live.as_ref().map(Set::ports).unwrap_or_default();
+        let job = Job {
+            cfg: set.cfg.clone(),
+            ports: set.ports(),
+            old_ports,
+            revert: false,
+            step: 0,
+            seq: 0,
+            pid: None,
+            deadline: now,
+        };
+        match self.launch(job, now, out) {
+            Some(job) => Phase::Switching { set, job },
+            None => self.switched(set, now, out),
+        }
+    }
+
+    /// Starts step `job.step`, or `None` when every step has run.
+    fn launch(&mut self, mut job: Job, now: Instant, out: &mut Vec<Action>) -> Option<Job> {
+        if job.step >= job.cfg.actions.len() {
+            return None;
+        }
+        self.seq += 1;
+        (job.seq, job.pid, job.deadline) = (self.seq, None, now + job.cfg.timing.action_timeout);
+        out.push(Action::RunStep {
+            cfg: job.cfg.clone(),
+            seq: job.seq,
+            step: job.step,
+            ports: job.ports.clone(),
+            old_ports: job.old_ports.clone(),
+        });
+        Some(job)
+    }
+
+    fn next_step(&mut self, mut job: Job, now: Instant, out: &mut Vec<Action>) -> Option<Job> {
+        job.step += 1;
+        self.launch(job, now, out)
+    }
+
+    /// after_start succeeded: the new set is live, the old one drains.
+    fn switched(&mut self, set: Set, now: Instant, out: &mut Vec<Action>) -> Phase {
+        self.mark("after_start", now, out);
+        match self.live.replace(set) {
+            Some(old) => self.drain(old, now),
+            None => self.finish(now, Outcome::Ok, false, out),
+        }
+    }
+
+    /// The switch to `set` failed: the LB is pointed back at the live set,
+    /// then `set` drains; with nothing live, `set` just stops.
+    fn switch_failed(&mut self, set: Set, reason: String, now: Instant, out: &mut Vec<Action>) -> Phase {
+        let Some(live) = &self.live else { return self.fail(set, reason, None, "after_start", now, out) };
+        let (ports, old_ports) = (live.ports(), set.ports());
+        let msg = format!("{reason}; pointing back at the live set, draining the new one");
+        self.log(out, Level::Warn, None, msg);
+        if let Some(r) = self.rollout.as_mut() {
+            r.outcome = Some(Outcome::RolledBack { reason, port: None });
+        }
+        let job =
+            Job { cfg: set.cfg.clone(), ports, old_ports, revert: true, step: 0, seq: 0, pid: None, deadline: now };
+        match self.launch(job, now, out) {
+            // The LB may already have sent requests to the new set: it is
+            // drained once the LB points back.
+            Some(job) => Phase::Reverting { set, job },
+            None => self.reverted(set, Ok(()), now, out),
         }
     }
 
     /// The LB points back at the live set (or could not be made to): the
     /// new set's drain, and its quiet period, start now.
-    fn reverted(&mut self, now: Instant, result: Result<(), String>, out: &mut Vec<Action>) {
-        if self.phase != Phase::Reverting {
-            return;
-        }
+    fn reverted(&mut self, set: Set, result: Result<(), String>, now: Instant, out: &mut Vec<Action>) -> Phase {
         let live = self.live.as_ref().map(Set::ports).unwrap_or_default();
         match result {
             Ok(()) => {
@@ -567,36 +874,40 @@ impl Group {
                 self.log(out, Level::Error, None, format!("pointing back at {} failed too: {e}", fmt_ports(&live)))
             }
         }
-        let drain_timeout = self.retiring.as_ref().map_or(Duration::ZERO, |s| s.cfg.timing.drain_timeout);
-        self.phase = Phase::Draining { quiet_since: Some(now), deadline: now + drain_timeout, next_count: now };
+        self.drain(set, now)
     }
 
-    fn counted(&mut self, now: Instant, n: usize, out: &mut Vec<Action>) {
-        let Phase::Draining { quiet_since, deadline, next_count } = &mut self.phase else { return };
-        let Some(set) = &self.retiring else { return };
+    fn counted(&mut self, set: Set, mut drain: Drain, now: Instant, n: usize, out: &mut Vec<Action>) -> Phase {
         let quiet =
             set.cfg.timing.drain_quiet.max(self.live.as_ref().map_or(Duration::ZERO, |l| l.cfg.timing.drain_quiet));
+        drain.last = Some(n);
         if n > 0 {
-            *quiet_since = None;
-        } else if quiet_since.is_none() {
-            *quiet_since = Some(now);
+            drain.quiet_since = None;
+        } else if drain.quiet_since.is_none() {
+            drain.quiet_since = Some(now);
         }
-        if quiet_since.is_some_and(|q| now.saturating_duration_since(q) >= quiet) {
-            self.begin_stop(now, "drain", out);
-        } else if now >= *deadline {
-            let msg = format!("drain_timeout reached with {n} connection(s) left on the old set; stopping it anyway");
-            self.begin_stop(now, "drain", out);
-            self.log(out, Level::Warn, None, msg);
+        if drain.quiet_since.is_some_and(|q| now.saturating_duration_since(q) >= quiet) {
+            self.begin_stop(set, "drain", now, out)
+        } else if now >= drain.deadline {
+            self.drain_timed_out(set, drain, now, out)
         } else {
-            *next_count = (now + DRAIN_INTERVAL).min(*deadline);
+            drain.next_count = Some((now + DRAIN_INTERVAL).min(drain.deadline));
+            Phase::Draining { set, drain }
         }
     }
 
-    fn tick(&mut self, now: Instant, out: &mut Vec<Action>) {
+    fn drain_timed_out(&mut self, set: Set, drain: Drain, now: Instant, out: &mut Vec<Action>) -> Phase {
+        let left = drain.last.map_or("an unknown number of".to_string(), |n| n.to_string());
+        let which = if self.removed { "its set" } else { "the old set" };
+        let msg = format!("drain_timeout reached with {left} connection(s) left on {which}; stopping it anyway");
+        let phase = self.begin_stop(set, "drain", now, out);
+        self.log(out, Level::Warn, None, msg);
+        phase
+    }
+
+    fn tick(&mut self, phase: Phase, now: Instant, out: &mut Vec<Action>) -> Phase {
         // Crash restarts of the live set.
-        if !matches!(self.phase, Phase::ShuttingDown(_) | Phase::Gone)
-            && let Some(live) = self.live.as_mut()
-        {
+        if let Some(live) = self.live.as_mut() {
             let due: Vec<u16> = live
                 .procs
                 .iter_mut()
@@ -610,70 +921,118 @@ impl Group {
                 out.push(Action::Spawn { cfg: live.cfg.clone(), ports: due });
             }
         }
-        match &mut self.phase {
-            Phase::Ready { next_check, .. } if *next_check <= now => {
-                *next_check = now + SMOKE_INTERVAL;
-                if let Some(new) = &self.new {
-                    let passed = match &self.phase {
-                        Phase::Ready { passed, .. } => passed.clone(),
-                        _ => Vec::new(),
+        match phase {
+            Phase::Starting { set, deadline, mut checks } => {
+                if now >= deadline {
+                    let timeout = fmt_duration(set.cfg.timing.start_timeout);
+                    let c = checks.iter().find(|c| c.state != CheckState::Passed).cloned();
+                    let (port, why) = match c {
+                        Some(PortCheck { port, last: Some(why), .. }) => (port, why),
+                        Some(PortCheck { port, .. }) => (port, "no answer to its check yet".to_string()),
+                        None => (set.procs[0].port, "no answer".to_string()),
                     };
-                    let ports = new.ports().into_iter().filter(|p| !passed.contains(p)).collect();
-                    out.push(Action::Smoke { cfg: new.cfg.clone(), ports });
+                    let reason = format!("port {port} not ready within start_timeout {timeout}: {why}");
+                    return self.fail(set, reason, Some(port), "ready", now, out);
+                }
+                let due: Vec<u16> = checks
+                    .iter_mut()
+                    .filter(|c| matches!(c.state, CheckState::Due(t) if t <= now))
+                    .map(|c| {
+                        c.state = CheckState::InFlight;
+                        c.port
+                    })
+                    .collect();
+                if !due.is_empty() {
+                    out.push(Action::Smoke { cfg: set.cfg.clone(), seq: self.seq, ports: due });
+                }
+                Phase::Starting { set, deadline, checks }
+            }
+            Phase::Switching { set, job } | Phase::Reverting { set, job } if now >= job.deadline => {
+                if let Some(pid) = job.pid {
+                    out.push(Action::Signal { pgid: pid, sig: libc::SIGKILL });
+                }
+                let limit = job.cfg.timing.action_timeout.as_secs_f64();
+                let e = format!("{} did not finish within {limit}s (action_timeout); killed", job.describe());
+                if job.revert {
+                    self.reverted(set, Err(e), now, out)
+                } else {
+                    self.switch_failed(set, format!("after_start failed: {e}"), now, out)
                 }
             }
-            Phase::Draining { next_count, .. } if *next_count <= now => {
-                *next_count = now + DRAIN_INTERVAL;
-                if let Some(set) = &self.retiring {
-                    out.push(Action::Count { ports: set.ports() });
+            Phase::Draining { set, mut drain } => {
+                if drain.next_count.is_some_and(|t| t <= now) {
+                    drain.next_count = None;
+                    out.push(Action::Count { seq: drain.seq, ports: set.ports() });
+                    Phase::Draining { set, drain }
+                } else if drain.next_count.is_none() && now >= drain.deadline {
+                    // The count under way has not answered by the deadline.
+                    self.drain_timed_out(set, drain, now, out)
+                } else {
+                    Phase::Draining { set, drain }
                 }
             }
-            Phase::Stopping(Stop { linger: Some(l), .. }) | Phase::ShuttingDown(Stop { linger: Some(l), .. })
-                if l.next_check.is_some_and(|t| t <= now) =>
-            {
-                l.next_check = None;
-                out.push(Action::CheckGroups { pgids: l.pgids.clone() });
+            Phase::Stopping { set, mut stop } => {
+                self.stop_tick(&mut stop, std::slice::from_ref(&set), now, out);
+                Phase::Stopping { set, stop }
             }
-            Phase::Stopping(Stop { kill_at, .. }) | Phase::ShuttingDown(Stop { kill_at, .. })
-                if kill_at.is_some_and(|t| t <= now) =>
-            {
-                *kill_at = None;
-                let sets: Vec<&Set> = self.live.iter().chain(self.new.iter()).chain(self.retiring.iter()).collect();
-                let stopping: Vec<&Set> =
-                    if matches!(self.phase, Phase::Stopping(_)) { self.retiring.iter().collect() } else { sets };
-                let mut acts = Vec::new();
-                for set in stopping {
-                    for p in set.alive() {
-                        let msg = format!(
-                            "pid {} still running after stop_timeout {}; sending SIGKILL to its process group",
-                            p.pid.unwrap_or(0),
-                            fmt_duration(set.cfg.timing.stop_timeout)
-                        );
-                        acts.push(Action::Log { level: Level::Warn, port: Some(p.port), msg });
-                        acts.push(Action::Signal { pgid: p.pid.unwrap_or(0), sig: libc::SIGKILL });
-                    }
-                }
-                out.extend(acts);
+            Phase::ShuttingDown { sets, mut stop } => {
+                self.stop_tick(&mut stop, &sets, now, out);
+                Phase::ShuttingDown { sets, stop }
             }
-            _ => {}
+            p => p,
         }
     }
 
-    fn terminate(&mut self, now: Instant, out: &mut Vec<Action>) {
-        if matches!(self.phase, Phase::ShuttingDown(_) | Phase::Gone) {
-            return;
+    fn stop_tick(&self, stop: &mut Stop, sets: &[Set], now: Instant, out: &mut Vec<Action>) {
+        if let Some(l) = stop.linger.as_mut().filter(|l| l.next_check.is_some_and(|t| t <= now)) {
+            l.next_check = None;
+            out.push(Action::CheckGroups { pgids: l.pgids.clone() });
+        } else if stop.kill_at.is_some_and(|t| t <= now) {
+            stop.kill_at = None;
+            for set in sets {
+                for p in set.alive() {
+                    let msg = format!(
+                        "pid {} still running after stop_timeout {}; sending SIGKILL to its process group",
+                        p.pid.unwrap_or(0),
+                        fmt_duration(set.cfg.timing.stop_timeout)
+                    );
+                    out.push(Action::Log { level: Level::Warn, port: Some(p.port), msg });
+                    out.push(Action::Signal { pgid: p.pid.unwrap_or(0), sig: libc::SIGKILL });
+                }
+            }
         }
-        let sets = self.live.iter_mut().chain(self.new.iter_mut()).chain(self.retiring.iter_mut());
-        let stop_timeout = sets.map(|set| set.signal_stop(out)).max().unwrap_or_default();
-        self.phase = Phase::ShuttingDown(Stop::new(now + stop_timeout));
-        self.check_stopped(now, out);
+    }
+
+    /// SIGTERM: a running step is killed, and every set stops.
+    fn terminate(&mut self, phase: Phase, now: Instant, out: &mut Vec<Action>) -> Phase {
+        let mut sets: Vec<Set> = self.live.take().into_iter().collect();
+        match phase {
+            Phase::Switching { set, job } | Phase::Reverting { set, job } => {
+                if let Some(pid) = job.pid {
+                    let msg = format!("killing {} (pid {pid}): rolld is stopping", job.describe());
+                    self.log(out, Level::Warn, None, msg);
+                    out.push(Action::Signal { pgid: pid, sig: libc::SIGKILL });
+                }
+                sets.push(set);
+            }
+            Phase::Starting { set, .. } | Phase::Draining { set, .. } | Phase::Stopping { set, .. } => sets.push(set),
+            Phase::ShuttingDown { sets: s, .. } => sets.extend(s),
+            Phase::Idle | Phase::Gone => {}
+        }
+        let stop_timeout = sets.iter_mut().map(|set| set.signal_stop(out)).max().unwrap_or_default();
+        self.check_stopped(Phase::ShuttingDown { sets, stop: Stop::new(now + stop_timeout) }, now, out)
     }
 
     /// A failure before the switch: stop the new set, keep the live one.
-    fn fail(&mut self, now: Instant, reason: String, port: Option<u16>, out: &mut Vec<Action>) {
-        if !in_ready(&self.phase) {
-            return;
-        }
+    fn fail(
+        &mut self,
+        set: Set,
+        reason: String,
+        port: Option<u16>,
+        ended: &'static str,
+        now: Instant,
+        out: &mut Vec<Action>,
+    ) -> Phase {
         let outcome = match self.live {
             Some(_) => Outcome::RolledBack { reason: reason.clone(), port },
             None => Outcome::StartFailed { reason: reason.clone(), port },
@@ -682,77 +1041,81 @@ impl Group {
             r.outcome = Some(outcome);
         }
         self.log(out, Level::Warn, port, format!("{reason}; stopping the new set"));
-        let failed_in = if self.phase == Phase::Switching { "after_start" } else { "ready" };
-        self.retiring = self.new.take();
-        self.begin_stop(now, failed_in, out);
+        self.begin_stop(set, ended, now, out)
     }
 
-    /// Ends the rollout's phase `ended` and stops the retiring set.
-    fn begin_stop(&mut self, now: Instant, ended: &'static str, out: &mut Vec<Action>) {
-        if let Some(r) = self.rollout.as_mut() {
-            out.push(r.mark(ended, now));
-        }
-        let stop_timeout = self.retiring.as_mut().map(|set| set.signal_stop(out)).unwrap_or_default();
-        self.phase = Phase::Stopping(Stop::new(now + stop_timeout));
-        self.check_stopped(now, out);
+    /// Ends the rollout's phase `ended` and stops `set`.
+    fn begin_stop(&mut self, mut set: Set, ended: &'static str, now: Instant, out: &mut Vec<Action>) -> Phase {
+        self.mark(ended, now, out);
+        let stop_timeout = set.signal_stop(out);
+        self.check_stopped(Phase::Stopping { set, stop: Stop::new(now + stop_timeout) }, now, out)
     }
 
     /// Once every leader of the stopped sets is reaped, kills what is left
     /// in their process groups and looks until the groups are empty.
-    fn check_stopped(&mut self, now: Instant, out: &mut Vec<Action>) {
-        let (sets, stop): (Vec<&Set>, &Stop) = match &self.phase {
-            Phase::Stopping(stop) => (self.retiring.iter().collect(), stop),
-            Phase::ShuttingDown(stop) => (self.sets().collect(), stop),
-            _ => return,
+    fn check_stopped(&mut self, phase: Phase, now: Instant, out: &mut Vec<Action>) -> Phase {
+        let (sets, stop): (Vec<&Set>, &Stop) = match &phase {
+            Phase::Stopping { set, stop } => (vec![set], stop),
+            Phase::ShuttingDown { sets, stop } => (sets.iter().collect(), stop),
+            _ => return phase,
         };
         if stop.linger.is_some() || sets.iter().any(|s| s.alive().next().is_some()) {
-            return;
+            return phase;
         }
         let pgids: Vec<i32> = sets.iter().flat_map(|s| s.procs.iter().filter_map(|p| p.pgid)).collect();
         let stop_timeout = sets.iter().map(|s| s.cfg.timing.stop_timeout).max().unwrap_or_default();
+        if pgids.is_empty() {
+            return self.lingering(phase, now, Vec::new(), out);
+        }
         for &pgid in &pgids {
             out.push(Action::Signal { pgid, sig: libc::SIGKILL });
         }
         out.push(Action::CheckGroups { pgids: pgids.clone() });
-        if let Phase::Stopping(stop) | Phase::ShuttingDown(stop) = &mut self.phase {
+        let mut phase = phase;
+        if let Phase::Stopping { stop, .. } | Phase::ShuttingDown { stop, .. } = &mut phase {
             stop.linger = Some(Linger { pgids, next_check: None, give_up: now + stop_timeout });
         }
+        phase
     }
 
-    fn lingering(&mut self, now: Instant, alive: Vec<i32>, out: &mut Vec<Action>) {
-        let (Phase::Stopping(Stop { linger: Some(l), .. }) | Phase::ShuttingDown(Stop { linger: Some(l), .. })) =
-            &mut self.phase
-        else {
-            return;
-        };
-        if !alive.is_empty() && now < l.give_up {
-            l.pgids = alive;
-            l.next_check = Some(now + LINGER_INTERVAL);
-            return;
+    fn lingering(&mut self, phase: Phase, now: Instant, alive: Vec<i32>, out: &mut Vec<Action>) -> Phase {
+        let mut phase = phase;
+        if let Phase::Stopping { stop, .. } | Phase::ShuttingDown { stop, .. } = &mut phase {
+            match stop.linger.as_mut() {
+                Some(l) if !alive.is_empty() && now < l.give_up => {
+                    l.pgids = alive;
+                    l.next_check = Some(now + LINGER_INTERVAL);
+                    return phase;
+                }
+                // A look asked for before the leaders were all reaped.
+                None if !alive.is_empty() => return phase,
+                _ => {}
+            }
         }
         if !alive.is_empty() {
             let msg = format!("process group(s) {alive:?} still have members after SIGKILL; giving up on them");
             self.log(out, Level::Error, None, msg);
         }
-        if matches!(self.phase, Phase::Stopping(_)) {
-            self.retiring = None;
-            let outcome = self.rollout.as_mut().and_then(|r| r.outcome.take()).unwrap_or(Outcome::Ok);
-            self.finish(now, outcome, out);
-        } else {
-            self.live = None;
-            self.new = None;
-            self.retiring = None;
-            self.phase = Phase::Gone;
-            self.log(out, Level::Info, None, "all processes stopped".into());
+        match phase {
+            Phase::Stopping { .. } if self.removed => {
+                self.log(out, Level::Info, None, "removed from the config: drained and stopped".into());
+                Phase::Gone
+            }
+            Phase::Stopping { .. } => {
+                let outcome = self.rollout.as_mut().and_then(|r| r.outcome.take()).unwrap_or(Outcome::Ok);
+                self.finish(now, outcome, true, out)
+            }
+            _ => {
+                self.log(out, Level::Info, None, "all processes stopped".into());
+                Phase::Gone
+            }
         }
     }
 
-    fn finish(&mut self, now: Instant, outcome: Outcome, out: &mut Vec<Action>) {
-        let Some(mut r) = self.rollout.take() else {
-            self.phase = Phase::Idle;
-            return;
-        };
-        if matches!(self.phase, Phase::Stopping(_)) {
+    /// Ends the rollout; `stopped` when it ended with the stop of a set.
+    fn finish(&mut self, now: Instant, outcome: Outcome, stopped: bool, out: &mut Vec<Action>) -> Phase {
+        let Some(mut r) = self.rollout.take() else { return Phase::Idle };
+        if stopped {
             out.push(r.mark("stop", now));
         }
         let summary = match &outcome {
@@ -763,17 +1126,9 @@ impl Group {
             }
             Outcome::StartFailed { reason, .. } => format!("start failed: {reason} ({})", r.phases()),
         };
-        self.phase = Phase::Idle;
         out.push(Action::Done { outcome, summary });
+        Phase::Idle
     }
-}
-
-fn in_ready(phase: &Phase) -> bool {
-    matches!(phase, Phase::Ready { .. } | Phase::Switching)
-}
-
-fn find(set: &mut Option<Set>, pid: i32) -> Option<&mut Proc> {
-    set.as_mut()?.procs.iter_mut().find(|p| p.pid == Some(pid))
 }
 
 #[cfg(test)]
@@ -784,9 +1139,11 @@ mod tests {
 
     const TERM: i32 = libc::SIGTERM;
     const KILL: i32 = libc::SIGKILL;
+    /// The pid given to every after_start step.
+    const LB: i32 = 900;
 
-    fn cfg() -> Rc<GroupConfig> {
-        Rc::new(GroupConfig {
+    fn cfg() -> Arc<GroupConfig> {
+        Arc::new(GroupConfig {
             name: "web".into(),
             base: PathBuf::from("/tmp"),
             argv: vec!["app".into(), "{numproc}".into()],
@@ -796,7 +1153,7 @@ mod tests {
             env: Vec::new(),
             worksets: vec![vec![8001, 8002], vec![8501, 8502]],
             checks: vec![Check::Tcp { timeout: Duration::from_secs(1) }],
-            actions: Vec::new(),
+            actions: vec![Step::RunProc { command: "reload-lb".into() }],
             timing: Timing {
                 start_timeout: Duration::from_secs(5),
                 drain_timeout: Duration::from_secs(60),
@@ -840,6 +1197,32 @@ mod tests {
         })
     }
 
+    fn smoke(acts: &[Action]) -> Option<(u64, Vec<u16>)> {
+        acts.iter().find_map(|a| match a {
+            Action::Smoke { seq, ports, .. } => Some((*seq, ports.clone())),
+            _ => None,
+        })
+    }
+
+    /// The after_start step asked for: seq, ports and old ports.
+    fn step(acts: &[Action]) -> Option<(u64, Vec<u16>, Vec<u16>)> {
+        acts.iter().find_map(|a| match a {
+            Action::RunStep { seq, ports, old_ports, .. } => Some((*seq, ports.clone(), old_ports.clone())),
+            _ => None,
+        })
+    }
+
+    fn count(acts: &[Action]) -> Option<(u64, Vec<u16>)> {
+        acts.iter().find_map(|a| match a {
+            Action::Count { seq, ports } => Some((*seq, ports.clone())),
+            _ => None,
+        })
+    }
+
+    fn has_log(acts: &[Action], level: Level, text: &str) -> bool {
+        acts.iter().any(|a| matches!(a, Action::Log { level: l, msg, .. } if *l == level && msg.contains(text)))
+    }
+
     fn exit(g: &mut Group, t: Instant, pid: i32) -> Vec<Action> {
         let a = g.run(t, Event::Exited { pid, status: ExitStatus::Code(0) });
         settle(g, t, a)
@@ -853,7 +1236,26 @@ mod tests {
         a
     }
 
-    /// Starts workset `index` with pids `pids` and runs it to the switch.
+    /// Runs the step asked for in `a` as pid LB, ending with `status`.
+    fn run_step(g: &mut Group, t: Instant, a: &[Action], status: ExitStatus, output: &str) -> Vec<Action> {
+        let (seq, _, _) = step(a).expect("an after_start step");
+        assert!(g.run(t, Event::StepRunning { seq, pid: LB }).is_empty());
+        assert!(g.owns(LB), "the step's process is the group's");
+        g.run(t, Event::ActionExited { pid: LB, status, output: output.into() })
+    }
+
+    /// Passes every port of the smoke action in `a`.
+    fn pass_all(g: &mut Group, t: Instant, a: &[Action]) -> Vec<Action> {
+        let (seq, ports) = smoke(a).expect("a smoke action");
+        let mut out = Vec::new();
+        for port in ports {
+            out.extend(g.run(t, Event::Checked { seq, port, result: Ok(()) }));
+        }
+        out
+    }
+
+    /// Starts workset `index` with pids `pids` and runs it to the switch:
+    /// the actions that asked for after_start.
     fn roll_to_switch(g: &mut Group, t: Instant, index: usize, pids: [i32; 2]) -> Vec<Action> {
         let ports = cfg().worksets[index].clone();
         let a = g.run(t, Event::Start { cfg: cfg(), index });
@@ -862,22 +1264,38 @@ mod tests {
         assert!(signals(&a).is_empty());
         assert_eq!(g.next_deadline(), Some(t));
         let a = g.run(t, Event::Tick);
-        assert!(a.contains(&Action::Smoke { cfg: cfg(), ports: ports.clone() }));
-        g.run(ms(t, 5), Event::Smoke { passed: ports, failed: Vec::new() })
+        assert_eq!(smoke(&a).unwrap().1, ports, "every port is checked at once");
+        pass_all(g, ms(t, 5), &a)
+    }
+
+    /// Starts the drain after a switch: the count's seq.
+    fn drain_seq(g: &mut Group, t: Instant) -> u64 {
+        let a = g.run(t, Event::Tick);
+        count(&a).expect("a count").0
     }
 
     /// A group live on workset 0 with pids 11 and 12.
     fn live_group(t0: Instant) -> Group {
         let mut g = Group::new("web");
         let a = roll_to_switch(&mut g, t0, 0, [11, 12]);
-        assert!(matches!(a[0], Action::AfterStart { .. }));
-        let a = g.run(ms(t0, 6), Event::AfterStart(Ok(())));
+        assert_eq!(step(&a).unwrap().1, vec![8001, 8002]);
+        let a = run_step(&mut g, ms(t0, 6), &a, ExitStatus::Code(0), "");
         let (outcome, summary) = done(&a).expect("first start done");
         assert_eq!(outcome, Outcome::Ok);
         assert!(summary.starts_with("live on 8001,8002"), "{summary}");
         assert!(g.is_idle());
         assert_eq!(g.next_deadline(), None, "idle means no wakeup");
         g
+    }
+
+    /// A group rolled to workset 1 (pids 21, 22), draining 11 and 12.
+    fn draining_group(t0: Instant) -> (Group, u64) {
+        let mut g = live_group(t0);
+        let a = roll_to_switch(&mut g, t0, 1, [21, 22]);
+        let a = run_step(&mut g, t0, &a, ExitStatus::Code(0), "");
+        assert!(signals(&a).is_empty(), "nothing stopped at the switch");
+        let seq = drain_seq(&mut g, t0);
+        (g, seq)
     }
 
     #[test]
@@ -890,17 +1308,23 @@ mod tests {
         let t0 = Instant::now();
         let mut g = live_group(t0);
         let a = roll_to_switch(&mut g, ms(t0, 100), 1, [21, 22]);
-        assert_eq!(a, vec![Action::AfterStart { cfg: cfg(), ports: vec![8501, 8502], old_ports: vec![8001, 8002] }]);
+        assert_eq!(step(&a).unwrap().1, vec![8501, 8502]);
+        assert_eq!(step(&a).unwrap().2, vec![8001, 8002]);
+        assert_eq!(g.incoming().unwrap().ports(), vec![8501, 8502]);
         let t = ms(t0, 200);
-        let a = g.run(t, Event::AfterStart(Ok(())));
+        let a = run_step(&mut g, t, &a, ExitStatus::Code(0), "");
         assert!(signals(&a).is_empty(), "nothing stopped at the switch");
         assert_eq!(g.live.as_ref().unwrap().ports(), vec![8501, 8502]);
         // Connections keep the old set alive; the quiet period restarts.
-        assert_eq!(g.run(t, Event::Tick), vec![Action::Count { ports: vec![8001, 8002] }]);
-        assert!(g.run(ms(t0, 900), Event::Connections(2)).is_empty());
-        assert!(g.run(ms(t0, 1300), Event::Connections(0)).is_empty(), "quiet only since 1.3 s");
-        assert!(g.run(ms(t0, 2200), Event::Connections(0)).is_empty());
-        let a = g.run(ms(t0, 2300), Event::Connections(0));
+        let a = g.run(t, Event::Tick);
+        let (seq, ports) = count(&a).unwrap();
+        assert_eq!(ports, vec![8001, 8002]);
+        assert_eq!(g.next_deadline(), Some(t + cfg().timing.drain_timeout), "one count at a time");
+        assert!(g.run(ms(t0, 900), Event::Connections { seq, n: 2 }).is_empty());
+        assert_eq!(g.next_deadline(), Some(ms(t0, 950)));
+        assert!(g.run(ms(t0, 1300), Event::Connections { seq, n: 0 }).is_empty(), "quiet only since 1.3 s");
+        assert!(g.run(ms(t0, 2200), Event::Connections { seq, n: 0 }).is_empty());
+        let a = g.run(ms(t0, 2300), Event::Connections { seq, n: 0 });
         assert_eq!(signals(&a), vec![(11, TERM), (12, TERM)]);
         assert!(exit(&mut g, ms(t0, 2400), 11).iter().all(|a| !matches!(a, Action::Done { .. })));
         assert!(!g.is_idle(), "rollout ends only when every old process is reaped");
@@ -918,37 +1342,46 @@ mod tests {
     #[test]
     fn quiet_period_counts_from_the_switch() {
         let t0 = Instant::now();
-        let mut g = live_group(t0);
-        roll_to_switch(&mut g, ms(t0, 100), 1, [21, 22]);
-        g.run(ms(t0, 200), Event::AfterStart(Ok(())));
-        assert!(g.run(ms(t0, 1100), Event::Connections(0)).is_empty());
-        let a = g.run(ms(t0, 1200), Event::Connections(0));
+        let (mut g, seq) = draining_group(t0);
+        assert!(g.run(ms(t0, 900), Event::Connections { seq, n: 0 }).is_empty());
+        let a = g.run(ms(t0, 1000), Event::Connections { seq, n: 0 });
         assert_eq!(signals(&a), vec![(11, TERM), (12, TERM)]);
+    }
+
+    #[test]
+    fn a_count_from_another_drain_is_ignored() {
+        let t0 = Instant::now();
+        let (mut g, seq) = draining_group(t0);
+        assert!(g.run(ms(t0, 5000), Event::Connections { seq: seq - 1, n: 0 }).is_empty());
+        assert_eq!(g.phase_name(), "draining");
     }
 
     #[test]
     fn drain_timeout_stops_anyway_and_says_how_many_were_left() {
         let t0 = Instant::now();
-        let mut g = live_group(t0);
-        roll_to_switch(&mut g, t0, 1, [21, 22]);
-        g.run(t0, Event::AfterStart(Ok(())));
-        assert!(g.run(ms(t0, 59_000), Event::Connections(3)).is_empty());
-        let a = g.run(ms(t0, 60_000), Event::Connections(3));
+        let (mut g, seq) = draining_group(t0);
+        assert!(g.run(ms(t0, 59_000), Event::Connections { seq, n: 3 }).is_empty());
+        let a = g.run(ms(t0, 60_000), Event::Connections { seq, n: 3 });
         assert_eq!(signals(&a), vec![(11, TERM), (12, TERM)]);
-        assert!(
-            a.iter().any(
-                |a| matches!(a, Action::Log { level: Level::Warn, msg, .. } if msg.contains("3 connection(s) left"))
-            )
-        );
+        assert!(has_log(&a, Level::Warn, "3 connection(s) left"));
+    }
+
+    #[test]
+    fn a_count_that_never_answers_ends_at_the_drain_timeout() {
+        let t0 = Instant::now();
+        let (mut g, _) = draining_group(t0);
+        assert_eq!(g.next_deadline(), Some(ms(t0, 60_000)));
+        assert!(g.run(ms(t0, 59_999), Event::Tick).is_empty());
+        let a = g.run(ms(t0, 60_000), Event::Tick);
+        assert_eq!(signals(&a), vec![(11, TERM), (12, TERM)]);
+        assert!(has_log(&a, Level::Warn, "an unknown number of connection(s) left"));
     }
 
     #[test]
     fn stop_timeout_escalates_to_sigkill() {
         let t0 = Instant::now();
-        let mut g = live_group(t0);
-        roll_to_switch(&mut g, t0, 1, [21, 22]);
-        g.run(t0, Event::AfterStart(Ok(())));
-        g.run(ms(t0, 1000), Event::Connections(0));
+        let (mut g, seq) = draining_group(t0);
+        g.run(ms(t0, 1000), Event::Connections { seq, n: 0 });
         exit(&mut g, ms(t0, 1100), 11);
         assert_eq!(g.next_deadline(), Some(ms(t0, 11_000)));
         let a = g.run(ms(t0, 11_000), Event::Tick);
@@ -965,12 +1398,14 @@ mod tests {
         let mut g = live_group(t0);
         g.run(t0, Event::Start { cfg: cfg(), index: 1 });
         g.run(t0, Event::Spawned(vec![(8501, Ok(21)), (8502, Ok(22))]));
-        g.run(t0, Event::Tick);
-        let a = g.run(ms(t0, 20), Event::Smoke { passed: vec![8501], failed: vec![(8502, "answered 500".into())] });
-        assert!(a.is_empty());
+        let (seq, _) = smoke(&g.run(t0, Event::Tick)).unwrap();
+        assert!(g.run(ms(t0, 20), Event::Checked { seq, port: 8501, result: Ok(()) }).is_empty());
+        assert!(g.run(ms(t0, 20), Event::Checked { seq, port: 8502, result: Err("answered 500".into()) }).is_empty());
         assert_eq!(g.next_deadline(), Some(ms(t0, 30)));
-        assert_eq!(g.run(ms(t0, 30), Event::Tick), vec![Action::Smoke { cfg: cfg(), ports: vec![8502] }]);
-        let a = g.run(ms(t0, 5000), Event::Smoke { passed: vec![], failed: vec![(8502, "answered 500".into())] });
+        assert_eq!(smoke(&g.run(ms(t0, 30), Event::Tick)).unwrap().1, vec![8502], "only the failed port again");
+        g.run(ms(t0, 4990), Event::Checked { seq, port: 8502, result: Err("answered 500".into()) });
+        assert_eq!(g.next_deadline(), Some(ms(t0, 5000)), "never checked past the deadline");
+        let a = g.run(ms(t0, 5000), Event::Tick);
         assert_eq!(signals(&a), vec![(21, TERM), (22, TERM)]);
         exit(&mut g, ms(t0, 5010), 21);
         let a = exit(&mut g, ms(t0, 5020), 22);
@@ -980,6 +1415,38 @@ mod tests {
         assert!(summary.contains("(spawn 0ms, ready 5.00s, stop 20ms, total 5.02s)"), "{summary}");
         assert_eq!(g.live.as_ref().unwrap().ports(), vec![8001, 8002]);
         assert!(g.is_idle());
+    }
+
+    #[test]
+    fn checks_that_never_answer_roll_back_at_start_timeout_not_later() {
+        let t0 = Instant::now();
+        let mut g = live_group(t0);
+        g.run(t0, Event::Start { cfg: cfg(), index: 1 });
+        g.run(t0, Event::Spawned(vec![(8501, Ok(21)), (8502, Ok(22))]));
+        let (seq, _) = smoke(&g.run(t0, Event::Tick)).unwrap();
+        assert_eq!(g.next_deadline(), Some(ms(t0, 5000)), "nothing to do until an answer or the deadline");
+        let a = g.run(ms(t0, 5000), Event::Tick);
+        assert_eq!(signals(&a), vec![(21, TERM), (22, TERM)]);
+        assert!(has_log(&a, Level::Warn, "port 8501 not ready within start_timeout 5.00s: no answer to its check yet"));
+        // The answers that come afterwards change nothing.
+        assert!(g.run(ms(t0, 6000), Event::Checked { seq, port: 8501, result: Ok(()) }).is_empty());
+        assert_eq!(g.phase_name(), "stopping");
+    }
+
+    #[test]
+    fn check_results_count_in_any_order_and_stale_ones_are_ignored() {
+        let t0 = Instant::now();
+        let mut g = live_group(t0);
+        g.run(t0, Event::Start { cfg: cfg(), index: 1 });
+        g.run(t0, Event::Spawned(vec![(8501, Ok(21)), (8502, Ok(22))]));
+        let (seq, _) = smoke(&g.run(t0, Event::Tick)).unwrap();
+        assert!(g.run(t0, Event::Checked { seq: seq - 1, port: 8502, result: Ok(()) }).is_empty());
+        assert!(g.run(t0, Event::Checked { seq, port: 8502, result: Ok(()) }).is_empty());
+        assert!(g.run(t0, Event::Checked { seq, port: 8502, result: Ok(()) }).is_empty(), "a repeat is nothing");
+        assert_eq!(g.phase_name(), "starting");
+        let a = g.run(t0, Event::Checked { seq, port: 8501, result: Ok(()) });
+        assert_eq!(step(&a).unwrap().1, vec![8501, 8502]);
+        assert_eq!(g.phase_name(), "switching");
     }
 
     #[test]
@@ -1011,26 +1478,69 @@ mod tests {
     fn failed_after_start_points_back_and_drains_the_new_set() {
         let t0 = Instant::now();
         let mut g = live_group(t0);
-        roll_to_switch(&mut g, t0, 1, [21, 22]);
-        let a = g.run(ms(t0, 10), Event::AfterStart(Err("run_proc failed (exit 1)".into())));
-        assert!(a.contains(&Action::Revert { cfg: cfg(), ports: vec![8001, 8002], old_ports: vec![8501, 8502] }));
+        let a = roll_to_switch(&mut g, t0, 1, [21, 22]);
+        let a = run_step(&mut g, ms(t0, 10), &a, ExitStatus::Code(1), "lb: bad config\n");
+        let (_, ports, old) = step(&a).expect("after_start again");
+        assert_eq!((ports, old), (vec![8001, 8002], vec![8501, 8502]), "pointing back at the live set");
+        assert!(has_log(&a, Level::Warn, "run_proc `reload-lb` failed (exit 1): lb: bad config"));
         assert!(signals(&a).is_empty(), "the new set drains first");
         assert_eq!(g.live.as_ref().unwrap().ports(), vec![8001, 8002]);
-        assert_eq!(g.next_deadline(), None, "no drain before the LB points back");
+        assert_eq!(g.phase_name(), "reverting");
+        assert_eq!(g.next_deadline(), Some(ms(t0, 3010)), "no drain before the LB points back");
         // The quiet period starts when the revert (2 s here) has ended.
-        let a = g.run(ms(t0, 2010), Event::Reverted(Ok(())));
-        assert!(
-            a.iter()
-                .any(|a| matches!(a, Action::Log { msg, .. } if msg.contains("run again for the live set 8001,8002")))
-        );
-        assert_eq!(g.run(ms(t0, 2010), Event::Tick), vec![Action::Count { ports: vec![8501, 8502] }]);
-        assert!(g.run(ms(t0, 3000), Event::Connections(0)).is_empty(), "quiet for 0.99 s only");
-        let a = g.run(ms(t0, 3010), Event::Connections(0));
+        let a = run_step(&mut g, ms(t0, 2010), &a, ExitStatus::Code(0), "");
+        assert!(has_log(&a, Level::Info, "run again for the live set 8001,8002"));
+        let a = g.run(ms(t0, 2010), Event::Tick);
+        let (seq, ports) = count(&a).unwrap();
+        assert_eq!(ports, vec![8501, 8502]);
+        assert!(g.run(ms(t0, 3000), Event::Connections { seq, n: 0 }).is_empty(), "quiet for 0.99 s only");
+        let a = g.run(ms(t0, 3010), Event::Connections { seq, n: 0 });
         assert_eq!(signals(&a), vec![(21, TERM), (22, TERM)]);
         exit(&mut g, ms(t0, 3020), 21);
         let (outcome, summary) = done(&exit(&mut g, ms(t0, 3030), 22)).unwrap();
         assert!(matches!(outcome, Outcome::RolledBack { .. }));
-        assert!(summary.contains("after_start failed: run_proc failed (exit 1)"), "{summary}");
+        assert!(summary.contains("after_start failed: run_proc `reload-lb` failed (exit 1)"), "{summary}");
+    }
+
+    #[test]
+    fn a_step_past_action_timeout_is_killed_and_the_switch_undone() {
+        let t0 = Instant::now();
+        let mut g = live_group(t0);
+        let a = roll_to_switch(&mut g, t0, 1, [21, 22]);
+        let (seq, _, _) = step(&a).unwrap();
+        g.run(ms(t0, 5), Event::StepRunning { seq, pid: LB });
+        assert_eq!(g.next_deadline(), Some(ms(t0, 3005)), "action_timeout after the step began");
+        assert!(g.run(ms(t0, 3004), Event::Tick).is_empty());
+        let a = g.run(ms(t0, 3005), Event::Tick);
+        assert_eq!(signals(&a), vec![(LB, KILL)], "its whole process group, while its leader is unreaped");
+        assert!(has_log(&a, Level::Warn, "run_proc `reload-lb` did not finish within 3s (action_timeout); killed"));
+        assert_eq!(step(&a).unwrap().1, vec![8001, 8002], "then pointed back");
+        // The killed step's exit, reaped later, is nothing more.
+        assert!(
+            g.run(ms(t0, 3006), Event::ActionExited { pid: LB, status: ExitStatus::Signal(9), output: String::new() })
+                .is_empty()
+        );
+        assert_eq!(g.phase_name(), "reverting");
+    }
+
+    #[test]
+    fn a_render_step_ends_with_step_done() {
+        let t0 = Instant::now();
+        let mut g = live_group(t0);
+        let a = roll_to_switch(&mut g, t0, 1, [21, 22]);
+        let (seq, _, _) = step(&a).unwrap();
+        assert!(g.run(t0, Event::StepDone { seq: seq + 7, result: Ok(()) }).is_empty(), "not this step");
+        let a = g.run(t0, Event::StepDone { seq, result: Err("replace_file x: denied".into()) });
+        assert!(has_log(&a, Level::Warn, "after_start failed: replace_file x: denied"));
+        assert_eq!(g.phase_name(), "reverting");
+    }
+
+    #[test]
+    fn a_step_nobody_waits_for_is_killed() {
+        let t0 = Instant::now();
+        let mut g = live_group(t0);
+        let a = g.run(t0, Event::StepRunning { seq: 99, pid: 777 });
+        assert_eq!(signals(&a), vec![(777, KILL)]);
     }
 
     #[test]
@@ -1071,6 +1581,19 @@ mod tests {
     }
 
     #[test]
+    fn a_live_process_is_restarted_while_a_step_runs() {
+        let t0 = Instant::now();
+        let mut g = live_group(t0);
+        let a = roll_to_switch(&mut g, t0, 1, [21, 22]);
+        let (seq, _, _) = step(&a).unwrap();
+        g.run(t0, Event::StepRunning { seq, pid: LB });
+        g.run(ms(t0, 100), Event::Exited { pid: 12, status: ExitStatus::Signal(9) });
+        assert_eq!(g.next_deadline(), Some(ms(t0, 1100)), "the restart comes before the step's deadline");
+        assert_eq!(g.run(ms(t0, 1100), Event::Tick), vec![Action::Spawn { cfg: cfg(), ports: vec![8002] }]);
+        assert_eq!(g.phase_name(), "switching");
+    }
+
+    #[test]
     fn reload_requests_while_busy_are_ignored_by_the_group() {
         let t0 = Instant::now();
         let mut g = live_group(t0);
@@ -1102,6 +1625,90 @@ mod tests {
         assert!(g.is_gone());
     }
 
+    /// Brings a fresh group to phase `k` of a rollout; the pids it runs.
+    fn group_in_phase(t0: Instant, k: usize) -> (Group, Vec<i32>) {
+        let mut g = live_group(t0);
+        if k == 0 {
+            return (g, vec![11, 12]);
+        }
+        g.run(t0, Event::Start { cfg: cfg(), index: 1 });
+        g.run(t0, Event::Spawned(vec![(8501, Ok(21)), (8502, Ok(22))]));
+        let a = g.run(t0, Event::Tick);
+        if k == 1 {
+            return (g, vec![11, 12, 21, 22]);
+        }
+        let a = pass_all(&mut g, t0, &a);
+        let (seq, _, _) = step(&a).unwrap();
+        g.run(t0, Event::StepRunning { seq, pid: LB });
+        if k == 2 {
+            return (g, vec![21, 22, 11, 12]);
+        }
+        let a = g.run(t0, Event::ActionExited { pid: LB, status: ExitStatus::Code(1), output: String::new() });
+        let (seq, _, _) = step(&a).unwrap();
+        g.run(t0, Event::StepRunning { seq, pid: LB });
+        if k == 3 {
+            return (g, vec![11, 12, 21, 22]);
+        }
+        g.run(t0, Event::ActionExited { pid: LB, status: ExitStatus::Code(0), output: String::new() });
+        let seq = drain_seq(&mut g, t0);
+        if k == 4 {
+            return (g, vec![11, 12, 21, 22]);
+        }
+        g.run(ms(t0, 1000), Event::Connections { seq, n: 0 });
+        (g, vec![11, 12, 21, 22])
+    }
+
+    #[test]
+    fn terminate_in_every_phase_kills_the_step_and_stops_every_set() {
+        let t0 = Instant::now();
+        for (k, name) in ["idle", "starting", "switching", "reverting", "draining", "stopping"].iter().enumerate() {
+            let (mut g, pids) = group_in_phase(t0, k);
+            assert_eq!(g.phase_name(), *name);
+            let a = g.run(ms(t0, 2000), Event::Terminate);
+            let sigs = signals(&a);
+            let step_killed = sigs.contains(&(LB, KILL));
+            assert_eq!(step_killed, k == 2 || k == 3, "{name}: the running step is killed: {sigs:?}");
+            let mut termed: Vec<i32> = sigs.iter().filter(|s| s.1 == TERM).map(|s| s.0).collect();
+            termed.sort();
+            let mut want = pids.clone();
+            want.sort();
+            assert_eq!(termed, want, "{name}: every process gets its stop signal");
+            assert_eq!(g.phase_name(), "shutting-down");
+            assert!(g.run(ms(t0, 2001), Event::Terminate).is_empty(), "{name}: a second SIGTERM changes nothing");
+            let mut last = Vec::new();
+            for pid in pids {
+                last = exit(&mut g, ms(t0, 2100), pid);
+            }
+            assert!(done(&last).is_none());
+            assert!(g.is_gone(), "{name}: gone once every process has stopped");
+        }
+    }
+
+    #[test]
+    fn a_removed_group_drains_then_stops_then_is_gone() {
+        let t0 = Instant::now();
+        let mut g = live_group(t0);
+        let a = g.run(t0, Event::Retire);
+        assert!(has_log(&a, Level::Info, "no longer in the config: draining 8001,8002"));
+        assert!(signals(&a).is_empty(), "no stop before the drain");
+        assert!(g.live.is_none());
+        let a = g.run(t0, Event::Tick);
+        let (seq, ports) = count(&a).unwrap();
+        assert_eq!(ports, vec![8001, 8002]);
+        assert!(g.run(ms(t0, 500), Event::Connections { seq, n: 1 }).is_empty(), "a request in flight");
+        assert!(g.run(ms(t0, 1000), Event::Connections { seq, n: 0 }).is_empty());
+        let a = g.run(ms(t0, 2000), Event::Connections { seq, n: 0 });
+        assert_eq!(signals(&a), vec![(11, TERM), (12, TERM)]);
+        exit(&mut g, ms(t0, 2010), 11);
+        let a = exit(&mut g, ms(t0, 2020), 12);
+        assert!(done(&a).is_none(), "no rollout to report");
+        assert!(has_log(&a, Level::Info, "removed from the config: drained and stopped"));
+        assert!(g.is_gone());
+        let mut never = Group::new("web");
+        never.run(t0, Event::Retire);
+        assert!(never.is_gone(), "with nothing running, at once");
+    }
+
     #[test]
     fn refused_start_is_a_rollback_when_live_and_a_failure_when_not() {
         let t0 = Instant::now();
@@ -1119,18 +1726,27 @@ mod tests {
         let mut g = live_group(t0);
         let mut seen = Vec::new();
         let mut go = |g: &mut Group, t: Instant, ev: Event| {
+            let mut asked = Vec::new();
             for a in g.handle(t, ev) {
                 if let Action::Phase { name, took } = a {
                     seen.push((name, took.as_millis()));
+                } else {
+                    asked.push(a);
                 }
             }
+            asked
         };
         go(&mut g, ms(t0, 1000), Event::Start { cfg: cfg(), index: 1 });
         go(&mut g, ms(t0, 1003), Event::Spawned(vec![(8501, Ok(21)), (8502, Ok(22))]));
-        go(&mut g, ms(t0, 1003), Event::Tick);
-        go(&mut g, ms(t0, 1100), Event::Smoke { passed: vec![8501, 8502], failed: vec![] });
-        go(&mut g, ms(t0, 1120), Event::AfterStart(Ok(())));
-        go(&mut g, ms(t0, 2120), Event::Connections(0));
+        let a = go(&mut g, ms(t0, 1003), Event::Tick);
+        let seq = smoke(&a).unwrap().0;
+        go(&mut g, ms(t0, 1050), Event::Checked { seq, port: 8502, result: Ok(()) });
+        let a = go(&mut g, ms(t0, 1100), Event::Checked { seq, port: 8501, result: Ok(()) });
+        let seq = step(&a).unwrap().0;
+        go(&mut g, ms(t0, 1101), Event::StepRunning { seq, pid: LB });
+        go(&mut g, ms(t0, 1120), Event::ActionExited { pid: LB, status: ExitStatus::Code(0), output: String::new() });
+        let seq = count(&go(&mut g, ms(t0, 1120), Event::Tick)).unwrap().0;
+        go(&mut g, ms(t0, 2120), Event::Connections { seq, n: 0 });
         go(&mut g, ms(t0, 2150), Event::Exited { pid: 11, status: ExitStatus::Code(0) });
         go(&mut g, ms(t0, 2160), Event::Exited { pid: 12, status: ExitStatus::Code(0) });
         go(&mut g, ms(t0, 2160), Event::GroupsAlive(vec![]));
@@ -1140,10 +1756,8 @@ mod tests {
     #[test]
     fn a_stop_ends_only_when_the_process_groups_are_empty() {
         let t0 = Instant::now();
-        let mut g = live_group(t0);
-        roll_to_switch(&mut g, t0, 1, [21, 22]);
-        g.run(t0, Event::AfterStart(Ok(())));
-        g.run(ms(t0, 1000), Event::Connections(0));
+        let (mut g, seq) = draining_group(t0);
+        g.run(ms(t0, 1000), Event::Connections { seq, n: 0 });
         g.run(ms(t0, 1100), Event::Exited { pid: 11, status: ExitStatus::Code(0) });
         let a = g.run(ms(t0, 1200), Event::Exited { pid: 12, status: ExitStatus::Code(0) });
         assert_eq!(signals(&a), vec![(11, KILL), (12, KILL)], "stragglers of the groups are killed");
@@ -1157,14 +1771,15 @@ mod tests {
         assert_eq!(done(&a).unwrap().0, Outcome::Ok);
         assert!(g.is_idle());
         // One that never empties is given up after stop_timeout, loudly.
-        roll_to_switch(&mut g, ms(t0, 2000), 0, [31, 32]);
-        g.run(ms(t0, 2000), Event::AfterStart(Ok(())));
-        g.run(ms(t0, 3000), Event::Connections(0));
+        let a = roll_to_switch(&mut g, ms(t0, 2000), 0, [31, 32]);
+        run_step(&mut g, ms(t0, 2000), &a, ExitStatus::Code(0), "");
+        let seq = drain_seq(&mut g, ms(t0, 2000));
+        g.run(ms(t0, 3000), Event::Connections { seq, n: 0 });
         g.run(ms(t0, 3000), Event::Exited { pid: 21, status: ExitStatus::Code(0) });
         g.run(ms(t0, 3000), Event::Exited { pid: 22, status: ExitStatus::Code(0) });
         assert!(g.run(ms(t0, 12_999), Event::GroupsAlive(vec![21])).is_empty());
         let a = g.run(ms(t0, 13_000), Event::GroupsAlive(vec![21]));
-        assert!(a.iter().any(|a| matches!(a, Action::Log { level: Level::Error, msg, .. } if msg.contains("[21]"))));
+        assert!(has_log(&a, Level::Error, "[21]"));
         assert!(done(&a).is_some());
     }
 }

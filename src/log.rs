@@ -27,6 +27,20 @@ pub fn error(group: &str, msg: &str) {
     log(Level::Error, group, None, msg);
 }
 
+/// `s` with control characters shown as `\xNN`, so that what a child or
+/// a client wrote cannot forge or break a log line.
+pub fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c.is_control() {
+            out.push_str(&format!("\\x{:02x}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// RFC 3339 UTC with milliseconds.
 pub fn timestamp(t: SystemTime) -> String {
     let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
@@ -55,6 +69,11 @@ pub fn timestamp(t: SystemTime) -> String {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn escapes_control_characters() {
+        assert_eq!(escape("a\nb\x1b[2Jc\u{7f}"), "a\\x0ab\\x1b[2Jc\\x7f");
+    }
 
     #[test]
     fn formats_utc() {

@@ -8,12 +8,12 @@
 
 use crate::config::{GroupConfig, with_port};
 use crate::sys;
-use std::fs::{File, OpenOptions};
-use std::os::fd::AsFd;
+use std::fs::OpenOptions;
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 fn output(cfg: &GroupConfig, template: &Option<String>, port: u16) -> Result<Stdio, String> {
     let Some(t) = template else { return Ok(Stdio::inherit()) };
@@ -21,11 +21,17 @@ fn output(cfg: &GroupConfig, template: &Option<String>, port: u16) -> Result<Std
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     }
+    // Never through a symlink, and never waiting on a FIFO: the loop
+    // opens it.
     let f = OpenOptions::new()
         .create(true)
         .append(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
         .open(&path)
         .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    if !f.metadata().is_ok_and(|m| m.is_file()) {
+        return Err(format!("cannot open {}: not a regular file", path.display()));
+    }
     Ok(Stdio::from(f))
 }
 
@@ -61,37 +67,36 @@ pub fn stderr_tail(cfg: &GroupConfig, port: u16, n: usize) -> Option<(PathBuf, V
 
 fn tail(path: &Path, n: usize) -> Option<Vec<String>> {
     use std::io::{Read, Seek, SeekFrom};
-    let mut f = File::open(path).ok()?;
-    let len = f.metadata().ok()?.len();
-    f.seek(SeekFrom::Start(len.saturating_sub(4096))).ok()?;
+    let mut f = OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(path).ok()?;
+    let meta = f.metadata().ok()?;
+    if !meta.is_file() {
+        return None;
+    }
+    f.seek(SeekFrom::Start(meta.len().saturating_sub(4096))).ok()?;
     let mut buf = Vec::new();
-    f.read_to_end(&mut buf).ok()?;
+    (&mut f).take(4096).read_to_end(&mut buf).ok()?;
     let text = String::from_utf8_lossy(&buf);
-    let lines: Vec<String> = text.lines().filter(|l| !l.trim().is_empty()).map(str::to_string).collect();
+    let lines: Vec<String> = text.lines().filter(|l| !l.trim().is_empty()).map(crate::log::escape).collect();
     Some(lines[lines.len().saturating_sub(n)..].to_vec())
 }
 
-/// Runs `command` through `/bin/sh -c` in `dir`, with `env` added, and
-/// waits for it up to `timeout`. On timeout its process group is killed.
-pub fn run_shell(command: &str, dir: &Path, env: &[(&str, String)], timeout: Duration) -> Result<(), String> {
+/// Starts `command` through `/bin/sh -c` in `dir`, in its own process
+/// group, with `env` added and its stdout and stderr on `output`; its pid.
+/// It is reaped by the daemon's reaper like any child.
+pub fn spawn_shell(command: &str, dir: &Path, env: &[(&str, String)], output: OwnedFd) -> Result<i32, String> {
+    let err = output.try_clone().map_err(|e| format!("dup: {e}"))?;
     let mut cmd = Command::new("/bin/sh");
-    cmd.arg("-c").arg(command).current_dir(dir).stdin(Stdio::null()).process_group(0);
-    // Its output joins rolld's log.
-    let err = std::io::stderr().as_fd().try_clone_to_owned().map_err(|e| format!("dup stderr: {e}"))?;
-    cmd.stdout(Stdio::from(err));
+    cmd.arg("-c")
+        .arg(command)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(output))
+        .stderr(Stdio::from(err))
+        .env_remove("NOTIFY_SOCKET")
+        .process_group(0);
     for (k, v) in env {
         cmd.env(k, v);
     }
     let child = cmd.spawn().map_err(|e| format!("cannot run /bin/sh: {e}"))?;
-    let pid = child.id() as i32;
-    let deadline = Instant::now() + timeout;
-    match sys::wait_pid_until(pid, deadline).map_err(|e| format!("waiting for pid {pid}: {e}"))? {
-        Some(sys::ExitStatus::Code(0)) => Ok(()),
-        Some(status) => Err(format!("`{command}` failed ({status})")),
-        None => {
-            let _ = sys::kill_group(pid, libc::SIGKILL);
-            let _ = sys::wait_pid_until(pid, Instant::now() + Duration::from_secs(5));
-            Err(format!("`{command}` did not finish within {}s; killed", timeout.as_secs_f64()))
-        }
-    }
+    Ok(child.id() as i32)
 }

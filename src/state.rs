@@ -65,6 +65,49 @@ pub fn parse(text: &str) -> Result<Vec<Entry>, String> {
         .collect()
 }
 
+/// Keeps the state file in step with the groups: rewritten only when
+/// what it records has changed.
+pub struct Recorder {
+    pub path: PathBuf,
+    text: String,
+    /// Start times by pid, read once per process.
+    starts: std::collections::HashMap<i32, u64>,
+}
+
+impl Recorder {
+    pub fn new(path: PathBuf) -> Recorder {
+        Recorder { path, text: String::new(), starts: Default::default() }
+    }
+
+    /// Records the processes of every set of `groups`.
+    pub fn save<'a>(&mut self, groups: impl Iterator<Item = &'a crate::group::Group>) -> Result<(), String> {
+        let mut entries = Vec::new();
+        for g in groups {
+            for (set, live) in g.sets() {
+                for p in &set.procs {
+                    let Some(pid) = p.pid else { continue };
+                    let start = *self.starts.entry(pid).or_insert_with(|| identity(pid).map_or(0, |i| i.0));
+                    entries.push(Entry { group: g.name.clone(), live, workset: set.index, port: p.port, pid, start });
+                }
+            }
+        }
+        self.starts.retain(|pid, _| entries.iter().any(|e| e.pid == *pid));
+        let text = format(&entries);
+        if text == self.text {
+            return Ok(());
+        }
+        self.text = text;
+        write(&self.path, &self.text)
+    }
+
+    pub fn remove(&self) -> Result<(), String> {
+        match std::fs::remove_file(&self.path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(format!("{}: {e}", self.path.display())),
+            _ => Ok(()),
+        }
+    }
+}
+
 /// Start time (clock ticks since boot) and process group of `pid`, from
 /// /proc; `None` if there is no such process, or only its zombie.
 pub fn identity(pid: i32) -> Option<(u64, i32)> {

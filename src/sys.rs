@@ -6,8 +6,8 @@
 //! rolld a child subreaper.
 
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
-use std::time::{Duration, Instant};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::time::Duration;
 
 /// Turns a libc return value into `io::Result`, reading errno on -1.
 fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
@@ -71,12 +71,12 @@ pub fn kill_group(pgid: i32, sig: i32) -> io::Result<()> {
     }
 }
 
-/// Waits until one of `fds` is readable or `timeout` passes (`None`: no
-/// timeout). Returns the readiness of each descriptor. EINTR counts as a
-/// wakeup with nothing ready.
-pub fn poll_readable(fds: &[BorrowedFd<'_>], timeout: Option<Duration>) -> io::Result<Vec<bool>> {
+/// Waits until one of `fds` is ready for the events asked (POLLIN,
+/// POLLOUT) or `timeout` passes (`None`: no timeout). Returns the revents
+/// of each descriptor. EINTR counts as a wakeup with nothing ready.
+pub fn poll(fds: &[(BorrowedFd<'_>, i16)], timeout: Option<Duration>) -> io::Result<Vec<i16>> {
     let mut pfds: Vec<libc::pollfd> =
-        fds.iter().map(|fd| libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 }).collect();
+        fds.iter().map(|(fd, events)| libc::pollfd { fd: fd.as_raw_fd(), events: *events, revents: 0 }).collect();
     let ms = match timeout {
         None => -1,
         // Round up so a deadline is never woken for early and spun on.
@@ -87,32 +87,17 @@ pub fn poll_readable(fds: &[BorrowedFd<'_>], timeout: Option<Duration>) -> io::R
     if n == -1 {
         let err = io::Error::last_os_error();
         if err.kind() == io::ErrorKind::Interrupted {
-            return Ok(vec![false; fds.len()]);
+            return Ok(vec![0; fds.len()]);
         }
         return Err(err);
     }
-    Ok(pfds.iter().map(|p| p.revents != 0).collect())
+    Ok(pfds.iter().map(|p| p.revents).collect())
 }
 
-/// Waits for the child `pid` to exit, until `deadline`. Returns its status,
-/// or `None` on timeout (the child is left running and unreaped). The wait
-/// sleeps in poll(2) on a pidfd.
-pub fn wait_pid_until(pid: i32, deadline: Instant) -> io::Result<Option<ExitStatus>> {
-    let pidfd = pidfd_open(pid)?;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let ready = poll_readable(&[pidfd.as_fd()], Some(left))?;
-        if ready[0] {
-            let mut status = 0;
-            // SAFETY: waitpid writes only into `status`.
-            let r = cvt(unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) })?;
-            if r == pid {
-                return Ok(Some(decode(status)));
-            }
-        } else if Instant::now() >= deadline {
-            return Ok(None);
-        }
-    }
+/// `poll` for readability only; whether each descriptor is ready.
+pub fn poll_readable(fds: &[BorrowedFd<'_>], timeout: Option<Duration>) -> io::Result<Vec<bool>> {
+    let fds: Vec<(BorrowedFd<'_>, i16)> = fds.iter().map(|fd| (*fd, libc::POLLIN)).collect();
+    Ok(poll(&fds, timeout)?.into_iter().map(|r| r != 0).collect())
 }
 
 /// A pidfd for `pid`: readable once the process has ended, whoever its

@@ -1,0 +1,140 @@
+//! `rolld status`, text and JSON, as pure functions of a snapshot of the
+//! daemon. The JSON schema is documented in the README.
+
+use crate::control::json_str;
+use crate::group::{Group, Outcome, fmt_ports};
+use crate::log;
+use std::path::Path;
+use std::time::{Instant, SystemTime};
+
+/// How a group's last rollout ended: when, how, and its summary line.
+pub type Last = (SystemTime, Outcome, String);
+
+/// What status shows, taken at one instant.
+pub struct Snapshot<'a> {
+    pub pid: u32,
+    pub config: &'a Path,
+    pub reload_pending: bool,
+    pub now: Instant,
+    pub groups: Vec<View<'a>>,
+}
+
+pub struct View<'a> {
+    pub group: &'a Group,
+    pub last: Option<&'a Last>,
+}
+
+pub fn text(s: &Snapshot) -> String {
+    let mut out = format!("rolld pid {}  config {}\n", s.pid, s.config.display());
+    out.push_str(&format!(
+        "{:<16} {:<13} {:<7} {:>5} {:>8} {:>9} {:>8}\n",
+        "GROUP", "PHASE", "WORKSET", "PORT", "PID", "UPTIME", "RESTARTS"
+    ));
+    let now = s.now;
+    for v in &s.groups {
+        let g = v.group;
+        let Some(live) = &g.live else {
+            out.push_str(&format!("{:<16} {:<13} -\n", g.name, g.phase_name()));
+            continue;
+        };
+        for p in &live.procs {
+            let pid = p.pid.map_or("-".to_string(), |p| p.to_string());
+            let up = p.pid.map_or("-".to_string(), |_| fmt_uptime(now.saturating_duration_since(p.started).as_secs()));
+            out.push_str(&format!(
+                "{:<16} {:<13} {:<7} {:>5} {:>8} {:>9} {:>8}\n",
+                g.name,
+                g.phase_name(),
+                live.index,
+                p.port,
+                pid,
+                up,
+                p.restarts
+            ));
+        }
+        if let Some(new) = g.incoming() {
+            out.push_str(&format!("{:<16} rollout to workset {} on {}\n", "", new.index, fmt_ports(&new.ports())));
+        }
+        if let Some((at, _, summary)) = v.last {
+            out.push_str(&format!("{:<16} last: {} {summary}\n", "", log::timestamp(*at)));
+        }
+    }
+    out
+}
+
+/// The JSON status; its schema is documented in the README.
+pub fn json(s: &Snapshot) -> String {
+    let now = s.now;
+    let ports = |p: &[u16]| format!("[{}]", fmt_ports(p));
+    let groups: Vec<String> = s
+        .groups
+        .iter()
+        .map(|v| {
+            let g = v.group;
+            let live = match &g.live {
+                None => "null".to_string(),
+                Some(l) => {
+                    let procs: Vec<String> = l
+                        .procs
+                        .iter()
+                        .map(|p| {
+                            let up = now.saturating_duration_since(p.started).as_secs_f64();
+                            format!(
+                                "{{\"port\":{},\"pid\":{},\"uptime_seconds\":{},\"restarts\":{}}}",
+                                p.port,
+                                p.pid.map_or("null".into(), |v| v.to_string()),
+                                if p.pid.is_some() { format!("{up:.3}") } else { "null".into() },
+                                p.restarts
+                            )
+                        })
+                        .collect();
+                    format!(
+                        "{{\"workset\":{},\"ports\":{},\"processes\":[{}]}}",
+                        l.index,
+                        ports(&l.ports()),
+                        procs.join(",")
+                    )
+                }
+            };
+            let rollout = match g.incoming() {
+                Some(n) => format!("{{\"workset\":{},\"ports\":{}}}", n.index, ports(&n.ports())),
+                None => "null".into(),
+            };
+            let last = match v.last {
+                None => "null".to_string(),
+                Some((at, outcome, summary)) => {
+                    let (word, reason) = match outcome {
+                        Outcome::Ok => ("ok", "null".to_string()),
+                        Outcome::RolledBack { reason, .. } => ("rolled-back", json_str(reason)),
+                        Outcome::StartFailed { reason, .. } => ("start-failed", json_str(reason)),
+                    };
+                    format!(
+                        "{{\"outcome\":\"{word}\",\"at\":{},\"reason\":{reason},\"summary\":{}}}",
+                        json_str(&log::timestamp(*at)),
+                        json_str(summary)
+                    )
+                }
+            };
+            format!(
+                "{{\"name\":{},\"phase\":\"{}\",\"live\":{live},\"rollout\":{rollout},\"last_rollout\":{last}}}",
+                json_str(&g.name),
+                g.phase_name()
+            )
+        })
+        .collect();
+    format!(
+        "{{\"version\":1,\"pid\":{},\"config\":{},\"reload_pending\":{},\"groups\":[{}]}}\n",
+        s.pid,
+        json_str(&s.config.display().to_string()),
+        s.reload_pending,
+        groups.join(",")
+    )
+}
+
+fn fmt_uptime(s: u64) -> String {
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m{:02}s", s / 60, s % 60),
+        3600..86400 => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
+        _ => format!("{}d{:02}h", s / 86400, s % 86400 / 3600),
+    }
+}
