@@ -19,7 +19,9 @@
 #      opt-level "s" and 3 (skipped with --no-profiles);
 #   3. drain check cost with 1 000, 10 000 and 50 000 connections held
 #      (examples/drain_cost.rs), beside ss;
-#   4. scale: rollouts of 4, 50 and 200 tiny backends (examples/tiny_backend.rs).
+#   4. scale: rollouts of 4, 50 and 200 tiny backends (examples/tiny_backend.rs);
+#   5. liveness: `rolld status` latency and SIGTERM-to-exit while an
+#      after_start action hangs, beside the same figures when idle.
 #
 # Prints a Markdown report (also written to FILE with --out). Every process it
 # starts is stopped on exit, whatever happens; every wait is bounded. Takes
@@ -40,7 +42,7 @@ while [[ $# -gt 0 ]]; do
     case $1 in
         --out) OUT=${2:?--out needs a file}; shift 2 ;;
         --no-profiles) PROFILES=0; shift ;;
-        -h | --help) sed -n '2,31p' "$0"; exit 0 ;;
+        -h | --help) sed -n '2,33p' "$0"; exit 0 ;;
         *) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -119,6 +121,7 @@ SOLO=$(seqc 131 134) # backend start peer
 SV4=$(seqc 141 144)  # supervisord's 4 backends
 DRAIN_IN=$(seqc 200 203)
 DRAIN_OUT=$(seqc 210 213)
+LIVE=$(seqc 151 154) # liveness: two worksets of two
 declare -A SCALE_A=([4]=$(seqc 300 303) [50]=$(seqc 400 449) [200]=$(seqc 600 799))
 declare -A SCALE_B=([4]=$(seqc 310 313) [50]=$(seqc 500 549) [200]=$(seqc 800 999))
 SV200_FIRST=$((BASE + 1000)) # supervisord's 200 tiny backends
@@ -126,7 +129,7 @@ SV200_FIRST=$((BASE + 1000)) # supervisord's 200 tiny backends
 listening_ports() { ss -Htln | awk '{n = split($4, a, ":"); print a[n]}' | sort -un; }
 busy=$(
     listening_ports | awk -v first="$SV200_FIRST" \
-        -v lists="$NGINX_PORT,$EX_A,$EX_B,$ALT,$SOLO,$SV4,$DRAIN_IN,$DRAIN_OUT,${SCALE_A[*]},${SCALE_B[*]}" '
+        -v lists="$NGINX_PORT,$EX_A,$EX_B,$ALT,$SOLO,$SV4,$LIVE,$DRAIN_IN,$DRAIN_OUT,${SCALE_A[*]},${SCALE_B[*]}" '
         BEGIN { gsub(/ /, ",", lists); n = split(lists, p, ","); for (i = 1; i <= n; i++) want[p[i]] = 1 }
         want[$1] || ($1 >= first && $1 < first + 200)' | tr '\n' ' '
 )
@@ -416,6 +419,12 @@ SV_PID=
 
 stop_rolld "$EX/rolld.yml"
 stop_nginx
+
+# --- 5. liveness while an action hangs -------------------------------------------------
+
+say "5. liveness: rolld status and SIGTERM while after_start hangs, beside idle"
+run_child "$RES/liveness.json" probe liveness --rolld "$ROLLD" --dir "$TMP/live" --python "$PY" \
+    --app "$EX/app.py" --ports "$LIVE" --runs 5
 
 # --- 4. scale (and the footprint with 200 backends) ----------------------------------
 

@@ -21,7 +21,8 @@
 # directory), its own nginx (prefix in that directory) and its own ports:
 # for case number N, backends on B+{1,2} (workset 0) and B+{11,12} (workset
 # 1), B+{1,2,3} and B+{11,12,13} for crash-restart, with B = 27100 +
-# 50*(N-1), nginx on 27080 + N; all within 27081-27813, clear of
+# 50*(N-1), nginx on 27080 + N; cases 17 and 18 use B+{21,22} and
+# B+{31,32} too; all within 27081-27982, clear of
 # tests/e2e.sh (18xxx), the Rust tests (20000-26000) and the benchmark
 # scripts (28xxx, 29xxx). A case asserts, besides its own checks:
 #   - wrk saw only 2xx answers and no socket error while a live set existed;
@@ -62,6 +63,8 @@ CASES=(
     bad-config-start  # 14 invalid, missing, directory, unreadable config at start: exit 2
     long-request      # 15 a long request across a switch: drained, or cut at drain_timeout
     scale-200         # 16 200 backends per set: two rollouts under load, nothing lost
+    group-added-fails # 17 a group added by a reload cannot start: it alone fails, web rolls
+    group-renamed     # 18 web renamed by a reload: the new name starts, the old is drained
 )
 
 PY=python3
@@ -1125,6 +1128,65 @@ slow_result() {
     SLOW_END_MS=$(now_ms)
     SLOW_CODE=$(cat "$TMP/slow.code" 2>/dev/null)
     SLOW_BODY=$(cat "$TMP/slow.body" 2>/dev/null || true)
+}
+
+# 17. A group added by a reload whose program exits at once: `reload --wait`
+# exits 1 naming it, web's own rollout in the same round goes through under
+# load, rolld keeps running, and the added group leaves nothing behind.
+case_group_added_fails() {
+    start_live
+    load_start
+    local base extra
+    base=$(case_base 17)
+    extra="extra:
+  cmd: '/bin/sh -c \"echo extra cannot start >&2; exit 3\" {numproc}'
+  stderr: 'logs/extra-{numproc}.err'
+  workset:
+    - numprocs: [$((base + 21)), $((base + 22))]
+    - numprocs: [$((base + 31)), $((base + 32))]
+  smoke_test:
+    - check_all_tcp_ports: numprocs"
+    { config_text; printf '%s\n' "$extra"; } >"$TMP/rolld.yml"
+    step "config: web plus the group extra, which cannot start; rolld reload --wait"
+    local rc=0
+    (cd "$TMP" && timeout 60 "$ROLLD" reload --run-dir "$TMP/run" "$TMP/rolld.yml" --wait) >"$TMP/reload-wait.out" 2>&1 || rc=$?
+    [[ $rc == 1 ]] || fail "rolld reload --wait exited $rc (expected 1): $(cat "$TMP/reload-wait.out")"
+    grep -qF "extra start failed: " "$TMP/reload-wait.out" || fail "reload --wait does not say extra failed: $(cat "$TMP/reload-wait.out")"
+    grep -qF "$GROUP rollout ok: " "$TMP/reload-wait.out" || fail "web did not roll in the same round: $(cat "$TMP/reload-wait.out")"
+    step "reload --wait exit 1: $(grep -F 'extra start failed' "$TMP/reload-wait.out")"
+    alive "$ROLLD_PID" || fail "rolld exited after the added group failed"
+    expect_live B
+    none_listen $((base + 21)) $((base + 22)) $((base + 31)) $((base + 32)) || fail "a port of extra listens"
+    log_line " ERROR extra added by this reload but could not start; the other groups are untouched" >/dev/null
+    # The next reload tries extra again and rolls web back to workset 0.
+    hup
+    wait_rollouts 2
+    expect_live A
+}
+
+# 18. web renamed to web-v2 by a reload, under load and with a 6 s request
+# in flight: web-v2 starts on the free workset and takes the LB over; web
+# is drained (the request completes) and only then stopped.
+case_group_renamed() {
+    start_live
+    load_start
+    slow_request A
+    sed -i "s/^$GROUP:/$GROUP-v2:/" "$TMP/rolld.yml"
+    step "config: web renamed to web-v2"
+    hup
+    wait_for "web-v2 to go live" 30 log_has "$GROUP-v2 live on $(join_ports "${SET_B[@]}")"
+    local stopped
+    wait_for "web to be drained and stopped" 30 log_has "$GROUP removed from the config: drained and stopped"
+    log_line " INFO $GROUP no longer in the config: draining $(join_ports "${SET_A[@]}")" >/dev/null
+    stopped=$(log_line " INFO $GROUP removed from the config: drained and stopped")
+    wait_for "the slow request to finish" 20 gone "$CURL_PID"
+    slow_result
+    [[ $SLOW_CODE == 200 && $SLOW_BODY == "slow done port "* ]] ||
+        fail "the request in flight on the removed group: HTTP $SLOW_CODE '$SLOW_BODY' (curl exit $SLOW_RC)"
+    local d=$(($(log_time_ms "$stopped") - SLOW_END_MS))
+    ((d >= -150)) || fail "web was stopped $((-d)) ms before its request in flight was answered: $stopped"
+    step "HTTP $SLOW_CODE '$SLOW_BODY'; web stopped $d ms after it"
+    expect_live B
 }
 
 # --- running the cases -------------------------------------------------------------------
