@@ -35,6 +35,8 @@ pub struct GroupConfig {
     pub actions: Vec<Action>,
     pub timing: Timing,
     pub stop_signal: i32,
+    /// Sent to a retiring set as its drain begins: "let go of your clients".
+    pub drain_signal: Option<i32>,
     /// Who the children run as, from `user:` and `group:`.
     pub credentials: Option<Credentials>,
 }
@@ -55,6 +57,8 @@ pub struct Timing {
     pub drain_quiet: Duration,
     pub stop_timeout: Duration,
     pub action_timeout: Duration,
+    /// How often a drain logs its progress; zero: never.
+    pub drain_report: Duration,
 }
 
 impl Default for Timing {
@@ -65,6 +69,7 @@ impl Default for Timing {
             drain_quiet: Duration::from_secs(1),
             stop_timeout: Duration::from_secs(10),
             action_timeout: Duration::from_secs(30),
+            drain_report: Duration::from_secs(5),
         }
     }
 }
@@ -239,6 +244,19 @@ fn entries<'v>(cx: &mut Cx, key: &str, m: &'v Mapping) -> Vec<(String, &'v Value
     out
 }
 
+/// A signal by name or number, for a process that must survive it: not
+/// KILL or STOP.
+fn signal(cx: &mut Cx, key: &str, v: &Value) -> Option<i32> {
+    let text = scalar(cx, key, v)?;
+    match crate::sys::signal_number(&text) {
+        Some(n) if n != libc::SIGKILL && n != libc::SIGSTOP => Some(n),
+        _ => {
+            cx.err(key, format!("unknown or unusable signal {}", show(v)));
+            None
+        }
+    }
+}
+
 /// A one-key mapping such as `- run_proc: CMD`.
 fn single<'v>(cx: &mut Cx, key: &str, v: &'v Value) -> Option<(String, &'v Value)> {
     let m = map(cx, key, v)?;
@@ -280,6 +298,7 @@ fn group(cx: &mut Cx, name: &str, v: &Value, base: &Path) -> (Option<GroupConfig
         actions: Vec::new(),
         timing: Timing::default(),
         stop_signal: libc::SIGTERM,
+        drain_signal: None,
         credentials: None,
     };
     let mut has_workset = false;
@@ -331,16 +350,11 @@ fn group(cx: &mut Cx, name: &str, v: &Value, base: &Path) -> (Option<GroupConfig
             "drain_quiet" => t.drain_quiet = seconds(cx, &k, v, true).unwrap_or(t.drain_quiet),
             "stop_timeout" => t.stop_timeout = seconds(cx, &k, v, false).unwrap_or(t.stop_timeout),
             "action_timeout" => t.action_timeout = seconds(cx, &k, v, false).unwrap_or(t.action_timeout),
+            "drain_report" => t.drain_report = seconds(cx, &k, v, true).unwrap_or(t.drain_report),
             "user" => user = scalar(cx, &k, v),
             "group" => group_name = scalar(cx, &k, v),
-            "stop_signal" => {
-                let text = scalar(cx, &k, v);
-                match text.as_deref().map(crate::sys::signal_number) {
-                    Some(Some(n)) if n != libc::SIGKILL && n != libc::SIGSTOP => g.stop_signal = n,
-                    Some(_) => cx.err(&k, format!("unknown or unusable signal {}", show(v))),
-                    None => {}
-                }
-            }
+            "stop_signal" => g.stop_signal = signal(cx, &k, v).unwrap_or(g.stop_signal),
+            "drain_signal" => g.drain_signal = signal(cx, &k, v),
             _ => cx.err(&k, "unknown key"),
         }
     }

@@ -181,6 +181,7 @@ fn seed_config_parses_unchanged_apart_from_its_directory() {
             drain_quiet: Duration::from_secs(1),
             stop_timeout: Duration::from_secs(10),
             action_timeout: Duration::from_secs(30),
+            drain_report: Duration::from_secs(5),
         }
     );
     assert_eq!(g.timing, Timing::default());
@@ -234,6 +235,7 @@ fn defaults_when_optional_keys_are_absent() {
             actions: Vec::new(),
             timing: Timing::default(),
             stop_signal: libc::SIGTERM,
+            drain_signal: None,
             credentials: None,
         }
     );
@@ -584,6 +586,7 @@ fn timings_accept_fractional_seconds() {
             drain_quiet: Duration::from_millis(500),
             stop_timeout: Duration::from_millis(1500),
             action_timeout: Duration::from_millis(750),
+            drain_report: Duration::from_secs(5),
         }
     );
     let g = one(&with("  start_timeout: 0.1\n"), t.path());
@@ -605,6 +608,7 @@ fn timings_accept_whole_seconds() {
             drain_quiet: Duration::from_secs(2),
             stop_timeout: Duration::from_secs(3),
             action_timeout: Duration::from_secs(60),
+            drain_report: Duration::from_secs(5),
         }
     );
 }
@@ -665,6 +669,25 @@ fn absurdly_long_timeouts_are_rejected() {
     has(&bad(&with("  start_timeout: 1000000000\n"), t.path()), &["g.start_timeout: expected a number of seconds"]);
     let g = one(&with("  start_timeout: 86400\n"), t.path());
     assert_eq!(g.timing.start_timeout, Duration::from_secs(86400));
+}
+
+// ------------------------------------------------------------ drain_signal, drain_report
+
+#[test]
+fn drain_signal_and_drain_report() {
+    let t = TempDir::new("drain_signal");
+    let g = one(&with("  drain_signal: USR1\n  drain_report: 2.5\n"), t.path());
+    assert_eq!(g.drain_signal, Some(libc::SIGUSR1));
+    assert_eq!(g.timing.drain_report, Duration::from_millis(2500));
+    let g = one(&with("  drain_signal: 12\n  drain_report: 0\n"), t.path());
+    assert_eq!(g.drain_signal, Some(12));
+    assert_eq!(g.timing.drain_report, Duration::ZERO, "0 turns the reports off");
+    for (v, shown) in [("KILL", "\"KILL\""), ("BOGUS", "\"BOGUS\""), ("0", "0 (a number)")] {
+        let errs = bad(&with(&format!("  drain_signal: {v}\n")), t.path());
+        only(&errs, &format!("{FILE}: g.drain_signal: unknown or unusable signal {shown}"));
+    }
+    let errs = bad(&with("  drain_report: -1\n"), t.path());
+    assert!(errs.iter().any(|e| e.contains("g.drain_report")), "{errs:?}");
 }
 
 // ------------------------------------------------------------ stop_signal

@@ -475,7 +475,7 @@ impl Daemon {
                 None => Some(Event::StepDone { seq, result: Ok(()) }),
             },
             Action::Count { seq, ports } => {
-                self.work.submit(owner, move || Event::Connections { seq, n: tcp::connections(&ports) });
+                self.work.submit(owner, move || Event::Connections { seq, counts: tcp::connections_per_port(&ports) });
                 None
             }
             // A member killed after its leader is a zombie child of rolld

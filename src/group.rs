@@ -134,10 +134,10 @@ pub enum Event {
         status: ExitStatus,
         output: String,
     },
-    /// Result of `Action::Count` `seq`.
+    /// Result of `Action::Count` `seq`: connections per port.
     Connections {
         seq: u64,
-        n: usize,
+        counts: Vec<(u16, usize)>,
     },
     /// Result of `Action::CheckGroups`.
     GroupsAlive(Vec<i32>),
@@ -251,7 +251,7 @@ struct Job {
 impl Job {
     fn describe(&self) -> String {
         match self.cfg.actions.get(self.step) {
-            Some(Step::RunProc { command }) => format!("run_proc `{command}`"),
+            Some(Step::RunProc { command }) => format!("run_proc: `{command}`"),
             Some(Step::ReplaceFile { output, .. }) => format!("replace_file {}", output.display()),
             None => "after_start".into(),
         }
@@ -280,7 +280,20 @@ struct Drain {
     deadline: Instant,
     /// When to count next; `None` while a count is under way.
     next_count: Option<Instant>,
-    last: Option<usize>,
+    /// The last count, per port.
+    last: Option<Vec<(u16, usize)>>,
+    /// When to log the drain's progress next, and how often; `None`: never.
+    next_report: Option<Instant>,
+    report_every: Duration,
+}
+
+/// A drain as `rolld status` shows it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DrainView {
+    pub ports: Vec<u16>,
+    /// The last count per port, once there is one.
+    pub counts: Option<Vec<(u16, usize)>>,
+    pub deadline: Instant,
 }
 
 /// A stop under way: when to send SIGKILL, then, once every leader is
@@ -555,8 +568,8 @@ impl Group {
                 },
                 Some(Err(e)) => self.reverted(set, Err(e), now, out),
             },
-            (P::Draining { set, drain }, E::Connections { seq, n }) if seq == drain.seq => {
-                self.counted(set, drain, now, n, out)
+            (P::Draining { set, drain }, E::Connections { seq, counts }) if seq == drain.seq => {
+                self.counted(set, drain, now, counts, out)
             }
             (p @ (P::Stopping { .. } | P::ShuttingDown { .. }), E::GroupsAlive(alive)) => {
                 self.lingering(p, now, alive, out)
@@ -625,14 +638,51 @@ impl Group {
         };
         let msg = format!("no longer in the config: draining {} before stopping it", fmt_ports(&set.ports()));
         self.log(out, Level::Info, None, msg);
-        self.drain(set, now)
+        let cfg = set.cfg.clone();
+        self.drain(set, &cfg, now, out)
     }
 
-    fn drain(&mut self, set: Set, now: Instant) -> Phase {
+    /// `set` has left service: it gets its drain_signal, and its
+    /// connections are counted until they have been gone for drain_quiet.
+    /// `cfg`, the newest config of the group, says how.
+    fn drain(&mut self, set: Set, cfg: &GroupConfig, now: Instant, out: &mut Vec<Action>) -> Phase {
         self.seq += 1;
-        let deadline = now + set.cfg.timing.drain_timeout;
-        let drain = Drain { seq: self.seq, quiet_since: Some(now), deadline, next_count: Some(now), last: None };
+        let timing = cfg.timing;
+        if let Some(sig) = cfg.drain_signal {
+            let ports: Vec<u16> = set.alive().map(|p| p.port).collect();
+            for p in set.alive() {
+                out.push(Action::Signal { pgid: p.pid.unwrap_or(0), sig });
+            }
+            if !ports.is_empty() {
+                self.log(
+                    out,
+                    Level::Info,
+                    None,
+                    format!("drain_signal {} sent to {}", crate::sys::signal_name(sig), fmt_ports(&ports)),
+                );
+            }
+        }
+        let next_report = (!timing.drain_report.is_zero()).then(|| now + timing.drain_report);
+        let drain = Drain {
+            seq: self.seq,
+            quiet_since: Some(now),
+            deadline: now + timing.drain_timeout,
+            next_count: Some(now),
+            last: None,
+            next_report,
+            report_every: timing.drain_report,
+        };
         Phase::Draining { set, drain }
+    }
+
+    /// The drain under way, if any.
+    pub fn draining(&self) -> Option<DrainView> {
+        match &self.phase {
+            Phase::Draining { set, drain } => {
+                Some(DrainView { ports: set.ports(), counts: drain.last.clone(), deadline: drain.deadline })
+            }
+            _ => None,
+        }
     }
 
     fn spawned(
@@ -837,7 +887,10 @@ impl Group {
     fn switched(&mut self, set: Set, now: Instant, out: &mut Vec<Action>) -> Phase {
         self.mark("after_start", now, out);
         match self.live.replace(set) {
-            Some(old) => self.drain(old, now),
+            Some(old) => {
+                let cfg = self.live.as_ref().map(|l| l.cfg.clone()).unwrap_or_else(|| old.cfg.clone());
+                self.drain(old, &cfg, now, out)
+            }
             None => self.finish(now, Outcome::Ok, false, out),
         }
     }
@@ -874,13 +927,31 @@ impl Group {
                 self.log(out, Level::Error, None, format!("pointing back at {} failed too: {e}", fmt_ports(&live)))
             }
         }
-        self.drain(set, now)
+        let cfg = set.cfg.clone();
+        self.drain(set, &cfg, now, out)
     }
 
-    fn counted(&mut self, set: Set, mut drain: Drain, now: Instant, n: usize, out: &mut Vec<Action>) -> Phase {
+    fn counted(
+        &mut self,
+        set: Set,
+        mut drain: Drain,
+        now: Instant,
+        counts: Vec<(u16, usize)>,
+        out: &mut Vec<Action>,
+    ) -> Phase {
         let quiet =
             set.cfg.timing.drain_quiet.max(self.live.as_ref().map_or(Duration::ZERO, |l| l.cfg.timing.drain_quiet));
-        drain.last = Some(n);
+        let n: usize = counts.iter().map(|c| c.1).sum();
+        if let Some(t) = drain.next_report.filter(|t| *t <= now) {
+            drain.next_report = Some((t + drain.report_every).max(now));
+            let per_port: Vec<String> = counts.iter().map(|(p, c)| format!("{p}: {c}")).collect();
+            let left = fmt_duration(drain.deadline.saturating_duration_since(now));
+            let ports = fmt_ports(&set.ports());
+            let msg =
+                format!("draining {ports}: {n} connection(s) left ({}); drain_timeout in {left}", per_port.join(", "));
+            self.log(out, Level::Info, None, msg);
+        }
+        drain.last = Some(counts);
         if n > 0 {
             drain.quiet_since = None;
         } else if drain.quiet_since.is_none() {
@@ -897,7 +968,10 @@ impl Group {
     }
 
     fn drain_timed_out(&mut self, set: Set, drain: Drain, now: Instant, out: &mut Vec<Action>) -> Phase {
-        let left = drain.last.map_or("an unknown number of".to_string(), |n| n.to_string());
+        let left = match &drain.last {
+            Some(c) => c.iter().map(|c| c.1).sum::<usize>().to_string(),
+            None => "an unknown number of".to_string(),
+        };
         let which = if self.removed { "its set" } else { "the old set" };
         let msg = format!("drain_timeout reached with {left} connection(s) left on {which}; stopping it anyway");
         let phase = self.begin_stop(set, "drain", now, out);
@@ -952,7 +1026,7 @@ impl Group {
                     out.push(Action::Signal { pgid: pid, sig: libc::SIGKILL });
                 }
                 let limit = job.cfg.timing.action_timeout.as_secs_f64();
-                let e = format!("{} did not finish within {limit}s (action_timeout); killed", job.describe());
+                let e = format!("{} did not finish within {limit}s; killed", job.describe());
                 if job.revert {
                     self.reverted(set, Err(e), now, out)
                 } else {
@@ -1160,8 +1234,10 @@ mod tests {
                 drain_quiet: Duration::from_secs(1),
                 stop_timeout: Duration::from_secs(10),
                 action_timeout: Duration::from_secs(3),
+                drain_report: Duration::from_secs(5),
             },
             stop_signal: TERM,
+            drain_signal: None,
             credentials: None,
         })
     }
@@ -1217,6 +1293,11 @@ mod tests {
             Action::Count { seq, ports } => Some((*seq, ports.clone())),
             _ => None,
         })
+    }
+
+    /// A count of `n` connections, all on the first port.
+    fn conns(seq: u64, n: usize) -> Event {
+        Event::Connections { seq, counts: vec![(8001, n), (8002, 0)] }
     }
 
     fn has_log(acts: &[Action], level: Level, text: &str) -> bool {
@@ -1320,11 +1401,11 @@ mod tests {
         let (seq, ports) = count(&a).unwrap();
         assert_eq!(ports, vec![8001, 8002]);
         assert_eq!(g.next_deadline(), Some(t + cfg().timing.drain_timeout), "one count at a time");
-        assert!(g.run(ms(t0, 900), Event::Connections { seq, n: 2 }).is_empty());
+        assert!(g.run(ms(t0, 900), conns(seq, 2)).is_empty());
         assert_eq!(g.next_deadline(), Some(ms(t0, 950)));
-        assert!(g.run(ms(t0, 1300), Event::Connections { seq, n: 0 }).is_empty(), "quiet only since 1.3 s");
-        assert!(g.run(ms(t0, 2200), Event::Connections { seq, n: 0 }).is_empty());
-        let a = g.run(ms(t0, 2300), Event::Connections { seq, n: 0 });
+        assert!(g.run(ms(t0, 1300), conns(seq, 0)).is_empty(), "quiet only since 1.3 s");
+        assert!(g.run(ms(t0, 2200), conns(seq, 0)).is_empty());
+        let a = g.run(ms(t0, 2300), conns(seq, 0));
         assert_eq!(signals(&a), vec![(11, TERM), (12, TERM)]);
         assert!(exit(&mut g, ms(t0, 2400), 11).iter().all(|a| !matches!(a, Action::Done { .. })));
         assert!(!g.is_idle(), "rollout ends only when every old process is reaped");
@@ -1343,8 +1424,8 @@ mod tests {
     fn quiet_period_counts_from_the_switch() {
         let t0 = Instant::now();
         let (mut g, seq) = draining_group(t0);
-        assert!(g.run(ms(t0, 900), Event::Connections { seq, n: 0 }).is_empty());
-        let a = g.run(ms(t0, 1000), Event::Connections { seq, n: 0 });
+        assert!(g.run(ms(t0, 900), conns(seq, 0)).is_empty());
+        let a = g.run(ms(t0, 1000), conns(seq, 0));
         assert_eq!(signals(&a), vec![(11, TERM), (12, TERM)]);
     }
 
@@ -1352,7 +1433,7 @@ mod tests {
     fn a_count_from_another_drain_is_ignored() {
         let t0 = Instant::now();
         let (mut g, seq) = draining_group(t0);
-        assert!(g.run(ms(t0, 5000), Event::Connections { seq: seq - 1, n: 0 }).is_empty());
+        assert!(g.run(ms(t0, 5000), conns(seq - 1, 0)).is_empty());
         assert_eq!(g.phase_name(), "draining");
     }
 
@@ -1360,8 +1441,8 @@ mod tests {
     fn drain_timeout_stops_anyway_and_says_how_many_were_left() {
         let t0 = Instant::now();
         let (mut g, seq) = draining_group(t0);
-        assert!(g.run(ms(t0, 59_000), Event::Connections { seq, n: 3 }).is_empty());
-        let a = g.run(ms(t0, 60_000), Event::Connections { seq, n: 3 });
+        assert!(signals(&g.run(ms(t0, 59_000), conns(seq, 3))).is_empty());
+        let a = g.run(ms(t0, 60_000), conns(seq, 3));
         assert_eq!(signals(&a), vec![(11, TERM), (12, TERM)]);
         assert!(has_log(&a, Level::Warn, "3 connection(s) left"));
     }
@@ -1381,7 +1462,7 @@ mod tests {
     fn stop_timeout_escalates_to_sigkill() {
         let t0 = Instant::now();
         let (mut g, seq) = draining_group(t0);
-        g.run(ms(t0, 1000), Event::Connections { seq, n: 0 });
+        g.run(ms(t0, 1000), conns(seq, 0));
         exit(&mut g, ms(t0, 1100), 11);
         assert_eq!(g.next_deadline(), Some(ms(t0, 11_000)));
         let a = g.run(ms(t0, 11_000), Event::Tick);
@@ -1482,7 +1563,7 @@ mod tests {
         let a = run_step(&mut g, ms(t0, 10), &a, ExitStatus::Code(1), "lb: bad config\n");
         let (_, ports, old) = step(&a).expect("after_start again");
         assert_eq!((ports, old), (vec![8001, 8002], vec![8501, 8502]), "pointing back at the live set");
-        assert!(has_log(&a, Level::Warn, "run_proc `reload-lb` failed (exit 1): lb: bad config"));
+        assert!(has_log(&a, Level::Warn, "run_proc: `reload-lb` failed (exit 1): lb: bad config"));
         assert!(signals(&a).is_empty(), "the new set drains first");
         assert_eq!(g.live.as_ref().unwrap().ports(), vec![8001, 8002]);
         assert_eq!(g.phase_name(), "reverting");
@@ -1493,13 +1574,13 @@ mod tests {
         let a = g.run(ms(t0, 2010), Event::Tick);
         let (seq, ports) = count(&a).unwrap();
         assert_eq!(ports, vec![8501, 8502]);
-        assert!(g.run(ms(t0, 3000), Event::Connections { seq, n: 0 }).is_empty(), "quiet for 0.99 s only");
-        let a = g.run(ms(t0, 3010), Event::Connections { seq, n: 0 });
+        assert!(g.run(ms(t0, 3000), conns(seq, 0)).is_empty(), "quiet for 0.99 s only");
+        let a = g.run(ms(t0, 3010), conns(seq, 0));
         assert_eq!(signals(&a), vec![(21, TERM), (22, TERM)]);
         exit(&mut g, ms(t0, 3020), 21);
         let (outcome, summary) = done(&exit(&mut g, ms(t0, 3030), 22)).unwrap();
         assert!(matches!(outcome, Outcome::RolledBack { .. }));
-        assert!(summary.contains("after_start failed: run_proc `reload-lb` failed (exit 1)"), "{summary}");
+        assert!(summary.contains("after_start failed: run_proc: `reload-lb` failed (exit 1)"), "{summary}");
     }
 
     #[test]
@@ -1513,7 +1594,7 @@ mod tests {
         assert!(g.run(ms(t0, 3004), Event::Tick).is_empty());
         let a = g.run(ms(t0, 3005), Event::Tick);
         assert_eq!(signals(&a), vec![(LB, KILL)], "its whole process group, while its leader is unreaped");
-        assert!(has_log(&a, Level::Warn, "run_proc `reload-lb` did not finish within 3s (action_timeout); killed"));
+        assert!(has_log(&a, Level::Warn, "run_proc: `reload-lb` did not finish within 3s; killed"));
         assert_eq!(step(&a).unwrap().1, vec![8001, 8002], "then pointed back");
         // The killed step's exit, reaped later, is nothing more.
         assert!(
@@ -1654,7 +1735,7 @@ mod tests {
         if k == 4 {
             return (g, vec![11, 12, 21, 22]);
         }
-        g.run(ms(t0, 1000), Event::Connections { seq, n: 0 });
+        g.run(ms(t0, 1000), conns(seq, 0));
         (g, vec![11, 12, 21, 22])
     }
 
@@ -1695,9 +1776,9 @@ mod tests {
         let a = g.run(t0, Event::Tick);
         let (seq, ports) = count(&a).unwrap();
         assert_eq!(ports, vec![8001, 8002]);
-        assert!(g.run(ms(t0, 500), Event::Connections { seq, n: 1 }).is_empty(), "a request in flight");
-        assert!(g.run(ms(t0, 1000), Event::Connections { seq, n: 0 }).is_empty());
-        let a = g.run(ms(t0, 2000), Event::Connections { seq, n: 0 });
+        assert!(g.run(ms(t0, 500), conns(seq, 1)).is_empty(), "a request in flight");
+        assert!(g.run(ms(t0, 1000), conns(seq, 0)).is_empty());
+        let a = g.run(ms(t0, 2000), conns(seq, 0));
         assert_eq!(signals(&a), vec![(11, TERM), (12, TERM)]);
         exit(&mut g, ms(t0, 2010), 11);
         let a = exit(&mut g, ms(t0, 2020), 12);
@@ -1707,6 +1788,109 @@ mod tests {
         let mut never = Group::new("web");
         never.run(t0, Event::Retire);
         assert!(never.is_gone(), "with nothing running, at once");
+    }
+
+    fn with_drain_signal() -> Arc<GroupConfig> {
+        let mut c = (*cfg()).clone();
+        c.drain_signal = Some(libc::SIGUSR1);
+        Arc::new(c)
+    }
+
+    const USR1: i32 = libc::SIGUSR1;
+
+    /// Every signal of every action of a whole rollout, in order.
+    fn all_signals(trace: &[Vec<Action>]) -> Vec<(i32, i32)> {
+        trace.iter().flat_map(|a| signals(a)).collect()
+    }
+
+    #[test]
+    fn drain_signal_goes_once_to_the_retiring_set_after_the_switch() {
+        let t0 = Instant::now();
+        let mut g = Group::new("web");
+        let c = with_drain_signal();
+        let mut trace = Vec::new();
+        trace.push(g.run(t0, Event::Start { cfg: c.clone(), index: 0 }));
+        trace.push(g.run(t0, Event::Spawned(vec![(8001, Ok(11)), (8002, Ok(12))])));
+        let a = g.run(t0, Event::Tick);
+        let a = pass_all(&mut g, t0, &a);
+        trace.push(run_step(&mut g, t0, &a, ExitStatus::Code(0), ""));
+        assert!(g.is_idle());
+        assert!(all_signals(&trace).is_empty(), "a first start drains nothing");
+        // The rollout: nothing before the switch; the old set at the switch.
+        let mut trace = Vec::new();
+        trace.push(g.run(ms(t0, 100), Event::Start { cfg: c.clone(), index: 1 }));
+        trace.push(g.run(ms(t0, 100), Event::Spawned(vec![(8501, Ok(21)), (8502, Ok(22))])));
+        let a = g.run(ms(t0, 100), Event::Tick);
+        let a = pass_all(&mut g, ms(t0, 100), &a);
+        assert!(all_signals(&trace).is_empty() && signals(&a).is_empty(), "nothing before the switch");
+        let a = run_step(&mut g, ms(t0, 200), &a, ExitStatus::Code(0), "");
+        assert_eq!(signals(&a), vec![(11, USR1), (12, USR1)], "the old set, as the switch ends");
+        assert!(has_log(&a, Level::Info, "drain_signal SIGUSR1 sent to 8001,8002"));
+        let seq = drain_seq(&mut g, ms(t0, 200));
+        let mut later = Vec::new();
+        later.push(g.run(ms(t0, 300), conns(seq, 2)));
+        later.push(g.run(ms(t0, 1300), conns(seq, 0)));
+        later.push(g.run(ms(t0, 2300), conns(seq, 0)));
+        later.push(exit(&mut g, ms(t0, 2400), 11));
+        later.push(exit(&mut g, ms(t0, 2400), 12));
+        let sigs = all_signals(&later);
+        assert!(!sigs.iter().any(|s| s.1 == USR1), "once only: {sigs:?}");
+        assert!(!sigs.iter().any(|s| s.0 == 21 || s.0 == 22), "never the live set: {sigs:?}");
+        assert_eq!(done(&later[4]).map(|d| d.0), Some(Outcome::Ok));
+    }
+
+    #[test]
+    fn on_a_rollback_the_new_set_gets_drain_signal_once_the_lb_points_back() {
+        let t0 = Instant::now();
+        let mut g = live_group(t0);
+        let c = with_drain_signal();
+        g.run(t0, Event::Start { cfg: c.clone(), index: 1 });
+        g.run(t0, Event::Spawned(vec![(8501, Ok(21)), (8502, Ok(22))]));
+        let a = g.run(t0, Event::Tick);
+        let a = pass_all(&mut g, t0, &a);
+        let a = run_step(&mut g, t0, &a, ExitStatus::Code(1), "");
+        assert!(signals(&a).is_empty(), "not while the LB is pointed back");
+        let a = run_step(&mut g, ms(t0, 500), &a, ExitStatus::Code(0), "");
+        assert_eq!(signals(&a), vec![(21, USR1), (22, USR1)], "the retiring new set, never 11 or 12");
+    }
+
+    #[test]
+    fn a_removed_group_gets_drain_signal_before_its_drain() {
+        let t0 = Instant::now();
+        let mut g = Group::new("web");
+        let c = with_drain_signal();
+        g.adopt(c, 0, &[(8001, 11), (8002, 12)], t0);
+        let a = g.run(t0, Event::Retire);
+        assert_eq!(signals(&a), vec![(11, USR1), (12, USR1)]);
+        assert_eq!(g.phase_name(), "draining");
+    }
+
+    #[test]
+    fn a_drain_reports_its_progress_at_the_report_interval() {
+        let t0 = Instant::now();
+        let (mut g, seq) = draining_group(t0);
+        let reports = |a: &[Action]| {
+            a.iter().filter(|a| matches!(a, Action::Log { msg, .. } if msg.starts_with("draining "))).count()
+        };
+        let mut seen = Vec::new();
+        for k in 0..=240 {
+            // A count every 50 ms for 12 s, 3 connections on 8001.
+            let t = ms(t0, 50 * k);
+            let a = g.run(t, conns(seq, 3));
+            if reports(&a) > 0 {
+                assert!(has_log(
+                    &a,
+                    Level::Info,
+                    "draining 8001,8002: 3 connection(s) left (8001: 3, 8002: 0); drain_timeout in"
+                ));
+                seen.push(50 * k);
+            }
+        }
+        assert_eq!(seen, vec![5000, 10_000], "every drain_report (5 s)");
+        let view = g.draining().unwrap();
+        assert_eq!(view.ports, vec![8001, 8002]);
+        assert_eq!(view.counts, Some(vec![(8001, 3), (8002, 0)]));
+        assert_eq!(view.deadline, ms(t0, 60_000));
     }
 
     #[test]
@@ -1746,7 +1930,7 @@ mod tests {
         go(&mut g, ms(t0, 1101), Event::StepRunning { seq, pid: LB });
         go(&mut g, ms(t0, 1120), Event::ActionExited { pid: LB, status: ExitStatus::Code(0), output: String::new() });
         let seq = count(&go(&mut g, ms(t0, 1120), Event::Tick)).unwrap().0;
-        go(&mut g, ms(t0, 2120), Event::Connections { seq, n: 0 });
+        go(&mut g, ms(t0, 2120), conns(seq, 0));
         go(&mut g, ms(t0, 2150), Event::Exited { pid: 11, status: ExitStatus::Code(0) });
         go(&mut g, ms(t0, 2160), Event::Exited { pid: 12, status: ExitStatus::Code(0) });
         go(&mut g, ms(t0, 2160), Event::GroupsAlive(vec![]));
@@ -1757,7 +1941,7 @@ mod tests {
     fn a_stop_ends_only_when_the_process_groups_are_empty() {
         let t0 = Instant::now();
         let (mut g, seq) = draining_group(t0);
-        g.run(ms(t0, 1000), Event::Connections { seq, n: 0 });
+        g.run(ms(t0, 1000), conns(seq, 0));
         g.run(ms(t0, 1100), Event::Exited { pid: 11, status: ExitStatus::Code(0) });
         let a = g.run(ms(t0, 1200), Event::Exited { pid: 12, status: ExitStatus::Code(0) });
         assert_eq!(signals(&a), vec![(11, KILL), (12, KILL)], "stragglers of the groups are killed");
@@ -1774,7 +1958,7 @@ mod tests {
         let a = roll_to_switch(&mut g, ms(t0, 2000), 0, [31, 32]);
         run_step(&mut g, ms(t0, 2000), &a, ExitStatus::Code(0), "");
         let seq = drain_seq(&mut g, ms(t0, 2000));
-        g.run(ms(t0, 3000), Event::Connections { seq, n: 0 });
+        g.run(ms(t0, 3000), conns(seq, 0));
         g.run(ms(t0, 3000), Event::Exited { pid: 21, status: ExitStatus::Code(0) });
         g.run(ms(t0, 3000), Event::Exited { pid: 22, status: ExitStatus::Code(0) });
         assert!(g.run(ms(t0, 12_999), Event::GroupsAlive(vec![21])).is_empty());

@@ -2,7 +2,7 @@
 //! daemon. The JSON schema is documented in the README.
 
 use crate::control::json_str;
-use crate::group::{Group, Outcome, fmt_ports};
+use crate::group::{DrainView, Group, Outcome, fmt_duration, fmt_ports};
 use crate::log;
 use std::path::Path;
 use std::time::{Instant, SystemTime};
@@ -35,6 +35,9 @@ pub fn text(s: &Snapshot) -> String {
         let g = v.group;
         let Some(live) = &g.live else {
             out.push_str(&format!("{:<16} {:<13} -\n", g.name, g.phase_name()));
+            if let Some(d) = g.draining() {
+                out.push_str(&format!("{:<16} {}\n", "", drain_line(&d, now)));
+            }
             continue;
         };
         for p in &live.procs {
@@ -50,6 +53,9 @@ pub fn text(s: &Snapshot) -> String {
                 up,
                 p.restarts
             ));
+        }
+        if let Some(d) = g.draining() {
+            out.push_str(&format!("{:<16} {}\n", "", drain_line(&d, now)));
         }
         if let Some(new) = g.incoming() {
             out.push_str(&format!("{:<16} rollout to workset {} on {}\n", "", new.index, fmt_ports(&new.ports())));
@@ -95,6 +101,10 @@ pub fn json(s: &Snapshot) -> String {
                     )
                 }
             };
+            let drain = match g.draining() {
+                None => "null".to_string(),
+                Some(d) => drain_json(&d, now),
+            };
             let rollout = match g.incoming() {
                 Some(n) => format!("{{\"workset\":{},\"ports\":{}}}", n.index, ports(&n.ports())),
                 None => "null".into(),
@@ -115,18 +125,49 @@ pub fn json(s: &Snapshot) -> String {
                 }
             };
             format!(
-                "{{\"name\":{},\"phase\":\"{}\",\"live\":{live},\"rollout\":{rollout},\"last_rollout\":{last}}}",
+                "{{\"name\":{},\"phase\":\"{}\",\"live\":{live},\"rollout\":{rollout},\"drain\":{drain},\"last_rollout\":{last}}}",
                 json_str(&g.name),
                 g.phase_name()
             )
         })
         .collect();
     format!(
-        "{{\"version\":1,\"pid\":{},\"config\":{},\"reload_pending\":{},\"groups\":[{}]}}\n",
+        "{{\"version\":2,\"pid\":{},\"config\":{},\"reload_pending\":{},\"groups\":[{}]}}\n",
         s.pid,
         json_str(&s.config.display().to_string()),
         s.reload_pending,
         groups.join(",")
+    )
+}
+
+/// `draining 8001,8002: 3 connection(s) left (8001: 2, 8002: 1); drain_timeout in 42s`
+fn drain_line(d: &DrainView, now: Instant) -> String {
+    let left = fmt_duration(d.deadline.saturating_duration_since(now));
+    let ports = fmt_ports(&d.ports);
+    match &d.counts {
+        None => format!("draining {ports}: not counted yet; drain_timeout in {left}"),
+        Some(c) => {
+            let n: usize = c.iter().map(|c| c.1).sum();
+            let per: Vec<String> = c.iter().map(|(p, n)| format!("{p}: {n}")).collect();
+            format!("draining {ports}: {n} connection(s) left ({}); drain_timeout in {left}", per.join(", "))
+        }
+    }
+}
+
+/// `{"ports":[...],"connections":N,"per_port":[{"port":P,"connections":N}],"deadline_in_seconds":S}`;
+/// the counts are null before the first count.
+fn drain_json(d: &DrainView, now: Instant) -> String {
+    let (total, per) = match &d.counts {
+        None => ("null".to_string(), "null".to_string()),
+        Some(c) => {
+            let per: Vec<String> = c.iter().map(|(p, n)| format!("{{\"port\":{p},\"connections\":{n}}}")).collect();
+            (c.iter().map(|c| c.1).sum::<usize>().to_string(), format!("[{}]", per.join(",")))
+        }
+    };
+    format!(
+        "{{\"ports\":[{}],\"connections\":{total},\"per_port\":{per},\"deadline_in_seconds\":{:.3}}}",
+        fmt_ports(&d.ports),
+        d.deadline.saturating_duration_since(now).as_secs_f64()
     )
 }
 

@@ -124,6 +124,13 @@ pub fn group_alive(pgid: i32) -> bool {
     pgid > 1 && unsafe { libc::kill(-pgid, 0) } == 0
 }
 
+/// The name of signal `n` (`SIGTERM`), or its number.
+pub fn signal_name(n: i32) -> String {
+    const NAMES: [&str; 14] =
+        ["HUP", "INT", "QUIT", "KILL", "USR1", "USR2", "TERM", "WINCH", "ABRT", "ALRM", "CONT", "STOP", "TSTP", "PWR"];
+    NAMES.iter().find(|s| signal_number(s) == Some(n)).map_or(n.to_string(), |s| format!("SIG{s}"))
+}
+
 /// The signal number for a name such as `TERM`, `SIGTERM` or `15`.
 pub fn signal_number(name: &str) -> Option<i32> {
     let upper = name.trim().to_ascii_uppercase();

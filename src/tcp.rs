@@ -189,6 +189,12 @@ pub fn connections(ports: &[u16]) -> usize {
     rows(&BUSY_STATES, ports).len()
 }
 
+/// The same count, port by port, in the order of `ports`.
+pub fn connections_per_port(ports: &[u16]) -> Vec<(u16, usize)> {
+    let rows = rows(&BUSY_STATES, ports);
+    ports.iter().map(|&p| (p, rows.iter().filter(|r| r.port == p).count())).collect()
+}
+
 /// The ports of `ports` on which something listens now, each with a
 /// description of the holder when it can be found (`pid 123 (nginx)`).
 pub fn busy_ports(ports: &[u16]) -> Vec<(u16, String)> {

@@ -1174,13 +1174,13 @@ case_group_renamed() {
     sed -i "s/^$GROUP:/$GROUP-v2:/" "$TMP/rolld.yml"
     step "config: web renamed to web-v2"
     hup
+    wait_for "the slow request to finish" 20 gone "$CURL_PID"
+    slow_result
     wait_for "web-v2 to go live" 30 log_has "$GROUP-v2 live on $(join_ports "${SET_B[@]}")"
     local stopped
     wait_for "web to be drained and stopped" 30 log_has "$GROUP removed from the config: drained and stopped"
     log_line " INFO $GROUP no longer in the config: draining $(join_ports "${SET_A[@]}")" >/dev/null
     stopped=$(log_line " INFO $GROUP removed from the config: drained and stopped")
-    wait_for "the slow request to finish" 20 gone "$CURL_PID"
-    slow_result
     [[ $SLOW_CODE == 200 && $SLOW_BODY == "slow done port "* ]] ||
         fail "the request in flight on the removed group: HTTP $SLOW_CODE '$SLOW_BODY' (curl exit $SLOW_RC)"
     local d=$(($(log_time_ms "$stopped") - SLOW_END_MS))
