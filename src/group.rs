@@ -1817,9 +1817,10 @@ mod tests {
         assert!(g.is_idle());
         assert!(all_signals(&trace).is_empty(), "a first start drains nothing");
         // The rollout: nothing before the switch; the old set at the switch.
-        let mut trace = Vec::new();
-        trace.push(g.run(ms(t0, 100), Event::Start { cfg: c.clone(), index: 1 }));
-        trace.push(g.run(ms(t0, 100), Event::Spawned(vec![(8501, Ok(21)), (8502, Ok(22))])));
+        let trace = vec![
+            g.run(ms(t0, 100), Event::Start { cfg: c.clone(), index: 1 }),
+            g.run(ms(t0, 100), Event::Spawned(vec![(8501, Ok(21)), (8502, Ok(22))])),
+        ];
         let a = g.run(ms(t0, 100), Event::Tick);
         let a = pass_all(&mut g, ms(t0, 100), &a);
         assert!(all_signals(&trace).is_empty() && signals(&a).is_empty(), "nothing before the switch");
@@ -1827,12 +1828,13 @@ mod tests {
         assert_eq!(signals(&a), vec![(11, USR1), (12, USR1)], "the old set, as the switch ends");
         assert!(has_log(&a, Level::Info, "drain_signal SIGUSR1 sent to 8001,8002"));
         let seq = drain_seq(&mut g, ms(t0, 200));
-        let mut later = Vec::new();
-        later.push(g.run(ms(t0, 300), conns(seq, 2)));
-        later.push(g.run(ms(t0, 1300), conns(seq, 0)));
-        later.push(g.run(ms(t0, 2300), conns(seq, 0)));
-        later.push(exit(&mut g, ms(t0, 2400), 11));
-        later.push(exit(&mut g, ms(t0, 2400), 12));
+        let later = vec![
+            g.run(ms(t0, 300), conns(seq, 2)),
+            g.run(ms(t0, 1300), conns(seq, 0)),
+            g.run(ms(t0, 2300), conns(seq, 0)),
+            exit(&mut g, ms(t0, 2400), 11),
+            exit(&mut g, ms(t0, 2400), 12),
+        ];
         let sigs = all_signals(&later);
         assert!(!sigs.iter().any(|s| s.1 == USR1), "once only: {sigs:?}");
         assert!(!sigs.iter().any(|s| s.0 == 21 || s.0 == 22), "never the live set: {sigs:?}");
