@@ -5,14 +5,23 @@ Usage: python3 app.py PORT
 
   GET /          -> 200 "port PORT\n"
   GET /slow?s=X  -> sleeps X seconds (float), then 200 "slow done port PORT\n"
+  GET /events    -> Server-Sent Events: "retry: 500", then "data: port PORT
+                    tick N" every 100 ms, until the server lets go of it
 
 Binds 127.0.0.1:PORT. Each request runs in its own (non-daemon) thread and the
 connection is closed after every response (HTTP/1.0 style).
 
+On SIGUSR1 (rolld's `drain_signal` in example/rolld.yml: "the load balancer
+sends you nothing new; let go of your clients") the server ends each open
+event stream with an "event: reconnect" message and closes it, the streams
+spread over DRAIN_WINDOW seconds so that their clients do not all come back
+in the same millisecond. A stream asked for after that gets the reconnect
+message at once. Plain requests are served as before, until SIGTERM.
+
 On SIGTERM or SIGINT the server stops accepting new connections (the listening
-socket is closed), waits for the requests already in flight to finish, and
-exits with status 0. That is the graceful stop rolld relies on when it retires
-an old workset.
+socket is closed), ends the event streams still open the same way, waits for
+the requests already in flight to finish, and exits with status 0. That is
+the graceful stop rolld relies on when it retires an old workset.
 """
 
 import os
@@ -23,6 +32,9 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
+
+TICK = 0.1          # seconds between two events of a stream
+DRAIN_WINDOW = 1.0  # seconds over which open streams are ended on SIGUSR1
 
 
 def log(msg):
@@ -63,8 +75,36 @@ class Handler(BaseHTTPRequestHandler):
                 return
             time.sleep(secs)
             self._reply(200, "slow done port %d\n" % port)
+        elif url.path == "/events":
+            self._events(port)
         else:
             self._reply(404, "not found\n")
+
+    def _events(self, port):
+        """One event stream, held until the server lets go of it."""
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        leave = threading.Event()
+        streams = self.server.streams
+        with streams.lock:
+            streams.open.add(leave)
+            if streams.draining:
+                leave.set()
+        try:
+            self.wfile.write(b"retry: 500\n\n")
+            n = 0
+            while not leave.wait(0 if n == 0 else TICK):
+                n += 1
+                self.wfile.write(("data: port %d tick %d\n\n" % (port, n)).encode())
+                self.wfile.flush()
+            self.wfile.write(("event: reconnect\ndata: port %d\n\n" % port).encode())
+            self.wfile.flush()
+        finally:
+            with streams.lock:
+                streams.open.discard(leave)
 
     do_HEAD = do_GET
 
@@ -76,6 +116,27 @@ class Handler(BaseHTTPRequestHandler):
             super().handle()
         except (BrokenPipeError, ConnectionResetError):
             pass
+
+
+class Streams:
+    """The event streams open on a server, each one's "leave" event."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.open = set()
+        self.draining = False
+
+    def let_go(self, window):
+        """Ends every open stream (and, from now on, every new one), the
+        open ones spread over `window` seconds."""
+        with self.lock:
+            self.draining = True
+            todo = list(self.open)
+        for i, leave in enumerate(todo):
+            if i and window:
+                time.sleep(window / len(todo))
+            leave.set()
+        return len(todo)
 
 
 class Server(ThreadingHTTPServer):
@@ -97,7 +158,14 @@ def main():
         return 2
     port = int(sys.argv[1])
     server = Server(("127.0.0.1", port), Handler)
+    server.streams = Streams()
     stopping = threading.Event()
+
+    def on_drain(signum, _frame):
+        def drain():
+            n = server.streams.let_go(DRAIN_WINDOW)
+            log("port %d: got %s, asked %d stream(s) to reconnect" % (port, signal.Signals(signum).name, n))
+        threading.Thread(target=drain, daemon=True).start()
 
     def on_signal(signum, _frame):
         if stopping.is_set():
@@ -107,9 +175,11 @@ def main():
         # shutdown() blocks until serve_forever() returns, so it must not run in
         # the main thread (which is inside serve_forever()).
         threading.Thread(target=server.shutdown, daemon=True).start()
+        threading.Thread(target=server.streams.let_go, args=(0,), daemon=True).start()
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGUSR1, on_drain)
 
     log("port %d: listening" % port)
     server.serve_forever(poll_interval=0.1)
