@@ -930,6 +930,36 @@ def cmd_report(a):
         w("")
         w("%d status samples while busy, %d idle." % (len(bb), len(bi)))
         w("")
+    # 6. Long-lived connections.
+    st = {(m, n): load(d, "streams_%s_%d.jsonl" % (m, n), []) for m in ("signal", "none") for n in (0, 20, 200)}
+    if any(st.values()):
+        w("### 6. Rollouts with event streams open")
+        w("")
+        w("The example app (4 backends) behind its nginx (`/events` unbuffered), N clients of")
+        w("`tests/sse_clients.py` each holding an event stream open through nginx and opening a")
+        w("new one 0.5 s after one ends; `drain_quiet: 0.5`, `drain_timeout: 5`. 3 rollouts per")
+        w("row, each once every client had a stream open again. *With drain_signal*: `USR1`, on")
+        w("which the app ends its streams with `event: reconnect`, spread over 1 s. *Cut*:")
+        w("streams that ended without that event, over the 3 rollouts.")
+        w("")
+        w("| N streams | with drain_signal: total | drain | cut | without: total | drain | cut | ratio (total) |")
+        w("|---|---|---|---|---|---|---|---|")
+        for n in (0, 20, 200):
+            row = []
+            for m in ("signal", "none"):
+                rs = st[(m, n)]
+                cl = load(d, "streams_%s_%d_clients.json" % (m, n), {})
+                row.append((med([r["phases"]["total"] for r in rs]) if rs else None,
+                            med([r["phases"]["drain"] for r in rs]) if rs else None,
+                            cl.get("cut", 0 if n == 0 else None)))
+            (ts_, ds, cs), (tn, dn, cn) = row
+            w("| %d | %s | %s | %s | %s | %s | %s | %s |" % (n, ms(ts_), ms(ds), cs, ms(tn), ms(dn), cn, ratio(ts_, tn)))
+        w("")
+        w("Without drain_signal the streams hold the drain until `drain_timeout`, and are then")
+        w("ended by the app's graceful stop (SIGTERM), all at once; with it they end within the")
+        w("app's one-second window and the drain ends `drain_quiet` later.")
+        w("")
+
     print("\n".join(L))
 
 
