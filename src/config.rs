@@ -37,6 +37,8 @@ pub struct GroupConfig {
     pub stop_signal: i32,
     /// Sent to a retiring set as its drain begins: "let go of your clients".
     pub drain_signal: Option<i32>,
+    /// Roll this many slots at a time (`surge`); `None`: all at once.
+    pub surge: Option<usize>,
     /// Who the children run as, from `user:` and `group:`.
     pub credentials: Option<Credentials>,
 }
@@ -299,6 +301,7 @@ fn group(cx: &mut Cx, name: &str, v: &Value, base: &Path) -> (Option<GroupConfig
         timing: Timing::default(),
         stop_signal: libc::SIGTERM,
         drain_signal: None,
+        surge: None,
         credentials: None,
     };
     let mut has_workset = false;
@@ -355,11 +358,28 @@ fn group(cx: &mut Cx, name: &str, v: &Value, base: &Path) -> (Option<GroupConfig
             "group" => group_name = scalar(cx, &k, v),
             "stop_signal" => g.stop_signal = signal(cx, &k, v).unwrap_or(g.stop_signal),
             "drain_signal" => g.drain_signal = signal(cx, &k, v),
+            "surge" => match v.as_u64() {
+                Some(n) if n >= 1 => g.surge = Some(n as usize),
+                _ => cx.err(&k, format!("expected a number of processes, 1 or more, got {}", show(v))),
+            },
             _ => cx.err(&k, "unknown key"),
         }
     }
     if !has_workset {
         cx.err(&format!("{name}.workset"), "missing (at least two worksets are needed)");
+    }
+    if let (Some(k), Some(first)) = (g.surge, g.worksets.first()) {
+        let n = first.len();
+        if g.worksets.iter().any(|w| w.len() != n) {
+            let sizes: Vec<String> = g.worksets.iter().map(|w| w.len().to_string()).collect();
+            let msg = format!(
+                "with surge, every workset must have the same number of ports (slot i is the i-th port of each), got sizes {}",
+                sizes.join(", ")
+            );
+            cx.err(&format!("{name}.workset"), msg);
+        } else if k > n {
+            cx.err(&format!("{name}.surge"), format!("{k} is more than the {n} processes of a workset"));
+        }
     }
     if user.is_some() || group_name.is_some() {
         g.credentials = credentials(cx, name, user.as_deref(), group_name.as_deref());

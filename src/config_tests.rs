@@ -236,6 +236,7 @@ fn defaults_when_optional_keys_are_absent() {
             timing: Timing::default(),
             stop_signal: libc::SIGTERM,
             drain_signal: None,
+            surge: None,
             credentials: None,
         }
     );
@@ -688,6 +689,35 @@ fn drain_signal_and_drain_report() {
     }
     let errs = bad(&with("  drain_report: -1\n"), t.path());
     assert!(errs.iter().any(|e| e.contains("g.drain_report")), "{errs:?}");
+}
+
+// ------------------------------------------------------------ surge
+
+#[test]
+fn surge_needs_worksets_of_one_size_and_at_most_their_size() {
+    let t = TempDir::new("surge");
+    let ws = |a: &str, b: &str| {
+        format!("g:\n  cmd: prog {{numproc}}\n  workset:\n    - numprocs: [{a}]\n    - numprocs: [{b}]\n")
+    };
+    let g = one(&format!("{}  surge: 1\n", ws("9001, 9002", "9011, 9012")), t.path());
+    assert_eq!(g.surge, Some(1));
+    let g = one(&format!("{}  surge: 2\n", ws("9001, 9002", "9011, 9012")), t.path());
+    assert_eq!(g.surge, Some(2), "surge = N is blue/green");
+    assert_eq!(one(&ws("9001, 9002", "9011"), t.path()).surge, None, "no surge: sizes may differ");
+    for (extra, want) in [
+        ("  surge: 0\n", "g.surge: expected a number of processes, 1 or more, got 0 (a number)"),
+        ("  surge: -1\n", "g.surge: expected a number of processes, 1 or more, got -1 (a number)"),
+        ("  surge: two\n", "g.surge: expected a number of processes, 1 or more, got \"two\""),
+        ("  surge: 3\n", "g.surge: 3 is more than the 2 processes of a workset"),
+    ] {
+        only(&bad(&format!("{}{extra}", ws("9001, 9002", "9011, 9012")), t.path()), &format!("{FILE}: {want}"));
+    }
+    only(
+        &bad(&format!("{}  surge: 1\n", ws("9001, 9002", "9011")), t.path()),
+        &format!(
+            "{FILE}: g.workset: with surge, every workset must have the same number of ports (slot i is the i-th port of each), got sizes 2, 1"
+        ),
+    );
 }
 
 // ------------------------------------------------------------ stop_signal

@@ -11,6 +11,7 @@
 
 use crate::config::{self, Action as Step, Config, GroupConfig};
 use crate::control::{self, Request};
+use crate::group::Set;
 use crate::group::{Action, Event, Group, Level, Outcome, fmt_duration, fmt_ports};
 use crate::notify::Notifier;
 use crate::session::{ClientId, Sessions};
@@ -18,7 +19,7 @@ use crate::signals::Signals;
 use crate::state::{self, Recorder};
 use crate::status::{self, Last, Snapshot, View};
 use crate::work::{Owner, Work};
-use crate::{actions, log, process, smoke, sys, takeover, tcp};
+use crate::{actions, log, plan, process, smoke, sys, takeover, tcp};
 use std::collections::VecDeque;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -342,13 +343,25 @@ impl Daemon {
                 }
                 None => self.add_slot(Group::new(&gc.name), gc.clone()),
             };
-            let (first, avoid) = match &self.slots[i].group.live {
-                Some(live) => ((live.index + 1) % gc.worksets.len(), live.ports()),
-                None => (0, Vec::new()),
-            };
-            let ev = match choose_workset(&gc, first, &avoid) {
-                Ok(index) => Event::Start { cfg: gc, index },
-                Err(reason) => Event::StartRefused(reason),
+            let ev = match &self.slots[i].group.live {
+                Some(live) if gc.surge.is_some() && slots_laid_out(live, &gc) => {
+                    let worksets: Vec<usize> = live.procs.iter().map(|p| p.workset).collect();
+                    let (live_ports, busy) = (live.ports(), busy_ports_of(&gc));
+                    match plan::next_slots(&gc, &worksets, |p| live_ports.contains(&p) || busy.contains(&p)) {
+                        Ok(plan) => Event::StartPlan { cfg: gc, plan },
+                        Err(reason) => Event::StartRefused(reason),
+                    }
+                }
+                live => {
+                    let (first, avoid) = match live {
+                        Some(live) => ((live.index + 1) % gc.worksets.len(), live.ports()),
+                        None => (0, Vec::new()),
+                    };
+                    match choose_workset(&gc, first, &avoid) {
+                        Ok(index) => Event::Start { cfg: gc, index },
+                        Err(reason) => Event::StartRefused(reason),
+                    }
+                }
             };
             self.feed(i, ev);
         }
@@ -495,10 +508,14 @@ impl Daemon {
                 self.say(i, level, port, &msg);
                 None
             }
-            Action::Phase { name, took } => {
+            Action::Phase { name, took, batch } => {
                 let group = self.slots[i].group.name.clone();
-                log::info(&group, &format!("{name} done in {}", fmt_duration(took)));
-                self.broadcast(&format!("phase {group} {name} {}", fmt_duration(took)));
+                let (prefix, suffix) = match batch {
+                    Some((b, n)) => (format!("batch {b}/{n}: "), format!(" (batch {b}/{n})")),
+                    None => (String::new(), String::new()),
+                };
+                log::info(&group, &format!("{prefix}{name} done in {}", fmt_duration(took)));
+                self.broadcast(&format!("phase {group} {name} {}{suffix}", fmt_duration(took)));
                 None
             }
             Action::Done { outcome, summary } => {
@@ -530,6 +547,7 @@ impl Daemon {
             Outcome::Ok => (Level::Info, None, "ok"),
             Outcome::RolledBack { port, .. } => (Level::Warn, *port, "rolled-back"),
             Outcome::StartFailed { port, .. } => (Level::Error, *port, "start-failed"),
+            Outcome::Partial { port, .. } => (Level::Warn, *port, "partial"),
         };
         let name = self.slots[i].group.name.clone();
         log::log(level, &name, port, &summary);
@@ -563,6 +581,23 @@ impl Daemon {
         }
         self.slots[i].last = Some((SystemTime::now(), outcome, summary));
     }
+}
+
+/// Whether the live set has one process per slot, in slot order, as a
+/// rollout by batches needs.
+fn slots_laid_out(live: &Set, cfg: &GroupConfig) -> bool {
+    let n = cfg.worksets.first().map_or(0, Vec::len);
+    live.procs.len() == n && live.procs.iter().enumerate().all(|(i, p)| p.slot == i)
+}
+
+/// The ports of `cfg`'s worksets that something listens on now.
+fn busy_ports_of(cfg: &GroupConfig) -> Vec<u16> {
+    let all: Vec<u16> = cfg.worksets.iter().flatten().copied().collect();
+    let busy = tcp::busy_ports(&all);
+    for (p, who) in &busy {
+        log::log(Level::Warn, &cfg.name, Some(*p), &format!("port {p} is held by {who}; its slot moves elsewhere"));
+    }
+    busy.into_iter().map(|b| b.0).collect()
 }
 
 /// The first workset from `first` on, wrapping, that shares no port with

@@ -19,6 +19,7 @@
 //! each wait has a deadline here.
 
 use crate::config::{Action as Step, GroupConfig};
+use crate::plan::{self, Target};
 use crate::sys::ExitStatus;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -45,11 +46,28 @@ pub struct Proc {
     backoff: Duration,
     restart_at: Option<Instant>,
     pub restarts: u32,
+    /// Its slot (its port's place in its workset) and workset.
+    pub slot: usize,
+    pub workset: usize,
+    /// The rollout of the group that started it (1 for the first start;
+    /// 0 for a process taken over from a previous rolld).
+    pub rollout: u64,
 }
 
 impl Proc {
-    fn new(port: u16, pid: Option<i32>, now: Instant) -> Proc {
-        Proc { port, pid, pgid: pid, started: now, backoff: BACKOFF_FIRST, restart_at: None, restarts: 0 }
+    fn new(t: Target, pid: Option<i32>, rollout: u64, now: Instant) -> Proc {
+        Proc {
+            port: t.port,
+            pid,
+            pgid: pid,
+            started: now,
+            backoff: BACKOFF_FIRST,
+            restart_at: None,
+            restarts: 0,
+            slot: t.slot,
+            workset: t.workset,
+            rollout,
+        }
     }
 }
 
@@ -62,9 +80,14 @@ pub struct Set {
 }
 
 impl Set {
-    fn new(cfg: Arc<GroupConfig>, index: usize, now: Instant) -> Set {
-        let procs = cfg.worksets[index].iter().map(|&port| Proc::new(port, None, now)).collect();
-        Set { index, cfg, procs }
+    fn new(cfg: Arc<GroupConfig>, targets: &[Target], rollout: u64, now: Instant) -> Set {
+        let procs: Vec<Proc> = targets.iter().map(|&t| Proc::new(t, None, rollout, now)).collect();
+        Set { index: targets.first().map_or(0, |t| t.workset), cfg, procs }
+    }
+
+    /// The slots of its processes, in order.
+    fn slots(&self) -> Vec<usize> {
+        self.procs.iter().map(|p| p.slot).collect()
     }
 
     pub fn ports(&self) -> Vec<u16> {
@@ -99,6 +122,11 @@ pub enum Event {
     Start {
         cfg: Arc<GroupConfig>,
         index: usize,
+    },
+    /// A rollout that moves each slot to its own target (`surge`).
+    StartPlan {
+        cfg: Arc<GroupConfig>,
+        plan: Vec<Target>,
     },
     /// A rollout could not even begin (for example, no free workset).
     StartRefused(String),
@@ -161,6 +189,9 @@ pub enum Outcome {
     RolledBack { reason: String, port: Option<u16> },
     /// The first start failed: nothing serves.
     StartFailed { reason: String, port: Option<u16> },
+    /// A rollout by batches failed after `moved` of the `total` slots had
+    /// moved: those serve on the new release, the others on the old.
+    Partial { moved: usize, total: usize, reason: String, port: Option<u16> },
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -204,10 +235,12 @@ pub enum Action {
     CheckGroups {
         pgids: Vec<i32>,
     },
-    /// A phase of the rollout ended, after `took`.
+    /// A phase of the rollout ended, after `took`; in batch `batch` of a
+    /// rollout by batches (1-based, and how many).
     Phase {
         name: &'static str,
         took: Duration,
+        batch: Option<(usize, usize)>,
     },
     /// The rollout (or first start) ended; `summary` is its log line.
     Done {
@@ -359,33 +392,75 @@ enum Phase {
     Gone,
 }
 
-/// Timestamps of one rollout, for its log line.
+/// One rollout: where it moves the slots, by batches of `size`, and the
+/// timestamps of its phases, for its log line.
 #[derive(Clone, Debug)]
 struct Rollout {
+    cfg: Arc<GroupConfig>,
     started: Instant,
     from: Vec<u16>,
-    to: Vec<u16>,
-    marks: Vec<(&'static str, Instant)>,
+    plan: Vec<Target>,
+    size: usize,
+    /// The batch under way (0-based).
+    batch: usize,
+    /// Slots moved by the batches that ended well.
+    moved: usize,
+    marks: Vec<(usize, &'static str, Instant)>,
     outcome: Option<Outcome>,
 }
 
 impl Rollout {
+    fn batches(&self) -> usize {
+        self.plan.len().div_ceil(self.size.max(1))
+    }
+
+    fn by_batches(&self) -> bool {
+        self.batches() > 1
+    }
+
+    fn targets(&self) -> &[Target] {
+        let start = self.batch * self.size;
+        &self.plan[start.min(self.plan.len())..(start + self.size).min(self.plan.len())]
+    }
+
+    fn to(&self) -> Vec<u16> {
+        self.plan.iter().map(|t| t.port).collect()
+    }
+
     /// Ends the phase `name` at `now`; the action that reports it.
     fn mark(&mut self, name: &'static str, now: Instant) -> Action {
-        let prev = self.marks.last().map_or(self.started, |m| m.1);
-        self.marks.push((name, now));
-        Action::Phase { name, took: now.saturating_duration_since(prev) }
+        let prev = self.marks.last().map_or(self.started, |m| m.2);
+        self.marks.push((self.batch, name, now));
+        let batch = self.by_batches().then(|| (self.batch + 1, self.batches()));
+        Action::Phase { name, took: now.saturating_duration_since(prev), batch }
     }
 
     fn phases(&self) -> String {
         let mut prev = self.started;
-        let mut out = Vec::new();
-        for (name, t) in &self.marks {
-            out.push(format!("{name} {}", fmt_duration(t.saturating_duration_since(prev))));
+        let mut out = String::new();
+        let mut batch = None;
+        for (b, name, t) in &self.marks {
+            if self.by_batches() && batch != Some(*b) {
+                if batch.is_some() {
+                    out.push_str("; ");
+                }
+                out.push_str(&format!("batch {}: ", b + 1));
+                batch = Some(*b);
+            } else if !out.is_empty() {
+                out.push_str(", ");
+            }
+            out.push_str(&format!("{name} {}", fmt_duration(t.saturating_duration_since(prev))));
             prev = *t;
         }
-        out.push(format!("total {}", fmt_duration(prev.saturating_duration_since(self.started))));
-        out.join(", ")
+        let sep = if out.is_empty() {
+            ""
+        } else if self.by_batches() {
+            "; "
+        } else {
+            ", "
+        };
+        out.push_str(&format!("{sep}total {}", fmt_duration(prev.saturating_duration_since(self.started))));
+        out
     }
 }
 
@@ -408,20 +483,43 @@ pub struct Group {
     /// Gone from the config: once its set has drained and stopped, the
     /// group is gone.
     removed: bool,
+    /// Rollouts begun (the first start is 1).
+    rollouts: u64,
 }
 
 impl Group {
     pub fn new(name: &str) -> Group {
-        Group { name: name.to_string(), live: None, phase: Phase::Idle, rollout: None, seq: 0, removed: false }
+        Group {
+            name: name.to_string(),
+            live: None,
+            phase: Phase::Idle,
+            rollout: None,
+            seq: 0,
+            removed: false,
+            rollouts: 0,
+        }
     }
 
     /// Takes over `procs` (port, pid), a live set left running by a rolld
-    /// that died. They are not rolld's children: their exits must come from
-    /// pidfds. The next `Start` rolls them over like any live set.
-    pub fn adopt(&mut self, cfg: Arc<GroupConfig>, index: usize, procs: &[(u16, i32)], now: Instant) {
-        let procs = procs.iter().map(|&(port, pid)| Proc::new(port, Some(pid), now)).collect();
-        let index = index % cfg.worksets.len().max(1);
+    /// that died, in any mix of worksets. They are not rolld's children:
+    /// their exits must come from pidfds. The next `Start` rolls them over
+    /// like any live set.
+    pub fn adopt(&mut self, cfg: Arc<GroupConfig>, procs: &[(u16, i32)], now: Instant) {
+        let mut procs: Vec<Proc> = procs
+            .iter()
+            .map(|&(port, pid)| {
+                let (slot, workset) = plan::locate(&cfg, port).unwrap_or((0, 0));
+                Proc::new(Target { slot, port, workset }, Some(pid), 0, now)
+            })
+            .collect();
+        procs.sort_by_key(|p| (p.slot, p.port));
+        let index = procs.first().map_or(0, |p| p.workset);
         self.live = Some(Set { index, cfg, procs });
+    }
+
+    /// The batch under way of a rollout by batches: (1-based, how many).
+    pub fn batch(&self) -> Option<(usize, usize)> {
+        self.rollout.as_ref().filter(|r| r.by_batches()).map(|r| (r.batch + 1, r.batches()))
     }
 
     /// True when no rollout is under way and a new one may start.
@@ -524,7 +622,11 @@ impl Group {
             (p, E::Exited { pid, status }) => self.exited(p, now, pid, status, out),
             (p, E::Spawned(results)) => self.spawned(p, now, results, out),
             (p, E::Tick) => self.tick(p, now, out),
-            (P::Idle, E::Start { cfg, index }) => self.start(now, cfg, index, out),
+            (P::Idle, E::Start { cfg, index }) => {
+                let plan = plan::to_workset(&cfg, index);
+                self.start(now, cfg, plan, out)
+            }
+            (P::Idle, E::StartPlan { cfg, plan }) => self.start(now, cfg, plan, out),
             (P::Idle, E::StartRefused(reason)) => {
                 self.refused(reason, out);
                 P::Idle
@@ -588,6 +690,7 @@ impl Group {
             (
                 p,
                 E::Start { .. }
+                | E::StartPlan { .. }
                 | E::StartRefused(_)
                 | E::Retire
                 | E::Checked { .. }
@@ -609,17 +712,61 @@ impl Group {
         }
     }
 
-    fn start(&mut self, now: Instant, cfg: Arc<GroupConfig>, index: usize, out: &mut Vec<Action>) -> Phase {
-        let set = Set::new(cfg.clone(), index, now);
-        let ports = set.ports();
+    fn start(&mut self, now: Instant, cfg: Arc<GroupConfig>, plan: Vec<Target>, out: &mut Vec<Action>) -> Phase {
+        self.rollouts += 1;
         let from = self.live.as_ref().map(Set::ports).unwrap_or_default();
-        self.rollout = Some(Rollout { started: now, from, to: ports.clone(), marks: Vec::new(), outcome: None });
-        let what = if self.live.is_some() { "rollout" } else { "start" };
-        self.log(out, Level::Info, None, format!("{what}: spawning workset {index} on {}", fmt_ports(&ports)));
+        let live_slots = self.live.as_ref().map(Set::slots);
+        let size = plan::batch_size(&cfg, &plan, live_slots.as_deref());
+        let r = Rollout { cfg, started: now, from, plan, size, batch: 0, moved: 0, marks: Vec::new(), outcome: None };
+        if r.by_batches() {
+            let msg = format!(
+                "rollout: {} -> {} in {} batches of {}",
+                fmt_ports(&r.from),
+                fmt_ports(&r.to()),
+                r.batches(),
+                r.size
+            );
+            self.log(out, Level::Info, None, msg);
+        }
+        self.rollout = Some(r);
+        self.start_batch(now, out)
+    }
+
+    /// Spawns the processes of the rollout's batch under way.
+    fn start_batch(&mut self, now: Instant, out: &mut Vec<Action>) -> Phase {
+        let Some(r) = self.rollout.as_ref() else { return Phase::Idle };
+        let cfg = r.cfg.clone();
+        let set = Set::new(cfg.clone(), r.targets(), self.rollouts, now);
+        let ports = set.ports();
+        let msg = if r.by_batches() {
+            format!("batch {}/{}: spawning {}", r.batch + 1, r.batches(), fmt_ports(&ports))
+        } else {
+            let what = if self.live.is_some() { "rollout" } else { "start" };
+            format!("{what}: spawning workset {} on {}", set.index, fmt_ports(&ports))
+        };
+        self.log(out, Level::Info, None, msg);
         self.seq += 1;
         let checks = ports.iter().map(|&port| PortCheck { port, state: CheckState::Due(now), last: None }).collect();
         out.push(Action::Spawn { cfg: cfg.clone(), ports });
         Phase::Starting { set, deadline: now + cfg.timing.start_timeout, checks }
+    }
+
+    /// The ports the LB is to send to once `set` (a batch) is switched in,
+    /// and the live ports it retires.
+    fn switch_ports(&self, set: &Set) -> (Vec<u16>, Vec<u16>) {
+        let live = self.live.as_ref().map(Set::ports).unwrap_or_default();
+        if !self.rollout.as_ref().is_some_and(Rollout::by_batches) {
+            return (set.ports(), live);
+        }
+        let mut ports = live;
+        let mut old = Vec::new();
+        for p in &set.procs {
+            if let Some(slot) = ports.get_mut(p.slot) {
+                old.push(*slot);
+                *slot = p.port;
+            }
+        }
+        (ports, old)
     }
 
     fn refused(&mut self, reason: String, out: &mut Vec<Action>) {
@@ -844,17 +991,9 @@ impl Group {
     /// Every port of the new set passed: after_start points the LB at it.
     fn ready(&mut self, set: Set, now: Instant, out: &mut Vec<Action>) -> Phase {
         self.mark("ready", now, out);
-        let old_ports = self.live.as_ref().map(Set::ports).unwrap_or_default();
-        let job = Job {
-            cfg: set.cfg.clone(),
-            ports: set.ports(),
-            old_ports,
-            revert: false,
-            step: 0,
-            seq: 0,
-            pid: None,
-            deadline: now,
-        };
+        let (ports, old_ports) = self.switch_ports(&set);
+        let job =
+            Job { cfg: set.cfg.clone(), ports, old_ports, revert: false, step: 0, seq: 0, pid: None, deadline: now };
         match self.launch(job, now, out) {
             Some(job) => Phase::Switching { set, job },
             None => self.switched(set, now, out),
@@ -886,6 +1025,27 @@ impl Group {
     /// after_start succeeded: the new set is live, the old one drains.
     fn switched(&mut self, set: Set, now: Instant, out: &mut Vec<Action>) -> Phase {
         self.mark("after_start", now, out);
+        let batched = self.rollout.as_ref().is_some_and(Rollout::by_batches);
+        if let (true, Some(live)) = (batched, self.live.as_mut()) {
+            // The batch's slots change process; the ones they replace drain.
+            let cfg = set.cfg.clone();
+            let mut old = Vec::new();
+            for p in set.procs {
+                if let Some(slot) = live.procs.get_mut(p.slot) {
+                    old.push(std::mem::replace(slot, p));
+                }
+            }
+            live.cfg = cfg.clone();
+            live.index = live.procs.first().map_or(0, |p| p.workset);
+            if let Some(r) = self.rollout.as_mut() {
+                r.moved += old.len();
+            }
+            let index = old.first().map_or(0, |p| p.workset);
+            return self.drain(Set { index, cfg: cfg.clone(), procs: old }, &cfg, now, out);
+        }
+        if let Some(r) = self.rollout.as_mut() {
+            r.moved = r.plan.len();
+        }
         match self.live.replace(set) {
             Some(old) => {
                 let cfg = self.live.as_ref().map(|l| l.cfg.clone()).unwrap_or_else(|| old.cfg.clone());
@@ -1176,8 +1336,18 @@ impl Group {
                 Phase::Gone
             }
             Phase::Stopping { .. } => {
-                let outcome = self.rollout.as_mut().and_then(|r| r.outcome.take()).unwrap_or(Outcome::Ok);
-                self.finish(now, outcome, true, out)
+                let outcome = self.rollout.as_mut().and_then(|r| r.outcome.take());
+                let more = self.rollout.as_ref().is_some_and(|r| r.batch + 1 < r.batches());
+                match outcome {
+                    None if more => {
+                        if let Some(r) = self.rollout.as_mut() {
+                            out.push(r.mark("stop", now));
+                            r.batch += 1;
+                        }
+                        self.start_batch(now, out)
+                    }
+                    outcome => self.finish(now, outcome.unwrap_or(Outcome::Ok), true, out),
+                }
             }
             _ => {
                 self.log(out, Level::Info, None, "all processes stopped".into());
@@ -1192,13 +1362,30 @@ impl Group {
         if stopped {
             out.push(r.mark("stop", now));
         }
+        // Slots moved by earlier batches stay moved.
+        let outcome = match outcome {
+            Outcome::RolledBack { reason, port } if r.moved > 0 => {
+                Outcome::Partial { moved: r.moved, total: r.plan.len(), reason, port }
+            }
+            o => o,
+        };
+        let live = self.live.as_ref().map(Set::ports).unwrap_or_default();
+        let to = r.to();
+        let batches = if r.by_batches() { format!(" in {} batches of {}", r.batches(), r.size) } else { String::new() };
         let summary = match &outcome {
-            Outcome::Ok if r.from.is_empty() => format!("live on {} ({})", fmt_ports(&r.to), r.phases()),
-            Outcome::Ok => format!("rollout ok: {} -> {} ({})", fmt_ports(&r.from), fmt_ports(&r.to), r.phases()),
+            Outcome::Ok if r.from.is_empty() => format!("live on {} ({})", fmt_ports(&to), r.phases()),
+            Outcome::Ok => {
+                format!("rollout ok: {} -> {}{batches} ({})", fmt_ports(&r.from), fmt_ports(&to), r.phases())
+            }
             Outcome::RolledBack { reason, .. } => {
                 format!("rollout rolled back: {reason}; still live on {} ({})", fmt_ports(&r.from), r.phases())
             }
             Outcome::StartFailed { reason, .. } => format!("start failed: {reason} ({})", r.phases()),
+            Outcome::Partial { moved, total, reason, .. } => format!(
+                "rollout partial: {moved} of {total} slots on the new release; {reason}; live on {} ({})",
+                fmt_ports(&live),
+                r.phases()
+            ),
         };
         out.push(Action::Done { outcome, summary });
         Phase::Idle
@@ -1238,6 +1425,7 @@ mod tests {
             },
             stop_signal: TERM,
             drain_signal: None,
+            surge: None,
             credentials: None,
         })
     }
@@ -1861,7 +2049,7 @@ mod tests {
         let t0 = Instant::now();
         let mut g = Group::new("web");
         let c = with_drain_signal();
-        g.adopt(c, 0, &[(8001, 11), (8002, 12)], t0);
+        g.adopt(c, &[(8001, 11), (8002, 12)], t0);
         let a = g.run(t0, Event::Retire);
         assert_eq!(signals(&a), vec![(11, USR1), (12, USR1)]);
         assert_eq!(g.phase_name(), "draining");
@@ -1914,7 +2102,7 @@ mod tests {
         let mut go = |g: &mut Group, t: Instant, ev: Event| {
             let mut asked = Vec::new();
             for a in g.handle(t, ev) {
-                if let Action::Phase { name, took } = a {
+                if let Action::Phase { name, took, .. } = a {
                     seen.push((name, took.as_millis()));
                 } else {
                     asked.push(a);
@@ -1967,5 +2155,243 @@ mod tests {
         let a = g.run(ms(t0, 13_000), Event::GroupsAlive(vec![21]));
         assert!(has_log(&a, Level::Error, "[21]"));
         assert!(done(&a).is_some());
+    }
+
+    // ------------------------------------------------------------ surge
+
+    fn surge_cfg(k: usize) -> Arc<GroupConfig> {
+        let mut c = (*cfg()).clone();
+        c.worksets = vec![vec![8001, 8002, 8003, 8004], vec![8501, 8502, 8503, 8504]];
+        c.surge = Some(k);
+        Arc::new(c)
+    }
+
+    /// A surge group live on workset 0, pids 11..=14; its alive pids.
+    fn live_surge(t0: Instant, k: usize) -> (Group, Vec<i32>) {
+        let mut g = Group::new("web");
+        let c = surge_cfg(k);
+        let a = g.run(t0, Event::Start { cfg: c.clone(), index: 0 });
+        assert_eq!(a.iter().filter(|a| matches!(a, Action::Spawn { .. })).count(), 1);
+        g.run(t0, Event::Spawned(vec![(8001, Ok(11)), (8002, Ok(12)), (8003, Ok(13)), (8004, Ok(14))]));
+        let a = g.run(t0, Event::Tick);
+        assert_eq!(smoke(&a).unwrap().1.len(), 4, "a first start starts every slot at once");
+        let a = pass_all(&mut g, t0, &a);
+        let a = run_step(&mut g, t0, &a, ExitStatus::Code(0), "");
+        assert!(done(&a).is_some());
+        (g, vec![11, 12, 13, 14])
+    }
+
+    /// What one batch did: the LB's ports, and the outcome when it ended
+    /// the rollout.
+    struct BatchRun {
+        lb: Vec<u16>,
+        done: Option<(Outcome, String)>,
+        spawned: Vec<u16>,
+    }
+
+    /// Runs the batch whose Spawn is in `a`; the new pids start at `pid`.
+    /// `fail` makes its first port fail its smoke test until start_timeout.
+    /// Asserts the N + K bound on `alive` at every step.
+    fn run_batch(
+        g: &mut Group,
+        t: &mut Instant,
+        a: Vec<Action>,
+        pid: &mut i32,
+        alive: &mut Vec<i32>,
+        bound: usize,
+        fail: bool,
+    ) -> (BatchRun, Vec<Action>) {
+        let ports = a
+            .iter()
+            .find_map(|a| match a {
+                Action::Spawn { ports, .. } => Some(ports.clone()),
+                _ => None,
+            })
+            .expect("a batch spawns");
+        let spawned: Vec<(u16, Result<i32, String>)> = ports
+            .iter()
+            .map(|&p| {
+                *pid += 1;
+                (p, Ok(*pid))
+            })
+            .collect();
+        let new_pids: Vec<i32> = spawned.iter().map(|s| *s.1.as_ref().unwrap()).collect();
+        alive.extend(&new_pids);
+        assert!(alive.len() <= bound, "{} processes alive, more than N + K = {bound}", alive.len());
+        g.run(*t, Event::Spawned(spawned));
+        let a = g.run(*t, Event::Tick);
+        let (seq, checked) = smoke(&a).unwrap();
+        assert_eq!(checked, ports);
+        let mut lb = Vec::new();
+        let a = if fail {
+            g.run(*t, Event::Checked { seq, port: ports[0], result: Err("answered 500".into()) });
+            *t += Duration::from_secs(5);
+            g.run(*t, Event::Tick)
+        } else {
+            let a = pass_all(g, *t, &a);
+            let (_, p, _) = step(&a).expect("after_start for the batch");
+            lb = p;
+            *t += Duration::from_millis(10);
+            let a = run_step(g, *t, &a, ExitStatus::Code(0), "");
+            let (seq, _) = count(&g.run(*t, Event::Tick)).expect("the retired slots drain");
+            *t += Duration::from_secs(1);
+            let mut a2 = a;
+            a2.extend(g.run(*t, conns(seq, 0)));
+            a2
+        };
+        // Whatever got its stop signal exits.
+        let stopped: Vec<i32> = signals(&a).into_iter().filter(|s| s.1 == TERM).map(|s| s.0).collect();
+        assert!(!stopped.is_empty(), "a batch ends with a stop");
+        let mut out = Vec::new();
+        for p in stopped {
+            alive.retain(|&x| x != p);
+            out.extend(exit(g, *t, p));
+        }
+        let d = done(&out);
+        (BatchRun { lb, done: d, spawned: ports }, out)
+    }
+
+    #[test]
+    fn surge_moves_the_slots_in_order_within_n_plus_k() {
+        for k in [1, 2, 3] {
+            let mut t = Instant::now();
+            let (mut g, mut alive) = live_surge(t, k);
+            let mut pid = 100;
+            let mut a = g.run(t, Event::Start { cfg: surge_cfg(k), index: 1 });
+            assert!(has_log(&a, Level::Info, &format!("in {} batches of {k}", 4usize.div_ceil(k))));
+            let mut runs = Vec::new();
+            loop {
+                let (run, next) = run_batch(&mut g, &mut t, a, &mut pid, &mut alive, 4 + k, false);
+                let end = run.done.is_some();
+                runs.push(run);
+                if end {
+                    break;
+                }
+                a = next;
+            }
+            assert_eq!(runs.len(), 4usize.div_ceil(k), "surge {k}");
+            let mut moved: Vec<u16> = Vec::new();
+            for r in &runs {
+                moved.extend(&r.spawned);
+                // The LB's ports: the slots moved so far on their new port,
+                // the others on their old one.
+                let want: Vec<u16> =
+                    (0..4).map(|i| if i < moved.len() { 8501 + i as u16 } else { 8001 + i as u16 }).collect();
+                assert_eq!(r.lb, want, "surge {k}");
+            }
+            assert_eq!(moved, vec![8501, 8502, 8503, 8504], "slots in order");
+            let (outcome, summary) = runs.last().unwrap().done.clone().unwrap();
+            assert_eq!(outcome, Outcome::Ok);
+            assert!(summary.contains(&format!("-> 8501,8502,8503,8504 in {} batches of {k}", runs.len())), "{summary}");
+            assert!(summary.contains("batch 1: spawn") && summary.contains("; total"), "{summary}");
+            assert_eq!(g.live.as_ref().unwrap().ports(), vec![8501, 8502, 8503, 8504]);
+            assert!(g.live.as_ref().unwrap().procs.iter().all(|p| p.rollout == 2), "put there by rollout 2");
+            assert_eq!(alive.len(), 4);
+        }
+    }
+
+    /// Surge 1; batch `f` (1-based) fails its smoke test.
+    fn fail_in_batch(f: usize) -> (Group, Outcome, String, Vec<i32>) {
+        let mut t = Instant::now();
+        let (mut g, mut alive) = live_surge(t, 1);
+        let mut pid = 100;
+        let mut a = g.run(t, Event::Start { cfg: surge_cfg(1), index: 1 });
+        for b in 1..=4 {
+            let (run, next) = run_batch(&mut g, &mut t, a, &mut pid, &mut alive, 5, b == f);
+            if let Some((o, s)) = run.done {
+                assert_eq!(b, f, "the rollout ends at the failed batch");
+                return (g, o, s, alive);
+            }
+            a = next;
+        }
+        panic!("no failure");
+    }
+
+    #[test]
+    fn a_failure_in_batch_1_is_a_rollback() {
+        let (g, outcome, summary, _) = fail_in_batch(1);
+        assert!(matches!(outcome, Outcome::RolledBack { port: Some(8501), .. }), "{outcome:?}");
+        assert!(summary.starts_with("rollout rolled back: port 8501 not ready"), "{summary}");
+        assert_eq!(g.live.as_ref().unwrap().ports(), vec![8001, 8002, 8003, 8004]);
+    }
+
+    #[test]
+    fn a_failure_in_a_later_batch_is_partial_and_keeps_the_moved_slots() {
+        for (f, live) in [(2, [8501, 8002, 8003, 8004]), (4, [8501, 8502, 8503, 8004])] {
+            let (g, outcome, summary, alive) = fail_in_batch(f);
+            let moved = f - 1;
+            assert_eq!(
+                outcome,
+                Outcome::Partial {
+                    moved,
+                    total: 4,
+                    reason: format!("port {} not ready within start_timeout 5.00s: answered 500", 8500 + f),
+                    port: Some(8500 + f as u16)
+                }
+            );
+            assert!(summary.contains(&format!("rollout partial: {moved} of 4 slots on the new release")), "{summary}");
+            assert!(summary.contains(&format!("live on {}", fmt_ports(&live))), "{summary}");
+            assert_eq!(g.live.as_ref().unwrap().ports(), live.to_vec());
+            assert_eq!(alive.len(), 4, "the failed batch's process is stopped");
+            assert!(g.is_idle());
+        }
+    }
+
+    #[test]
+    fn a_failed_switch_in_a_batch_points_the_lb_at_the_slots_as_they_were() {
+        let mut t = Instant::now();
+        let (mut g, mut alive) = live_surge(t, 1);
+        let mut pid = 100;
+        let a = g.run(t, Event::Start { cfg: surge_cfg(1), index: 1 });
+        let (_, a) = run_batch(&mut g, &mut t, a, &mut pid, &mut alive, 5, false);
+        // Batch 2: the LB reload fails; the revert points at 8501 (moved), 8002, 8003, 8004.
+        g.run(t, Event::Spawned(vec![(8502, Ok(202))]));
+        assert!(a.iter().any(|a| matches!(a, Action::Spawn { ports, .. } if ports == &vec![8502])));
+        let a = g.run(t, Event::Tick);
+        let a = pass_all(&mut g, t, &a);
+        assert_eq!(step(&a).unwrap().1, vec![8501, 8502, 8003, 8004]);
+        assert_eq!(step(&a).unwrap().2, vec![8002]);
+        let a = run_step(&mut g, t, &a, ExitStatus::Code(1), "");
+        assert_eq!(step(&a).unwrap().1, vec![8501, 8002, 8003, 8004], "pointed back at the slots before batch 2");
+        assert_eq!(step(&a).unwrap().2, vec![8502]);
+        assert_eq!(g.batch(), Some((2, 4)));
+    }
+
+    #[test]
+    fn the_rollout_after_a_partial_one_moves_every_slot_and_adoption_keeps_the_mix() {
+        let (mut g, _, _, _) = fail_in_batch(3);
+        let live = g.live.clone().unwrap();
+        assert_eq!(live.ports(), vec![8501, 8502, 8003, 8004]);
+        assert_eq!(live.procs.iter().map(|p| p.workset).collect::<Vec<_>>(), vec![1, 1, 0, 0]);
+        let worksets: Vec<usize> = live.procs.iter().map(|p| p.workset).collect();
+        let plan = plan::next_slots(&surge_cfg(1), &worksets, |_| false).unwrap();
+        assert_eq!(plan.iter().map(|t| t.port).collect::<Vec<_>>(), vec![8001, 8002, 8503, 8504]);
+        let t = Instant::now();
+        let a = g.run(t, Event::StartPlan { cfg: surge_cfg(1), plan });
+        assert!(a.iter().any(|a| matches!(a, Action::Spawn { ports, .. } if ports == &vec![8001])));
+        assert_eq!(g.batch(), Some((1, 4)));
+        // A successor adopts the mix, by slot, whatever order the state file had.
+        let mut h = Group::new("web");
+        h.adopt(surge_cfg(1), &[(8003, 33), (8501, 31), (8004, 34), (8502, 32)], t);
+        let l = h.live.as_ref().unwrap();
+        assert_eq!(l.ports(), vec![8501, 8502, 8003, 8004]);
+        assert_eq!(
+            l.procs.iter().map(|p| (p.slot, p.workset)).collect::<Vec<_>>(),
+            vec![(0, 1), (1, 1), (2, 0), (3, 0)]
+        );
+        let a = h.run(t, Event::Start { cfg: surge_cfg(1), index: 0 });
+        assert!(
+            a.iter().any(|a| matches!(a, Action::Spawn { ports, .. } if ports.len() == 1)),
+            "rolled by batches: {a:?}"
+        );
+    }
+
+    #[test]
+    fn without_surge_a_group_rolls_all_at_once_as_before() {
+        let t0 = Instant::now();
+        let mut g = live_group(t0);
+        let a = g.run(t0, Event::Start { cfg: cfg(), index: 1 });
+        assert!(a.contains(&Action::Spawn { cfg: cfg(), ports: vec![8501, 8502] }));
+        assert_eq!(g.batch(), None);
     }
 }

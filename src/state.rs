@@ -87,7 +87,7 @@ impl Recorder {
                 for p in &set.procs {
                     let Some(pid) = p.pid else { continue };
                     let start = *self.starts.entry(pid).or_insert_with(|| identity(pid).map_or(0, |i| i.0));
-                    entries.push(Entry { group: g.name.clone(), live, workset: set.index, port: p.port, pid, start });
+                    entries.push(Entry { group: g.name.clone(), live, workset: p.workset, port: p.port, pid, start });
                 }
             }
         }

@@ -47,7 +47,7 @@ pub fn text(s: &Snapshot) -> String {
                 "{:<16} {:<13} {:<7} {:>5} {:>8} {:>9} {:>8}\n",
                 g.name,
                 g.phase_name(),
-                live.index,
+                p.workset,
                 p.port,
                 pid,
                 up,
@@ -58,7 +58,8 @@ pub fn text(s: &Snapshot) -> String {
             out.push_str(&format!("{:<16} {}\n", "", drain_line(&d, now)));
         }
         if let Some(new) = g.incoming() {
-            out.push_str(&format!("{:<16} rollout to workset {} on {}\n", "", new.index, fmt_ports(&new.ports())));
+            let batch = g.batch().map_or(String::new(), |(b, of)| format!(" (batch {b} of {of})"));
+            out.push_str(&format!("{:<16} rollout to {}{batch}\n", "", fmt_ports(&new.ports())));
         }
         if let Some((at, _, summary)) = v.last {
             out.push_str(&format!("{:<16} last: {} {summary}\n", "", log::timestamp(*at)));
@@ -85,11 +86,14 @@ pub fn json(s: &Snapshot) -> String {
                         .map(|p| {
                             let up = now.saturating_duration_since(p.started).as_secs_f64();
                             format!(
-                                "{{\"port\":{},\"pid\":{},\"uptime_seconds\":{},\"restarts\":{}}}",
+                                "{{\"port\":{},\"pid\":{},\"uptime_seconds\":{},\"restarts\":{},\"slot\":{},\"workset\":{},\"rollout\":{}}}",
                                 p.port,
                                 p.pid.map_or("null".into(), |v| v.to_string()),
                                 if p.pid.is_some() { format!("{up:.3}") } else { "null".into() },
-                                p.restarts
+                                p.restarts,
+                                p.slot,
+                                p.workset,
+                                p.rollout
                             )
                         })
                         .collect();
@@ -106,7 +110,10 @@ pub fn json(s: &Snapshot) -> String {
                 Some(d) => drain_json(&d, now),
             };
             let rollout = match g.incoming() {
-                Some(n) => format!("{{\"workset\":{},\"ports\":{}}}", n.index, ports(&n.ports())),
+                Some(n) => {
+                    let batch = g.batch().map_or("null".to_string(), |(b, of)| format!("[{b},{of}]"));
+                    format!("{{\"workset\":{},\"ports\":{},\"batch\":{batch}}}", n.index, ports(&n.ports()))
+                }
                 None => "null".into(),
             };
             let last = match v.last {
@@ -116,6 +123,7 @@ pub fn json(s: &Snapshot) -> String {
                         Outcome::Ok => ("ok", "null".to_string()),
                         Outcome::RolledBack { reason, .. } => ("rolled-back", json_str(reason)),
                         Outcome::StartFailed { reason, .. } => ("start-failed", json_str(reason)),
+                        Outcome::Partial { reason, .. } => ("partial", json_str(reason)),
                     };
                     format!(
                         "{{\"outcome\":\"{word}\",\"at\":{},\"reason\":{reason},\"summary\":{}}}",

@@ -31,23 +31,23 @@ pub fn take_over(state_path: &Path, cfg: &Config) -> (Vec<Group>, Vec<(i32, Owne
             return (groups, watched);
         }
     };
-    let mut live: BTreeMap<String, (usize, Vec<(u16, i32)>)> = BTreeMap::new();
+    let mut live: BTreeMap<String, Vec<(u16, i32)>> = BTreeMap::new();
     let mut stale = Vec::new();
     for e in entries {
         if state::identity(e.pid) != Some((e.start, e.pid)) {
             continue;
         }
         if e.live && cfg.groups.iter().any(|g| g.name == e.group) {
-            live.entry(e.group.clone()).or_insert((e.workset, Vec::new())).1.push((e.port, e.pid));
+            live.entry(e.group.clone()).or_default().push((e.port, e.pid));
         } else {
             stale.push(e);
         }
     }
     stop_stale(cfg, &stale);
-    for (name, (index, procs)) in live {
+    for (name, procs) in live {
         let Some(gc) = cfg.groups.iter().find(|g| g.name == name) else { continue };
         let mut group = Group::new(&name);
-        group.adopt(Arc::new(gc.clone()), index, &procs, Instant::now());
+        group.adopt(Arc::new(gc.clone()), &procs, Instant::now());
         for &(port, pid) in &procs {
             match sys::pidfd_open(pid) {
                 Ok(fd) => watched.push((pid, fd)),
