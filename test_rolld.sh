@@ -2,7 +2,7 @@
 # Runs every test of rolld: unit and integration tests (cargo test), a
 # bounded fuzzing run of the parsers (fuzz/run.sh), then the end-to-end
 # tests behind real load balancers under wrk load (tests/e2e.sh,
-# tests/e2e_streams.sh, tests/faults.sh).
+# tests/e2e_streams.sh, tests/e2e_surge.sh, tests/faults.sh).
 # Installs what the tests need when it is missing.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -35,6 +35,8 @@ echo "== end-to-end behind HAProxy"
 LB=haproxy bash tests/e2e.sh "$PWD/target/release/rolld"
 echo "== end-to-end: event streams across rollouts, with and without drain_signal"
 bash tests/e2e_streams.sh "$PWD/target/release/rolld"
+echo "== end-to-end: surge 1, one slot at a time, a partial rollout"
+bash tests/e2e_surge.sh "$PWD/target/release/rolld"
 echo "== fault matrix behind nginx under load"
 ROLLD_BIN="$PWD/target/release/rolld" bash tests/faults.sh
 echo "test_rolld.sh: all tests passed"
