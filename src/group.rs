@@ -795,7 +795,7 @@ mod tests {
             stderr: None,
             env: Vec::new(),
             worksets: vec![vec![8001, 8002], vec![8501, 8502]],
-            checks: vec![Check::Tcp { timeout: Duration::from_secs(1) }],
+            checks: vec![Check::Tcp { host: Default::default(), timeout: Duration::from_secs(1) }],
             actions: Vec::new(),
             timing: Timing {
                 start_timeout: Duration::from_secs(5),
