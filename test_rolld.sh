@@ -32,6 +32,8 @@ echo "== end-to-end behind nginx"
 LB=nginx bash tests/e2e.sh "$PWD/target/release/rolld"
 echo "== end-to-end behind HAProxy"
 LB=haproxy bash tests/e2e.sh "$PWD/target/release/rolld"
+echo "== end-to-end: IPv6-only backends with a Host check"
+bash tests/e2e_ipv6.sh "$PWD/target/release/rolld"
 echo "== fault matrix behind nginx under load"
 ROLLD_BIN="$PWD/target/release/rolld" bash tests/faults.sh
 echo "test_rolld.sh: all tests passed"

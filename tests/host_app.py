@@ -12,11 +12,15 @@ from its own directory:
 
   GET /          -> 200 "port PORT version VERSION\n"
   GET /slow?s=X  -> sleeps X seconds, then 200 "slow done port PORT\n"
+  GET /slow?until=NAME
+                 -> the same once the file NAME exists in its directory
+                    (at most 60 s)
 
 On SIGTERM it stops accepting, finishes the requests in flight and exits 0.
 """
 
 import os
+import re
 import signal
 import socket
 import socketserver
@@ -64,7 +68,17 @@ class Handler(BaseHTTPRequestHandler):
         if url.path == "/":
             self._reply(200, "port %d version %s\n" % (PORT, VERSION))
         elif url.path == "/slow":
-            time.sleep(float(parse_qs(url.query).get("s", ["1"])[0]))
+            query = parse_qs(url.query)
+            until = query.get("until", [None])[0]
+            if until is None:
+                time.sleep(float(query.get("s", ["1"])[0]))
+            elif re.fullmatch(r"[a-z0-9-]{1,40}", until):
+                deadline = time.monotonic() + 60
+                while not os.path.exists(os.path.join(HERE, until)) and time.monotonic() < deadline:
+                    time.sleep(0.05)
+            else:
+                self._reply(400, "bad until parameter\n")
+                return
             self._reply(200, "slow done port %d\n" % PORT)
         else:
             self._reply(404, "not found\n")
