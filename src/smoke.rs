@@ -1,15 +1,18 @@
 //! Smoke tests: one check of one port, bounded in time.
 //!
-//! A check tries every address of its host at once, each on a thread of
-//! its own with what is left of the check's timeout, and passes as soon as
-//! one of them passes: a check never takes longer than its timeout, and an
-//! address that hangs costs the others none of their time. `localhost`, the
-//! default host, is the loopback of both families, ::1 and 127.0.0.1,
-//! whatever /etc/hosts says (RFC 6761), so a backend bound to either one
-//! passes. A failed check says what happened at each address (refused,
-//! timed out, the status, the start of a body that lacks the expected
-//! text), with control characters escaped so that a backend's bytes never
-//! reach the log raw.
+//! A check connects to every address of its host at once (non-blocking
+//! connects and one poll, no thread) and stops at the first that accepts or
+//! at the check's timeout: a check never takes longer than its timeout, and
+//! an address that hangs costs the others none of their time. A TCP check
+//! then passes. An HTTP check sends its GET to each address that accepted
+//! (on a connection of its own), to several at once each on a thread of its
+//! own, and passes when one answers as expected. `localhost`, the default
+//! host, is the loopback of both families, ::1 and 127.0.0.1, whatever
+//! /etc/hosts says (RFC 6761), so a backend bound to either one passes. A
+//! failed check says what happened at each address (refused, timed out,
+//! the status, the start of a body that lacks the expected text), with
+//! control characters escaped so that a backend's bytes never reach the
+//! log raw.
 //!
 //! HTTP checks use a fresh ureq agent that keeps no idle connection, and
 //! send `Connection: close`: a pooled connection from rolld would later
@@ -18,6 +21,7 @@
 use crate::config::{Check, Host};
 use std::io::Read;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream, ToSocketAddrs};
+use std::os::fd::AsFd;
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
@@ -42,13 +46,19 @@ pub fn check_port(checks: &[Check], port: u16) -> Result<(), String> {
                 timeout: *timeout,
             };
             let what = get.describe();
-            each_address(host, port, *timeout, move |addr, left| get.call(addr, left))
-                .map_err(|e| format!("{what}: {e}"))
+            http(host, port, get).map_err(|e| format!("{what}: {e}"))
         }
         Check::Tcp { host, timeout } => {
-            let t = *timeout;
-            each_address(host, port, t, move |addr, left| tcp(addr, left, t))
-                .map_err(|e| format!("connect to {host}:{port}: {e}"))
+            let deadline = Instant::now() + *timeout;
+            let tcp = || -> Result<(), String> {
+                let addrs = targets(host, port, deadline, *timeout)?;
+                let out = connect_all(&addrs, deadline, *timeout);
+                if out.iter().any(|o| matches!(o, Outcome::Open)) {
+                    return Ok(());
+                }
+                Err(report(&addrs, &out, deadline, *timeout))
+            };
+            tcp().map_err(|e| format!("connect to {host}:{port}: {e}"))
         }
     })
 }
@@ -65,49 +75,131 @@ pub fn addresses(host: &Host, port: u16) -> Option<Vec<SocketAddr>> {
     }
 }
 
-/// Runs `attempt` on every address of `host` at once, each given what is
-/// left of `timeout`. Ok as soon as one passes; else every address with its
-/// failure, those that had not answered by the deadline as timed out.
-fn each_address<F>(host: &Host, port: u16, timeout: Duration, attempt: F) -> Result<(), String>
-where
-    F: Fn(SocketAddr, Duration) -> Result<(), String> + Send + Sync + 'static,
-{
-    let deadline = Instant::now() + timeout;
-    let addrs = match (addresses(host, port), host) {
-        (Some(a), _) => a,
-        (None, Host::Name(name)) => resolve(name, port, deadline, timeout)?,
+/// The addresses of `host`, resolved before `deadline` when it is a name.
+fn targets(host: &Host, port: u16, deadline: Instant, timeout: Duration) -> Result<Vec<SocketAddr>, String> {
+    match (addresses(host, port), host) {
+        (Some(a), _) => Ok(a),
+        (None, Host::Name(name)) => resolve(name, port, deadline, timeout),
         (None, _) => unreachable!("only a name needs resolving"),
-    };
-    let timed_out = || format!("timed out after {timeout:?}");
-    if let [addr] = addrs[..] {
-        return attempt(addr, timeout).map_err(|e| format!("{addr} {e}"));
     }
-    let attempt = Arc::new(attempt);
-    let (tx, rx) = mpsc::channel();
-    let mut results: Vec<Option<String>> = vec![None; addrs.len()];
-    for (i, &addr) in addrs.iter().enumerate() {
-        let (tx, attempt) = (tx.clone(), Arc::clone(&attempt));
+}
+
+/// What became of one address.
+#[derive(Clone, Debug, PartialEq)]
+enum Outcome {
+    /// It accepted a connection (for an HTTP check: not asked yet).
+    Open,
+    Failed(String),
+    /// No answer yet.
+    Pending,
+}
+
+/// Connects to every address at once, until one accepts, every one has
+/// failed, or `deadline`. Once one accepts, those that did as well in the
+/// meantime are Open too; the others stay Pending. The connections are
+/// closed on return.
+fn connect_all(addrs: &[SocketAddr], deadline: Instant, timeout: Duration) -> Vec<Outcome> {
+    let mut out = vec![Outcome::Pending; addrs.len()];
+    let mut pending: Vec<(usize, TcpStream)> = Vec::new();
+    for (i, addr) in addrs.iter().enumerate() {
+        match crate::sys::connect_start(addr) {
+            Ok((_, true)) => out[i] = Outcome::Open,
+            Ok((sock, false)) => pending.push((i, sock)),
+            Err(e) => out[i] = Outcome::Failed(io_failure(&e, timeout)),
+        }
+    }
+    let mut opened = out.contains(&Outcome::Open);
+    while !pending.is_empty() {
+        // After the first success, one more look at the others, not a wait.
+        let left = if opened { Duration::ZERO } else { deadline.saturating_duration_since(Instant::now()) };
+        if left.is_zero() && !opened {
+            break;
+        }
+        let fds: Vec<_> = pending.iter().map(|(_, s)| s.as_fd()).collect();
+        let ready = match crate::sys::poll_writable(&fds, left) {
+            Ok(r) => r,
+            Err(e) => {
+                for (i, _) in &pending {
+                    out[*i] = Outcome::Failed(format!("poll: {e}"));
+                }
+                break;
+            }
+        };
+        let mut still = Vec::new();
+        for ((i, sock), ready) in pending.into_iter().zip(ready) {
+            if !ready {
+                still.push((i, sock));
+                continue;
+            }
+            out[i] = match sock.take_error() {
+                Ok(None) if sock.peer_addr().is_ok() => Outcome::Open,
+                Ok(None) => Outcome::Failed("connection closed at once".into()),
+                Ok(Some(e)) | Err(e) => Outcome::Failed(io_failure(&e, timeout)),
+            };
+        }
+        pending = still;
+        if opened {
+            break;
+        }
+        opened = out.contains(&Outcome::Open);
+    }
+    out
+}
+
+/// Every address with what became of it.
+fn report(addrs: &[SocketAddr], out: &[Outcome], deadline: Instant, timeout: Duration) -> String {
+    let each: Vec<String> = addrs
+        .iter()
+        .zip(out)
+        .map(|(a, o)| match o {
+            Outcome::Failed(e) => format!("{a} {e}"),
+            _ if Instant::now() >= deadline => format!("{a} timed out after {timeout:?}"),
+            _ => format!("{a} still connecting when the others had answered"),
+        })
+        .collect();
+    each.join("; ")
+}
+
+/// An HTTP check: the GET goes to each address that accepted a connection,
+/// at once when there are several.
+fn http(host: &Host, port: u16, get: Get) -> Result<(), String> {
+    let timeout = get.timeout;
+    let deadline = Instant::now() + timeout;
+    let addrs = targets(host, port, deadline, timeout)?;
+    let mut out = connect_all(&addrs, deadline, timeout);
+    let open: Vec<usize> = (0..addrs.len()).filter(|&i| out[i] == Outcome::Open).collect();
+    if let [i] = open[..] {
         let left = deadline.saturating_duration_since(Instant::now());
-        // A thread still running at the deadline ends by itself: its own
-        // attempt is bounded by `left`. Its result then goes nowhere.
-        let spawned = std::thread::Builder::new().name("smoke".into()).spawn(move || {
-            let _ = tx.send((i, attempt(addr, left)));
-        });
-        if let Err(e) = spawned {
-            results[i] = Some(format!("not tried: cannot start a thread: {e}"));
+        match get.call(addrs[i], left) {
+            Ok(()) => return Ok(()),
+            Err(e) => out[i] = Outcome::Failed(e),
+        }
+    } else if !open.is_empty() {
+        let get = Arc::new(get);
+        let (tx, rx) = mpsc::channel();
+        for &i in &open {
+            let (tx, get, addr) = (tx.clone(), Arc::clone(&get), addrs[i]);
+            let left = deadline.saturating_duration_since(Instant::now());
+            // A thread still running at the deadline ends by itself: its
+            // request is bounded by `left`. Its result then goes nowhere.
+            let spawned = std::thread::Builder::new().name("smoke".into()).spawn(move || {
+                let _ = tx.send((i, get.call(addr, left)));
+            });
+            out[i] = match spawned {
+                Ok(_) => Outcome::Pending,
+                Err(e) => Outcome::Failed(format!("not asked: cannot start a thread: {e}")),
+            };
+        }
+        drop(tx);
+        while out.contains(&Outcome::Pending) {
+            match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                Ok((_, Ok(()))) => return Ok(()),
+                Ok((i, Err(e))) => out[i] = Outcome::Failed(e),
+                Err(_) => break,
+            }
         }
     }
-    drop(tx);
-    while results.iter().any(Option::is_none) {
-        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-            Ok((_, Ok(()))) => return Ok(()),
-            Ok((i, Err(e))) => results[i] = Some(e),
-            Err(_) => break,
-        }
-    }
-    let each: Vec<String> =
-        addrs.iter().zip(results).map(|(a, r)| format!("{a} {}", r.unwrap_or_else(timed_out))).collect();
-    Err(each.join("; "))
+    Err(report(&addrs, &out, deadline, timeout))
 }
 
 /// The addresses of `name`, looked up on a thread of its own so that a
@@ -135,13 +227,6 @@ fn resolve(name: &str, port: u16, deadline: Instant, timeout: Duration) -> Resul
         Ok(Err(e)) => Err(format!("resolve {name}: {}", clean(&e.to_string()))),
         Err(_) => Err(format!("resolve {name}: no answer within {timeout:?}")),
     }
-}
-
-fn tcp(addr: SocketAddr, left: Duration, timeout: Duration) -> Result<(), String> {
-    if left.is_zero() {
-        return Err(format!("timed out after {timeout:?}"));
-    }
-    TcpStream::connect_timeout(&addr, left).map(drop).map_err(|e| io_failure(&e, timeout))
 }
 
 /// One HTTP check, owned, for the threads that run it.

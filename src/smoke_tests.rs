@@ -58,12 +58,14 @@ fn tcp(host: Host) -> Check {
     Check::Tcp { host, timeout: Duration::from_secs(2) }
 }
 
-/// Answers `n` connections on `l` with `response`, closing each; the heads
-/// of the requests it got.
-fn serve(l: TcpListener, response: &'static [u8], n: usize) -> JoinHandle<Vec<String>> {
+/// Answers `n` requests on `l` with `response`, closing each connection;
+/// the heads of the requests it got, and how many connections closed
+/// without a request (an HTTP check's first connection, which only finds
+/// out whether the address accepts).
+fn serve(l: TcpListener, response: &'static [u8], n: usize) -> JoinHandle<(Vec<String>, usize)> {
     std::thread::spawn(move || {
-        let mut heads = Vec::new();
-        for _ in 0..n {
+        let (mut heads, mut empty) = (Vec::new(), 0);
+        while heads.len() < n {
             let (mut s, _) = l.accept().unwrap();
             s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
             let mut head = Vec::new();
@@ -71,10 +73,14 @@ fn serve(l: TcpListener, response: &'static [u8], n: usize) -> JoinHandle<Vec<St
             while !head.ends_with(b"\r\n\r\n") && s.read(&mut b).unwrap_or(0) == 1 {
                 head.push(b[0]);
             }
+            if head.is_empty() {
+                empty += 1;
+                continue;
+            }
             let _ = s.write_all(response);
             heads.push(String::from_utf8_lossy(&head).into_owned());
         }
-        heads
+        (heads, empty)
     })
 }
 
@@ -155,7 +161,8 @@ fn http_localhost_passes_on_either_family_with_the_default_headers() {
     for addr in [v6(26054), v4(26055)] {
         let server = serve(bind(addr), OK, 1);
         assert_eq!(check_port(&[http(Host::Localhost, 2000)], addr.port()), Ok(()), "listening on {addr} only");
-        let heads = server.join().unwrap();
+        let (heads, empty) = server.join().unwrap();
+        assert_eq!(empty, 1, "one connection finds out that {addr} accepts, one carries the request");
         let h = header_lines(&heads[0]);
         assert!(heads[0].starts_with("GET / HTTP/1.1\r\n"), "{heads:?}");
         let hosts: Vec<_> = h.iter().filter(|(n, _)| n == "host").map(|(_, v)| v.as_str()).collect();
@@ -172,7 +179,7 @@ fn http_headers_replace_rollds_own() {
         &[("host", "app.example"), ("User-Agent", "probe/1"), ("Authorization", "Bearer s3cret")],
     );
     assert_eq!(check_port(&[c], 26056), Ok(()));
-    let heads = server.join().unwrap();
+    let (heads, _) = server.join().unwrap();
     let h = header_lines(&heads[0]);
     let get = |name: &str| h.iter().filter(|(n, _)| n == name).map(|(_, v)| v.as_str()).collect::<Vec<_>>();
     assert_eq!(get("host"), ["app.example"], "{heads:?}");
@@ -185,7 +192,7 @@ fn http_headers_replace_rollds_own() {
 fn http_literal_host_sends_it_as_host() {
     let server = serve(bind(v6(26057)), OK, 1);
     assert_eq!(check_port(&[http(Host::Ip("::1".parse().unwrap()), 2000)], 26057), Ok(()));
-    let heads = server.join().unwrap();
+    let (heads, _) = server.join().unwrap();
     assert!(header_lines(&heads[0]).contains(&("host".into(), "[::1]:26057".into())), "{heads:?}");
 }
 
