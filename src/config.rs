@@ -8,6 +8,7 @@
 
 use serde_yaml::{Mapping, Value};
 use std::collections::HashMap;
+use std::net::{IpAddr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -78,8 +79,46 @@ impl Default for Timing {
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Check {
-    Http { path: String, status: u16, timeout: Duration },
-    Tcp { timeout: Duration },
+    Http {
+        host: Host,
+        path: String,
+        status: u16,
+        /// Request headers as written, each replacing rolld's own of the
+        /// same name (compared without case).
+        headers: Vec<(String, String)>,
+        /// Bytes the response body must contain.
+        body: Option<String>,
+        timeout: Duration,
+    },
+    Tcp {
+        host: Host,
+        timeout: Duration,
+    },
+}
+
+/// Where a check connects: `host:` of the long form.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub enum Host {
+    /// `localhost`, the default: the loopback of both families, ::1 and
+    /// 127.0.0.1, whatever /etc/hosts says (RFC 6761), never the resolver.
+    #[default]
+    Localhost,
+    /// An address literal: that address alone.
+    Ip(IpAddr),
+    /// Any other name: resolved when the check runs.
+    Name(String),
+}
+
+impl std::fmt::Display for Host {
+    /// As in a URL: `localhost`, `127.0.0.1`, `[::1]`, `app.internal`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Host::Localhost => f.write_str("localhost"),
+            Host::Ip(IpAddr::V6(ip)) => write!(f, "[{ip}]"),
+            Host::Ip(ip) => write!(f, "{ip}"),
+            Host::Name(n) => f.write_str(n),
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -538,19 +577,24 @@ fn check(cx: &mut Cx, key: &str, v: &Value) -> Option<Check> {
             return None;
         }
     };
+    let mut host = Host::Localhost;
     let mut path = "/".to_string();
     let mut status = 200u16;
+    let mut headers = Vec::new();
+    let mut body = None;
     let mut timeout = DEFAULT_CHECK_TIMEOUT;
     if let Value::Mapping(m) = arg {
-        let (mut has_ports, mut ports_ok) = (false, false);
+        let before = cx.errs.len();
+        let mut has_ports = false;
         for (ok, ov) in entries(cx, &k, m) {
             let kk = format!("{k}.{ok}");
             match ok.as_str() {
                 "ports" => {
                     has_ports = true;
-                    ports_ok = numprocs(cx, &kk, ov);
+                    numprocs(cx, &kk, ov);
                 }
                 "timeout" => timeout = seconds(cx, &kk, ov, false).unwrap_or(timeout),
+                "host" => host = check_host(cx, &kk, ov).unwrap_or(host),
                 "path" if http => match string(cx, &kk, ov) {
                     Some(p) if p.starts_with('/') => path = p,
                     Some(p) => cx.err(&kk, format!("must start with /, got {p:?}")),
@@ -560,19 +604,108 @@ fn check(cx: &mut Cx, key: &str, v: &Value) -> Option<Check> {
                     Some(s @ 100..=599) => status = s as u16,
                     _ => cx.err(&kk, format!("expected an HTTP status, got {}", show(ov))),
                 },
+                "headers" if http => headers = check_headers(cx, &kk, ov),
+                "body" if http => match string(cx, &kk, ov) {
+                    Some(b) if b.is_empty() => cx.err(&kk, "is empty (it would match any body)"),
+                    Some(b) => body = Some(b),
+                    None => {}
+                },
                 _ => cx.err(&kk, "unknown key"),
             }
         }
         if !has_ports {
             cx.err(&k, "missing `ports: numprocs`");
         }
-        if !ports_ok {
+        if cx.errs.len() != before {
             return None;
         }
     } else if !numprocs(cx, &k, arg) {
         return None;
     }
-    Some(if http { Check::Http { path, status, timeout } } else { Check::Tcp { timeout } })
+    Some(if http { Check::Http { host, path, status, headers, body, timeout } } else { Check::Tcp { host, timeout } })
+}
+
+/// `host:` of a check: `localhost`, an IP literal (`::1` or `[::1]`), or a
+/// name to resolve. No port: the port is the set's.
+fn check_host(cx: &mut Cx, key: &str, v: &Value) -> Option<Host> {
+    let s = string(cx, key, v)?;
+    if let Some(inner) = s.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
+        return match inner.parse::<Ipv6Addr>() {
+            Ok(ip) => Some(Host::Ip(IpAddr::V6(ip))),
+            Err(_) => {
+                cx.err(key, format!("expected an IPv6 address between the brackets, got {s:?}"));
+                None
+            }
+        };
+    }
+    if let Ok(ip) = s.parse::<IpAddr>() {
+        return Some(Host::Ip(ip));
+    }
+    let name = s.strip_suffix('.').unwrap_or(&s);
+    if name.eq_ignore_ascii_case("localhost") {
+        return Some(Host::Localhost);
+    }
+    if is_host_name(name) {
+        return Some(Host::Name(s));
+    }
+    let why = if s.contains("://") || s.contains('/') {
+        "a host only, with no scheme or path"
+    } else if s.contains(':') {
+        "a host with no port (the port is the set's)"
+    } else {
+        "an IP address or a host name"
+    };
+    cx.err(key, format!("expected {why}, got {s:?}"));
+    None
+}
+
+/// A DNS name: labels of letters, digits, `-` and `_`, at most 63 bytes
+/// each and 253 in all, the last one not all digits (that would be read as
+/// a number by the resolver, not looked up).
+fn is_host_name(name: &str) -> bool {
+    let label_ok = |l: &str| {
+        (1..=63).contains(&l.len())
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    (1..=253).contains(&name.len())
+        && name.split('.').all(label_ok)
+        && !name.rsplit('.').next().is_some_and(|l| l.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Headers rolld owns whatever the config says: it sends a bodiless GET
+/// on a connection of its own that it closes (a connection kept open would
+/// hold the drain of that port).
+const FIXED_HEADERS: [&str; 3] = ["connection", "content-length", "transfer-encoding"];
+
+/// `headers:` of an HTTP check: a mapping of names to string values, each
+/// name a token (RFC 9110) given once whatever its case, each value
+/// printable ASCII (no line break, no control character).
+fn check_headers(cx: &mut Cx, key: &str, v: &Value) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    let Some(m) = map(cx, key, v) else { return out };
+    for (name, hv) in entries(cx, key, m) {
+        let is_tchar = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+        if name.is_empty() || !name.bytes().all(is_tchar) {
+            cx.err(key, format!("header name {name:?} is not a token (letters, digits and !#$%&'*+-.^_`|~)"));
+            continue;
+        }
+        let hk = format!("{key}.{name}");
+        let Some(value) = string(cx, &hk, hv) else { continue };
+        if FIXED_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+            cx.err(&hk, "cannot be set: rolld sends a GET with no body and `Connection: close`");
+        } else if value.contains(['\r', '\n']) {
+            cx.err(&hk, format!("the value contains a line break: {value:?}"));
+        } else if !value.bytes().all(|b| b == b'\t' || (b' '..=b'~').contains(&b)) {
+            cx.err(&hk, format!("the value must be printable ASCII, got {value:?}"));
+        } else if out.iter().any(|(n, _)| n.eq_ignore_ascii_case(&name)) {
+            cx.err(&hk, "given twice (header names do not depend on case)");
+        } else {
+            out.push((name, value));
+        }
+    }
+    out
 }
 
 fn action(cx: &mut Cx, key: &str, v: &Value, base: &Path) -> Option<Action> {

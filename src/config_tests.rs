@@ -125,6 +125,11 @@ fn secs(s: f64) -> Duration {
     Duration::from_secs_f64(s)
 }
 
+/// An HTTP check of localhost with no header and no body to match.
+fn http_check(path: &str, status: u16, timeout: Duration) -> Check {
+    Check::Http { host: Host::Localhost, path: path.into(), status, headers: Vec::new(), body: None, timeout }
+}
+
 // ---------------------------------------------------------------- the seed
 
 /// Lays out what the seed config needs under `t`: the config directory
@@ -162,7 +167,17 @@ fn seed_config_parses_unchanged_apart_from_its_directory() {
     assert_eq!(g.stderr.as_deref(), Some("logs/tornado-{numproc}.err"));
     assert!(g.env.is_empty());
     assert_eq!(g.worksets, vec![vec![8001, 8002, 8003, 8004], vec![8501, 8502, 8503, 8504]]);
-    assert_eq!(g.checks, vec![Check::Http { path: "/".into(), status: 200, timeout: Duration::from_secs(2) }]);
+    assert_eq!(
+        g.checks,
+        vec![Check::Http {
+            host: Host::Localhost,
+            path: "/".into(),
+            status: 200,
+            headers: Vec::new(),
+            body: None,
+            timeout: Duration::from_secs(2),
+        }]
+    );
     assert_eq!(
         g.actions,
         vec![
@@ -357,17 +372,14 @@ fn long_http_check_form() {
         ),
         t.path(),
     );
-    assert_eq!(
-        g.checks,
-        vec![Check::Http { path: "/health".into(), status: 204, timeout: Duration::from_millis(500) }]
-    );
+    assert_eq!(g.checks, vec![http_check("/health", 204, Duration::from_millis(500))]);
 }
 
 #[test]
 fn long_http_check_form_in_block_style_with_defaults() {
     let t = TempDir::new("check_long_block");
     let g = one(&with("  smoke_test:\n    - check_all_http_ports:\n        ports: numprocs\n"), t.path());
-    assert_eq!(g.checks, vec![Check::Http { path: "/".into(), status: 200, timeout: Duration::from_secs(2) }]);
+    assert_eq!(g.checks, vec![http_check("/", 200, Duration::from_secs(2))]);
 }
 
 #[test]
@@ -382,9 +394,9 @@ fn check_all_tcp_ports_short_and_long() {
     assert_eq!(
         g.checks,
         vec![
-            Check::Tcp { timeout: Duration::from_secs(2) },
-            Check::Tcp { timeout: Duration::from_secs(5) },
-            Check::Http { path: "/".into(), status: 200, timeout: Duration::from_secs(2) },
+            Check::Tcp { host: Host::Localhost, timeout: Duration::from_secs(2) },
+            Check::Tcp { host: Host::Localhost, timeout: Duration::from_secs(5) },
+            http_check("/", 200, Duration::from_secs(2)),
         ]
     );
 }
@@ -470,7 +482,7 @@ fn check_status_must_be_an_http_status() {
             &with(&format!("  smoke_test:\n    - check_all_http_ports: {{ports: numprocs, status: {status}}}\n")),
             t.path(),
         );
-        assert_eq!(g.checks, vec![Check::Http { path: "/".into(), status, timeout: Duration::from_secs(2) }]);
+        assert_eq!(g.checks, vec![http_check("/", status, Duration::from_secs(2))]);
     }
 }
 
@@ -526,6 +538,220 @@ fn check_timeout_zero_or_negative_is_rejected() {
             ),
         );
     }
+}
+
+#[test]
+fn check_host_forms() {
+    let t = TempDir::new("check_host");
+    let ip = |s: &str| Host::Ip(s.parse().unwrap());
+    let table = [
+        ("localhost", Host::Localhost),
+        ("LocalHost", Host::Localhost),
+        ("localhost.", Host::Localhost),
+        ("127.0.0.1", ip("127.0.0.1")),
+        ("10.0.0.5", ip("10.0.0.5")),
+        ("'::1'", ip("::1")),
+        ("'[::1]'", ip("::1")),
+        ("'fd00::5'", ip("fd00::5")),
+        ("app.internal", Host::Name("app.internal".into())),
+        ("svc_1.local.", Host::Name("svc_1.local.".into())),
+        ("web-2", Host::Name("web-2".into())),
+    ];
+    for (written, want) in table {
+        let g = one(
+            &with(&format!(
+                "  smoke_test:\n    - check_all_http_ports: {{ports: numprocs, host: {written}}}\n    - check_all_tcp_ports: {{ports: numprocs, host: {written}}}\n"
+            )),
+            t.path(),
+        );
+        let Check::Http { host, .. } = &g.checks[0] else { panic!("{:?}", g.checks) };
+        assert_eq!(*host, want, "http host: {written}");
+        assert_eq!(
+            g.checks[1],
+            Check::Tcp { host: want.clone(), timeout: Duration::from_secs(2) },
+            "tcp host: {written}"
+        );
+    }
+}
+
+#[test]
+fn check_host_errors() {
+    let t = TempDir::new("check_host_errors");
+    let table = [
+        ("''", "expected an IP address or a host name, got \"\""),
+        ("'localhost:8000'", "expected a host with no port (the port is the set's), got \"localhost:8000\""),
+        ("'[::1]:8000'", "expected a host with no port (the port is the set's), got \"[::1]:8000\""),
+        ("'http://app.example'", "expected a host only, with no scheme or path, got \"http://app.example\""),
+        ("'app/health'", "expected a host only, with no scheme or path, got \"app/health\""),
+        ("'[127.0.0.1]'", "expected an IPv6 address between the brackets, got \"[127.0.0.1]\""),
+        ("'app example'", "expected an IP address or a host name, got \"app example\""),
+        ("'1.2.3'", "expected an IP address or a host name, got \"1.2.3\""),
+        ("'-app.example'", "expected an IP address or a host name, got \"-app.example\""),
+        ("'a..b'", "expected an IP address or a host name, got \"a..b\""),
+        ("42", "expected a string, got 42 (a number)"),
+        ("[a]", "expected a string, got a list"),
+    ];
+    for check in ["check_all_http_ports", "check_all_tcp_ports"] {
+        for (written, msg) in table {
+            let errs =
+                bad(&with(&format!("  smoke_test:\n    - {check}: {{ports: numprocs, host: {written}}}\n")), t.path());
+            only(&errs, &format!("{FILE}: g.smoke_test[0].{check}.host: {msg}"));
+        }
+    }
+}
+
+#[test]
+fn check_host_name_longer_than_dns_allows() {
+    let t = TempDir::new("check_host_long");
+    let label = "a".repeat(64);
+    let errs = bad(
+        &with(&format!("  smoke_test:\n    - check_all_tcp_ports: {{ports: numprocs, host: {label}.example}}\n")),
+        t.path(),
+    );
+    has(&errs, &["g.smoke_test[0].check_all_tcp_ports.host: expected an IP address or a host name"]);
+    let name = vec!["a".repeat(63); 4].join(".");
+    assert_eq!(name.len(), 255);
+    let errs =
+        bad(&with(&format!("  smoke_test:\n    - check_all_tcp_ports: {{ports: numprocs, host: {name}}}\n")), t.path());
+    has(&errs, &["g.smoke_test[0].check_all_tcp_ports.host: expected an IP address or a host name"]);
+}
+
+#[test]
+fn check_headers_keep_their_names_values_and_order() {
+    let t = TempDir::new("check_headers");
+    let text = with(
+        "  smoke_test:\n    - check_all_http_ports:\n        ports: numprocs\n        headers:\n          Host: app.example\n          X-Health-Token: 'abc=='\n          accept: '*/*'\n          X-Empty: ''\n          X-Tab: \"a\\tb\"\n",
+    );
+    let g = one(&text, t.path());
+    let Check::Http { headers, .. } = &g.checks[0] else { panic!("{:?}", g.checks) };
+    let want: Vec<(String, String)> =
+        [("Host", "app.example"), ("X-Health-Token", "abc=="), ("accept", "*/*"), ("X-Empty", ""), ("X-Tab", "a\tb")]
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect();
+    assert_eq!(*headers, want);
+}
+
+#[test]
+fn check_header_errors() {
+    let t = TempDir::new("check_header_errors");
+    let k = "g.smoke_test[0].check_all_http_ports.headers";
+    let table = [
+        (
+            "{Bad Name: x}",
+            format!("{k}: header name \"Bad Name\" is not a token (letters, digits and !#$%&'*+-.^_`|~)"),
+        ),
+        (
+            "{\"X-A\\r\\nB\": x}",
+            format!("{k}: header name \"X-A\\r\\nB\" is not a token (letters, digits and !#$%&'*+-.^_`|~)"),
+        ),
+        ("{\"\": x}", format!("{k}: header name \"\" is not a token (letters, digits and !#$%&'*+-.^_`|~)")),
+        ("{\"X:Y\": x}", format!("{k}: header name \"X:Y\" is not a token (letters, digits and !#$%&'*+-.^_`|~)")),
+        ("{X-A: \"a\\r\\nInjected: 1\"}", format!("{k}.X-A: the value contains a line break: \"a\\r\\nInjected: 1\"")),
+        ("{X-A: \"a\\nb\"}", format!("{k}.X-A: the value contains a line break: \"a\\nb\"")),
+        ("{X-A: \"caf\\u00e9\"}", format!("{k}.X-A: the value must be printable ASCII, got \"café\"")),
+        ("{X-A: \"a\\x01\"}", format!("{k}.X-A: the value must be printable ASCII, got \"a\\u{{1}}\"")),
+        ("{X-A: \"a\\x7f\"}", format!("{k}.X-A: the value must be printable ASCII, got \"a\\u{{7f}}\"")),
+        (
+            "{Connection: keep-alive}",
+            format!("{k}.Connection: cannot be set: rolld sends a GET with no body and `Connection: close`"),
+        ),
+        (
+            "{content-length: '5'}",
+            format!("{k}.content-length: cannot be set: rolld sends a GET with no body and `Connection: close`"),
+        ),
+        (
+            "{Transfer-Encoding: chunked}",
+            format!("{k}.Transfer-Encoding: cannot be set: rolld sends a GET with no body and `Connection: close`"),
+        ),
+        ("{Host: a.example, host: b.example}", format!("{k}.host: given twice (header names do not depend on case)")),
+        ("{X-Version: 2}", format!("{k}.X-Version: expected a string, got 2 (a number)")),
+        ("{X-On: true}", format!("{k}.X-On: expected a string, got true (a boolean)")),
+        ("[Host, app.example]", format!("{k}: expected a mapping, got a list")),
+        ("app.example", format!("{k}: expected a mapping, got \"app.example\"")),
+        ("{1: x}", format!("{k}: key 1 (a number) is not a string")),
+    ];
+    for (written, msg) in table {
+        let errs = bad(
+            &with(&format!("  smoke_test:\n    - check_all_http_ports: {{ports: numprocs, headers: {written}}}\n")),
+            t.path(),
+        );
+        only(&errs, &format!("{FILE}: {msg}"));
+    }
+}
+
+#[test]
+fn check_body_forms_and_errors() {
+    let t = TempDir::new("check_body");
+    for (written, want) in [("v1.2.3", "v1.2.3"), ("'\"status\": \"ok\"'", "\"status\": \"ok\""), ("'1.10'", "1.10")] {
+        let g = one(
+            &with(&format!("  smoke_test:\n    - check_all_http_ports: {{ports: numprocs, body: {written}}}\n")),
+            t.path(),
+        );
+        let Check::Http { body, .. } = &g.checks[0] else { panic!("{:?}", g.checks) };
+        assert_eq!(body.as_deref(), Some(want), "{written}");
+    }
+    let k = "g.smoke_test[0].check_all_http_ports.body";
+    for (written, msg) in [
+        ("''", "is empty (it would match any body)"),
+        ("1.10", "expected a string, got 1.1 (a number)"),
+        ("[a]", "expected a string, got a list"),
+        ("null", "expected a string, got null"),
+    ] {
+        let errs = bad(
+            &with(&format!("  smoke_test:\n    - check_all_http_ports: {{ports: numprocs, body: {written}}}\n")),
+            t.path(),
+        );
+        only(&errs, &format!("{FILE}: {k}: {msg}"));
+    }
+}
+
+#[test]
+fn tcp_check_rejects_headers_and_body() {
+    let t = TempDir::new("check_tcp_http_only");
+    let errs = bad(
+        &with("  smoke_test:\n    - check_all_tcp_ports: {ports: numprocs, headers: {Host: a.example}, body: ok}\n"),
+        t.path(),
+    );
+    has(&errs, &[&format!("{FILE}: g.smoke_test[0].check_all_tcp_ports.headers: unknown key")]);
+    has(&errs, &[&format!("{FILE}: g.smoke_test[0].check_all_tcp_ports.body: unknown key")]);
+    assert_eq!(errs.len(), 2, "{errs:#?}");
+}
+
+#[test]
+fn long_http_check_with_every_key() {
+    let t = TempDir::new("check_every_key");
+    let text = with(
+        "  smoke_test:\n    - check_all_http_ports:\n        ports: numprocs\n        host: '::1'\n        path: /health\n        status: 204\n        headers:\n          Host: app.example\n        body: ok\n        timeout: 1.5\n",
+    );
+    let g = one(&text, t.path());
+    assert_eq!(
+        g.checks,
+        vec![Check::Http {
+            host: Host::Ip("::1".parse().unwrap()),
+            path: "/health".into(),
+            status: 204,
+            headers: vec![("Host".into(), "app.example".into())],
+            body: Some("ok".into()),
+            timeout: Duration::from_millis(1500),
+        }]
+    );
+}
+
+#[test]
+fn problems_in_several_new_keys_are_all_reported() {
+    let t = TempDir::new("check_new_keys_all");
+    let errs = bad(
+        &with(
+            "  smoke_test:\n    - check_all_http_ports: {ports: numprocs, host: 'a:1', headers: {Connection: close}, body: ''}\n    - check_all_tcp_ports: {ports: numprocs, host: ''}\n",
+        ),
+        t.path(),
+    );
+    has(&errs, &["g.smoke_test[0].check_all_http_ports.host: expected a host with no port"]);
+    has(&errs, &["g.smoke_test[0].check_all_http_ports.headers.Connection: cannot be set"]);
+    has(&errs, &["g.smoke_test[0].check_all_http_ports.body: is empty"]);
+    has(&errs, &["g.smoke_test[1].check_all_tcp_ports.host: expected an IP address or a host name"]);
+    assert_eq!(errs.len(), 4, "{errs:#?}");
 }
 
 // ------------------------------------------------------------ env

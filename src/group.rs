@@ -1413,7 +1413,7 @@ mod tests {
             stderr: None,
             env: Vec::new(),
             worksets: vec![vec![8001, 8002], vec![8501, 8502]],
-            checks: vec![Check::Tcp { timeout: Duration::from_secs(1) }],
+            checks: vec![Check::Tcp { host: Default::default(), timeout: Duration::from_secs(1) }],
             actions: vec![Step::RunProc { command: "reload-lb".into() }],
             timing: Timing {
                 start_timeout: Duration::from_secs(5),

@@ -79,7 +79,7 @@ mod tests {
             stderr: None,
             env: Vec::new(),
             worksets: vec![vec![8001, 8002, 8003], vec![8501, 8502, 8503], vec![9001, 9002, 9003]],
-            checks: vec![Check::Tcp { timeout: std::time::Duration::from_secs(1) }],
+            checks: vec![Check::Tcp { host: Default::default(), timeout: std::time::Duration::from_secs(1) }],
             actions: Vec::new(),
             timing: Timing::default(),
             stop_signal: libc::SIGTERM,
