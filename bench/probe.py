@@ -341,8 +341,29 @@ def phases(line):
     return out
 
 
+def count_procs(needle):
+    """Processes (not zombies) whose command line holds `needle`."""
+    n = 0
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % d, "rb") as f:
+                if needle.encode() not in f.read():
+                    continue
+            with open("/proc/%s/stat" % d) as f:
+                if f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X"):
+                    continue
+        except OSError:
+            continue
+        n += 1
+    return n
+
+
 def cmd_rollout(a):
     new = ports_arg(a.new_ports) if a.new_ports else []
+    peak = count_procs(a.count) if a.count else None
+    last_count = time.monotonic()
     offset = os.path.getsize(a.log)
     c0 = cpu(a.pid)
     t0w = time.time()
@@ -393,6 +414,9 @@ def cmd_rollout(a):
                 die("rollout rolled back: " + line)
         if done:
             break
+        if a.count and time.monotonic() - last_count >= 0.01:
+            last_count = time.monotonic()
+            peak = max(peak, count_procs(a.count))
         time.sleep(0.002)
     if not done:
         die("no 'rollout ok' in %s within %d s" % (a.log, a.timeout))
@@ -404,6 +428,8 @@ def cmd_rollout(a):
         out["listen_ms"] = max(listen.values())
     if answer is not None:
         out["answer_ms"] = answer
+    if peak is not None:
+        out["peak_procs"] = peak
     for line in text.splitlines():
         t = ts(line)
         if t is None:
@@ -960,6 +986,27 @@ def cmd_report(a):
         w("app's one-second window and the drain ends `drain_quiet` later.")
         w("")
 
+    # 7. Surge.
+    sg = {k: load(d, "surge_%s.jsonl" % k, []) for k in ("1", "2", "8")}
+    if any(sg.values()):
+        w("### 7. Surge: a few processes at a time")
+        w("")
+        w("8 tiny backends (`examples/tiny_backend.rs`), `check_all_tcp_ports`, after_start")
+        w("`run_proc: 'true'`, `drain_quiet: 0`; 3 rollouts per row. *Peak*: the most backends of")
+        w("the group alive at once during a rollout, sampled every 10 ms from /proc. surge 8 is")
+        w("blue/green.")
+        w("")
+        w("| surge | batches | rollout total | peak backends (max of 3) | N + surge | ratio (total vs surge 8) |")
+        w("|---|---|---|---|---|---|")
+        base = med([r["phases"]["total"] for r in sg.get("8") or []]) if sg.get("8") else None
+        for k in ("1", "2", "8"):
+            rs = sg.get(k) or []
+            if not rs:
+                continue
+            tot = med([r["phases"]["total"] for r in rs])
+            peak = max(r.get("peak_procs", 0) for r in rs)
+            w("| %s | %d | %s | %d | %d | %s |" % (k, 8 // int(k), ms(tot), peak, 8 + int(k), ratio(tot, base)))
+        w("")
     print("\n".join(L))
 
 
@@ -1067,6 +1114,7 @@ def main():
     p.add_argument("--new-ports", default="")
     p.add_argument("--nginx-port", type=int, default=0)
     p.add_argument("--timeout", type=float, default=60)
+    p.add_argument("--count", default="", help="sample how many processes hold this in their command line")
     p = sub.add_parser("sv-restart")
     p.add_argument("--conf", required=True)
     p.add_argument("--pid", type=int, required=True)

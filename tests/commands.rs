@@ -142,13 +142,15 @@ fn status_shows_live_set_pids_restarts_and_last_rollout() {
     assert_eq!(code(&o), 0);
     let json = String::from_utf8_lossy(&o.stdout).to_string();
     for want in [
-        "\"version\":1".to_string(),
+        "\"version\":2".to_string(),
         "\"name\":\"g\"".to_string(),
         "\"phase\":\"idle\"".to_string(),
         format!("\"workset\":1,\"ports\":[{},{}]", h.ws[1][0], h.ws[1][1]),
         "\"restarts\":1".to_string(),
         "\"outcome\":\"ok\"".to_string(),
         "\"rollout\":null".to_string(),
+        "\"drain\":null".to_string(),
+        "\"slot\":0,\"workset\":1,\"rollout\":2".to_string(),
     ] {
         assert!(json.contains(&want), "no {want} in {json}");
     }
