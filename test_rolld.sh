@@ -14,6 +14,7 @@ command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v ss >/dev/null 2>&1 || need+=(iproute2)
 command -v pgrep >/dev/null 2>&1 || need+=(procps)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
+command -v ansible-playbook >/dev/null 2>&1 || python3 -c 'import ensurepip, venv' 2>/dev/null || need+=(python3-venv)
 if [ ${#need[@]} -gt 0 ]; then
     echo "test_rolld.sh: installing ${need[*]}"
     sudo=""
@@ -32,6 +33,8 @@ echo "== end-to-end behind nginx"
 LB=nginx bash tests/e2e.sh "$PWD/target/release/rolld"
 echo "== end-to-end behind HAProxy"
 LB=haproxy bash tests/e2e.sh "$PWD/target/release/rolld"
+echo "== many hosts: example/deploy.yml by Ansible across three rollds under load"
+bash tests/hosts.sh "$PWD/target/release/rolld"
 echo "== fault matrix behind nginx under load"
 ROLLD_BIN="$PWD/target/release/rolld" bash tests/faults.sh
 echo "test_rolld.sh: all tests passed"
