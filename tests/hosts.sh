@@ -80,6 +80,21 @@ host_ports() {
 }
 host_log() { echo "$TMP/$1/rolld.log"; }
 
+# wait_bg PID: waits for a background job of the test and returns its
+# status. Long commands run this way rather than in the foreground, so that
+# a signal to the test runs its cleanup at once (bash runs a trap only once
+# the foreground command has ended, but interrupts `wait`); until it ends,
+# the cleanup stops it (BG_PIDS).
+wait_bg() {
+    local pid=$1 rc=0 p
+    BG_PIDS+=("$pid")
+    wait "$pid" || rc=$?
+    local left=()
+    for p in "${BG_PIDS[@]}"; do [[ $p == "$pid" ]] || left+=("$p"); done
+    BG_PIDS=("${left[@]}")
+    return "$rc"
+}
+
 # --- cleanup ---------------------------------------------------------------------
 
 cleanup() {
@@ -156,7 +171,8 @@ else
     t0=$(now_ms)
     python3 -m venv "$TMP/venv" || fail "python3 -m venv failed (on Debian: apt-get install python3-venv)"
     timeout 600 "$TMP/venv/bin/pip" install --quiet --disable-pip-version-check \
-        "ansible-core==$ANSIBLE_CORE_VERSION" >"$TMP/pip.out" 2>&1 ||
+        "ansible-core==$ANSIBLE_CORE_VERSION" >"$TMP/pip.out" 2>&1 &
+    wait_bg $! ||
         fail "pip install ansible-core==$ANSIBLE_CORE_VERSION failed: $(tail -n 5 "$TMP/pip.out")"
     ANSIBLE_PLAYBOOK=$TMP/venv/bin/ansible-playbook
     PIP_SECS=$(ms_to_secs $(($(now_ms) - t0)))
@@ -430,11 +446,12 @@ play() {
     [[ -f $ANSIBLE_LOG ]] && ANSIBLE_MARK=$(wc -l <"$ANSIBLE_LOG")
     wrk_all_start
     t0=$(now_ms)
-    PLAY_RC=0
-    (cd "$TMP" && TZ=UTC timeout -k 10 "$PLAY_TIMEOUT" "$ANSIBLE_PLAYBOOK" \
+    (cd "$TMP" && TZ=UTC exec timeout -k 10 "$PLAY_TIMEOUT" "$ANSIBLE_PLAYBOOK" \
         -i "$TMP/inventory.yml" "$REPO/example/deploy.yml" \
         -e "rolld_release=$2" -e "rolld_release_src=$TMP/releases/$2.tar.gz" \
-        </dev/null >"$PLAY_OUT" 2>&1) || PLAY_RC=$?
+        </dev/null >"$PLAY_OUT" 2>&1) &
+    PLAY_RC=0
+    wait_bg $! || PLAY_RC=$?
     PLAY_SECS=$(ms_to_secs $(($(now_ms) - t0)))
     PLAY_RCS+="$PLAY_RC "
     ((PLAY_RC != 124 && PLAY_RC != 137)) || fail "ansible-playbook did not end within ${PLAY_TIMEOUT}s"
