@@ -98,18 +98,21 @@ wait_bg() {
 # --- cleanup ---------------------------------------------------------------------
 
 cleanup() {
-    local rc=$? h
+    local rc=$? h pid
     set +e
     trap - EXIT INT TERM HUP
+    # A play under way first, so that it starts nothing more; then the
+    # load, the rollds (each stops its backends), the nginxes.
+    for pid in "${BG_PIDS[@]}"; do stop_pid "$pid" 5; done
     for h in "${!WRK_PIDS[@]}"; do stop_pid "${WRK_PIDS[$h]}" 2 INT; done
+    for h in "${!ROLLD_PIDS[@]}"; do kill -TERM "${ROLLD_PIDS[$h]}" 2>/dev/null; done
     for h in "${!ROLLD_PIDS[@]}"; do stop_pid "${ROLLD_PIDS[$h]}" 15; done
     if [[ -n ${TMP:-} && -d $TMP ]]; then
         for h in "${HOSTS[@]}"; do nginx_stop "$TMP/$h/nginx"; done
     fi
-    # The rest: backends, ansible-playbook and its children, the clients
-    # it ran (all name $TMP/ on their command line).
+    # Whatever is left: backends, Ansible's workers, the rolld clients
+    # they ran (all name $TMP/ on their command line).
     lib_cleanup
-    wait 2>/dev/null
     if ((PASSED)) && [[ $rc -eq 0 ]]; then
         if [[ ${HOSTS_KEEP:-0} == 1 ]]; then
             say "kept $TMP"
@@ -165,7 +168,7 @@ say "work dir: $TMP"
 # --- Ansible ----------------------------------------------------------------------------
 
 if ANSIBLE_PLAYBOOK=$(command -v ansible-playbook); then
-    PIP_SECS=0
+    PIP_NOTE="ansible-playbook from PATH"
 else
     say "ansible-playbook not found: installing ansible-core $ANSIBLE_CORE_VERSION into $TMP/venv"
     t0=$(now_ms)
@@ -175,8 +178,8 @@ else
     wait_bg $! ||
         fail "pip install ansible-core==$ANSIBLE_CORE_VERSION failed: $(tail -n 5 "$TMP/pip.out")"
     ANSIBLE_PLAYBOOK=$TMP/venv/bin/ansible-playbook
-    PIP_SECS=$(ms_to_secs $(($(now_ms) - t0)))
-    say "ansible-core installed in ${PIP_SECS}s"
+    PIP_NOTE="of which ansible-core's pip install $(ms_to_secs $(($(now_ms) - t0)))s"
+    say "ansible-core installed in $(ms_to_secs $(($(now_ms) - t0)))s"
 fi
 say "$("$ANSIBLE_PLAYBOOK" --version | head -n 1)"
 
@@ -550,4 +553,4 @@ done
 assert_nothing_left 10 "${ALL_PORTS[@]}"
 
 PASSED=1
-say "PASS: 3 plays (exit ${PLAY_RCS% }), $TOTAL_REQUESTS requests, 0 failed, $(ms_to_secs $(($(now_ms) - T_START)))s in all (pip install: ${PIP_SECS}s)"
+say "PASS: 3 plays (exit ${PLAY_RCS% }), $TOTAL_REQUESTS requests, 0 failed, $(ms_to_secs $(($(now_ms) - T_START)))s in all ($PIP_NOTE)"
