@@ -15,6 +15,7 @@ command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v ss >/dev/null 2>&1 || need+=(iproute2)
 command -v pgrep >/dev/null 2>&1 || need+=(procps)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
+command -v ansible-playbook >/dev/null 2>&1 || python3 -c 'import ensurepip, venv' 2>/dev/null || need+=(python3-venv)
 if [ ${#need[@]} -gt 0 ]; then
     echo "test_rolld.sh: installing ${need[*]}"
     sudo=""
@@ -39,6 +40,8 @@ echo "== end-to-end: event streams across rollouts, with and without drain_signa
 bash tests/e2e_streams.sh "$PWD/target/release/rolld"
 echo "== end-to-end: surge 1, one slot at a time, a partial rollout"
 bash tests/e2e_surge.sh "$PWD/target/release/rolld"
+echo "== many hosts: example/deploy.yml by Ansible across three rollds under load"
+bash tests/hosts.sh "$PWD/target/release/rolld"
 echo "== fault matrix behind nginx under load"
 ROLLD_BIN="$PWD/target/release/rolld" bash tests/faults.sh
 echo "test_rolld.sh: all tests passed"
