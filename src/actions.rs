@@ -3,6 +3,7 @@
 //! written to a temporary file in the same directory and renamed over the
 //! output, so a load balancer never reads half a config.
 
+use std::io::Write;
 use std::path::Path;
 
 /// Renders `template` with `ports`, `old_ports` and `group`.
@@ -19,12 +20,51 @@ pub fn render(template: &Path, output: &Path, group: &str, ports: &[u16], old_po
     let src = crate::config::read_template(template).map_err(|e| format!("template {}: {e}", template.display()))?;
     let text = render_string(&src, group, ports, old_ports)?;
     let name = output.file_name().and_then(|n| n.to_str()).ok_or("output has no file name")?;
-    let tmp = output.with_file_name(format!(".{name}.rolld-{}", std::process::id()));
-    std::fs::write(&tmp, text).map_err(|e| format!("write {}: {e}", tmp.display()))?;
-    std::fs::rename(&tmp, output).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        format!("rename to {}: {e}", output.display())
+    let (tmp, mut file) = create_temp(output, name)?;
+    let written = file.write_all(text.as_bytes()).and_then(|()| file.sync_all());
+    drop(file);
+    written
+        .map_err(|e| format!("write {}: {e}", tmp.display()))
+        .and_then(|()| std::fs::rename(&tmp, output).map_err(|e| format!("rename to {}: {e}", output.display())))
+        .inspect_err(|_| {
+            let _ = std::fs::remove_file(&tmp);
+        })
+}
+
+/// A new file beside `output`, `.NAME.rolld-RANDOM`: created, never opened
+/// if something is already there (a symlink included), so another user
+/// with write access to the directory cannot make rolld write elsewhere.
+fn create_temp(output: &Path, name: &str) -> Result<(std::path::PathBuf, std::fs::File), String> {
+    use std::hash::{BuildHasher, Hasher};
+    create_temp_with(output, name, || {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos());
+        h.finish()
     })
+}
+
+/// `create_temp`, with the random numbers from `next`.
+fn create_temp_with(
+    output: &Path,
+    name: &str,
+    mut next: impl FnMut() -> u64,
+) -> Result<(std::path::PathBuf, std::fs::File), String> {
+    use std::os::unix::fs::OpenOptionsExt;
+    for _ in 0..16 {
+        let tmp = output.with_file_name(format!(".{name}.rolld-{:016x}", next()));
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .mode(0o644)
+            .open(&tmp)
+        {
+            Ok(f) => return Ok((tmp, f)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(format!("create {}: {e}", tmp.display())),
+        }
+    }
+    Err(format!("create a temporary file beside {}: every name tried exists", output.display()))
 }
 
 #[cfg(test)]
@@ -42,6 +82,31 @@ mod tests {
     #[test]
     fn unknown_variable_is_an_error_not_an_empty_string() {
         assert!(render_string("{{ portz }}", "web", &[1], &[]).is_err());
+    }
+
+    #[test]
+    fn temporary_names_are_unpredictable_and_never_reused() {
+        let dir = std::env::temp_dir().join(format!("rolld-temp-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let out = dir.join("out.conf");
+        let mut names = std::collections::HashSet::new();
+        for _ in 0..50 {
+            let (tmp, _f) = create_temp(&out, "out.conf").unwrap();
+            let n = tmp.file_name().unwrap().to_str().unwrap().to_string();
+            assert!(n.starts_with(".out.conf.rolld-") && !n.contains(&std::process::id().to_string()), "{n}");
+            assert!(names.insert(n));
+        }
+        // A name already taken (here a symlink to a file rolld must not
+        // touch) is never opened: the next name is tried.
+        let victim = dir.join("victim");
+        std::fs::write(&victim, "keep").unwrap();
+        std::os::unix::fs::symlink(&victim, dir.join(format!(".out.conf.rolld-{:016x}", 1))).unwrap();
+        let mut seq = [1u64, 2].into_iter();
+        let (tmp, f) = create_temp_with(&out, "out.conf", || seq.next().unwrap()).unwrap();
+        drop(f);
+        assert_eq!(tmp, dir.join(format!(".out.conf.rolld-{:016x}", 2)));
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

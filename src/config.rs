@@ -167,6 +167,10 @@ pub fn parse(text: &str, file: &str, base: &Path) -> Result<Vec<GroupConfig>, Ve
             cx.err("", format!("group name {} is not a string", show(k)));
             continue;
         };
+        if let Err(why) = valid_group_name(name) {
+            cx.err("", format!("group name {}: {why}", show(k)));
+            continue;
+        }
         let (g, worksets) = group(&mut cx, name, v, base);
         all_worksets.push((name.to_string(), worksets));
         groups.extend(g);
@@ -283,6 +287,19 @@ fn entries<'v>(cx: &mut Cx, key: &str, m: &'v Mapping) -> Vec<(String, &'v Value
         }
     }
     out
+}
+
+/// Group names appear in logs, the control protocol and the state file:
+/// letters, digits, `-`, `_` and `.`, at most 64.
+pub fn valid_group_name(name: &str) -> Result<(), String> {
+    const RULE: &str = "a group name is 1 to 64 letters, digits, '-', '_' or '.'";
+    if name.is_empty() || name.len() > 64 {
+        return Err(format!("{RULE} ({} characters)", name.chars().count()));
+    }
+    match name.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))) {
+        Some(c) => Err(format!("{RULE} (not {:?})", c)),
+        None => Ok(()),
+    }
 }
 
 /// A signal by name or number, for a process that must survive it: not

@@ -917,6 +917,32 @@ fn drain_signal_and_drain_report() {
     assert!(errs.iter().any(|e| e.contains("g.drain_report")), "{errs:?}");
 }
 
+// ------------------------------------------------------------ group names
+
+#[test]
+fn group_names_are_letters_digits_dash_underscore_dot() {
+    let t = TempDir::new("group_names");
+    let body = "  cmd: prog {numproc}\n  workset:\n    - numprocs: [9001]\n    - numprocs: [9002]\n";
+    for name in ["web", "app-servers", "api_v2", "svc.eu-1", &"x".repeat(64)] {
+        assert_eq!(one(&format!("{name}:\n{body}"), t.path()).name, name);
+    }
+    let rule = "a group name is 1 to 64 letters, digits, '-', '_' or '.'";
+    for (yaml, shown, why) in [
+        ("'my app'", "\"my app\"", "(not ' ')"),
+        ("\"a\\nb\"", "\"a\\nb\"", "(not '\\n')"),
+        ("'web/1'", "\"web/1\"", "(not '/')"),
+        ("'é'", "\"é\"", "(not 'é')"),
+        ("''", "\"\"", "(0 characters)"),
+    ] {
+        only(&bad(&format!("{yaml}:\n{body}"), t.path()), &format!("{FILE}: group name {shown}: {rule} {why}"));
+    }
+    let long = "y".repeat(65);
+    only(
+        &bad(&format!("{long}:\n{body}"), t.path()),
+        &format!("{FILE}: group name \"{long}\": {rule} (65 characters)"),
+    );
+}
+
 // ------------------------------------------------------------ surge
 
 #[test]

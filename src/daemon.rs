@@ -65,6 +65,16 @@ struct Daemon {
 
 /// Runs the daemon for the config at `path`; returns the exit code.
 pub fn run(path: &Path, run_dir: Option<&Path>) -> u8 {
+    // Before anything is opened: a closed 0, 1 or 2 must not become the
+    // control socket or a log file.
+    let std_fds = sys::ensure_std_fds();
+    if let Err(e) = std_fds {
+        log::log(Level::Warn, ROLLD, None, &format!("cannot open /dev/null on a closed descriptor 0-2: {e}"));
+    }
+    match sys::raise_nofile() {
+        Ok(before) => process::set_child_nofile(before),
+        Err(e) => log::log(Level::Warn, ROLLD, None, &format!("cannot raise the open-files limit: {e}")),
+    }
     if let Err(e) = sys::cloexec_from_3() {
         log::log(Level::Warn, ROLLD, None, &format!("cannot mark inherited descriptors close-on-exec: {e}"));
     }

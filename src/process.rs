@@ -1,10 +1,19 @@
 //! Starting children: the backends of a set, and `run_proc` commands.
 //!
 //! Every child gets its own process group (so a stop reaches the workers it
-//! forks), stdin from /dev/null, and no descriptor of rolld's beyond 0, 1
-//! and 2: std opens everything close-on-exec and resets the signal mask and
-//! SIGPIPE before exec. Children are never waited on through `Child`: the
-//! daemon's reaper is the one owner of waitpid.
+//! forks), stdin from /dev/null, no descriptor of rolld's beyond 0, 1 and
+//! 2 (std opens everything close-on-exec and resets the signal mask), every
+//! signal at its default action, the open-files limit rolld was started
+//! with, and no NOTIFY_SOCKET: only rolld speaks to systemd. Children are
+//! never waited on through `Child`: the daemon's reaper is the one owner of
+//! waitpid.
+//!
+//! The stdout and stderr files of a backend that runs as another user
+//! (`user:`) are what that user controls: the child opens them itself,
+//! after it has taken that user's credentials, so they never give the user
+//! more than it has. rolld opens them (as itself) only for a backend that
+//! runs as rolld's own user; either way never through a symlink, and never
+//! waiting on a FIFO.
 
 use crate::config::{GroupConfig, with_port};
 use crate::sys;
@@ -35,41 +44,93 @@ fn output(cfg: &GroupConfig, template: &Option<String>, port: u16) -> Result<Std
     Ok(Stdio::from(f))
 }
 
+/// The open-files limit rolld was started with, before it raised its own.
+static NOFILE: std::sync::OnceLock<libc::rlimit> = std::sync::OnceLock::new();
+
+/// Records the open-files limit children are to get back.
+pub fn set_child_nofile(lim: libc::rlimit) {
+    let _ = NOFILE.set(lim);
+}
+
 /// Starts the backend for `port`; its pid, which is also its process group.
 pub fn spawn(cfg: &GroupConfig, port: u16) -> Result<i32, String> {
     let argv: Vec<String> = cfg.argv.iter().map(|a| with_port(a, port)).collect();
     let mut cmd = Command::new(&argv[0]);
-    cmd.args(&argv[1..])
-        .current_dir(&cfg.directory)
-        .stdin(Stdio::null())
-        .stdout(output(cfg, &cfg.stdout, port)?)
-        .stderr(output(cfg, &cfg.stderr, port)?)
-        .process_group(0);
-    if let Some(c) = &cfg.credentials {
-        if let Some((user, home)) = &c.user {
-            cmd.env("USER", user).env("LOGNAME", user).env("HOME", home);
+    cmd.args(&argv[1..]).current_dir(&cfg.directory).stdin(Stdio::null()).process_group(0);
+    cmd.env_remove("NOTIFY_SOCKET");
+    let (mut dirs, mut outputs) = (Vec::new(), Vec::new());
+    match &cfg.credentials {
+        Some(c) => {
+            if let Some((user, home)) = &c.user {
+                cmd.env("USER", user).env("LOGNAME", user).env("HOME", home);
+            }
+            sys::set_credentials(&mut cmd, c.uid, c.gid, c.groups.clone());
+            for (template, fd) in [(&cfg.stdout, 1), (&cfg.stderr, 2)] {
+                let Some(t) = template else { continue };
+                let path = cfg.directory.join(with_port(t, port));
+                missing_parents(&path, &mut dirs);
+                outputs.push((cstring(&path)?, fd));
+            }
+            if cfg.stdout.is_some() {
+                cmd.stdout(Stdio::null());
+            }
+            if cfg.stderr.is_some() {
+                cmd.stderr(Stdio::null());
+            }
         }
-        sys::set_credentials(&mut cmd, c.uid, c.gid, c.groups.clone());
+        None => {
+            cmd.stdout(output(cfg, &cfg.stdout, port)?).stderr(output(cfg, &cfg.stderr, port)?);
+        }
     }
+    let opened: Vec<String> = outputs.iter().map(|(p, _)| p.to_string_lossy().into_owned()).collect();
+    sys::child_setup(&mut cmd, NOFILE.get().copied(), dirs, outputs);
     for (k, v) in &cfg.env {
         cmd.env(k, with_port(v, port));
     }
-    let child = cmd.spawn().map_err(|e| format!("{}: {e}", argv[0]))?;
+    let child = cmd.spawn().map_err(|e| match (&cfg.credentials, opened.is_empty()) {
+        (Some(c), false) => format!("{}: {e} (as uid {}, before exec, opening {})", argv[0], c.uid, opened.join(", ")),
+        _ => format!("{}: {e}", argv[0]),
+    })?;
     Ok(child.id() as i32)
 }
 
-/// The last `n` lines of the backend's stderr file, when it has one.
+/// The ancestors of `path` that do not exist yet, outermost first, added
+/// to `dirs` (once each).
+fn missing_parents(path: &Path, dirs: &mut Vec<std::ffi::CString>) {
+    let mut missing: Vec<&Path> =
+        path.ancestors().skip(1).take_while(|d| std::fs::symlink_metadata(d).is_err()).collect();
+    missing.reverse();
+    for d in missing {
+        if let Ok(c) = cstring(d)
+            && !dirs.contains(&c)
+        {
+            dirs.push(c);
+        }
+    }
+}
+
+fn cstring(p: &Path) -> Result<std::ffi::CString, String> {
+    use std::os::unix::ffi::OsStrExt;
+    std::ffi::CString::new(p.as_os_str().as_bytes()).map_err(|_| format!("{}: a NUL byte in the path", p.display()))
+}
+
+/// The last `n` lines of the backend's stderr file, when it has one: at
+/// most its last 4 KiB, read only from a regular file (not through a
+/// symlink, never waiting) that belongs to the backend's user when it runs
+/// as another one, so that nothing the user could not read reaches the log
+/// or a client.
 pub fn stderr_tail(cfg: &GroupConfig, port: u16, n: usize) -> Option<(PathBuf, Vec<String>)> {
     let path = cfg.directory.join(with_port(cfg.stderr.as_ref()?, port));
-    let lines = tail(&path, n)?;
+    let lines = tail(&path, n, cfg.credentials.as_ref().map(|c| c.uid))?;
     Some((path, lines))
 }
 
-fn tail(path: &Path, n: usize) -> Option<Vec<String>> {
+fn tail(path: &Path, n: usize, owner: Option<u32>) -> Option<Vec<String>> {
     use std::io::{Read, Seek, SeekFrom};
+    use std::os::unix::fs::MetadataExt;
     let mut f = OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(path).ok()?;
     let meta = f.metadata().ok()?;
-    if !meta.is_file() {
+    if !meta.is_file() || owner.is_some_and(|uid| meta.uid() != uid) {
         return None;
     }
     f.seek(SeekFrom::Start(meta.len().saturating_sub(4096))).ok()?;
@@ -94,6 +155,7 @@ pub fn spawn_shell(command: &str, dir: &Path, env: &[(&str, String)], output: Ow
         .stderr(Stdio::from(err))
         .env_remove("NOTIFY_SOCKET")
         .process_group(0);
+    sys::child_setup(&mut cmd, NOFILE.get().copied(), Vec::new(), Vec::new());
     for (k, v) in env {
         cmd.env(k, v);
     }

@@ -337,6 +337,89 @@ pub fn set_credentials(cmd: &mut std::process::Command, uid: u32, gid: u32, grou
     }
 }
 
+/// Opens /dev/null on any of descriptors 0, 1 and 2 that is closed, so
+/// that nothing rolld opens later lands there (and is then written to as
+/// if it were stderr, or handed to a child as its stdout).
+pub fn ensure_std_fds() -> io::Result<()> {
+    for fd in 0..=2 {
+        // SAFETY: F_GETFD only reads the descriptor's flags.
+        if unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1 {
+            // SAFETY: the path is a NUL-terminated literal; open returns the
+            // lowest free descriptor, which is `fd`.
+            let got = cvt(unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDWR) })?;
+            if got != fd {
+                // SAFETY: closing the descriptor just opened, owned by nobody.
+                unsafe { libc::close(got) };
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The soft limit on open files, raised to the hard one; the limit as it
+/// was, for children, which must not inherit rolld's.
+pub fn raise_nofile() -> io::Result<libc::rlimit> {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: lim is a valid rlimit to write into.
+    cvt(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) })?;
+    let raised = libc::rlimit { rlim_cur: lim.rlim_max, rlim_max: lim.rlim_max };
+    // SAFETY: raised is a valid rlimit.
+    cvt(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) })?;
+    Ok(lim)
+}
+
+/// What a child does between fork and exec, after `set_credentials` (so
+/// as the child's own user): every signal back to its default action
+/// (whatever rolld inherited ignored, such as SIGQUIT from a shell's `&`),
+/// the open-files limit rolld had before it raised its own, then `dirs`
+/// created (each may exist) and each `(path, fd)` of `outputs` opened for
+/// appending onto `fd`: never through a symlink, never a FIFO or a device
+/// (the spawn then fails with ELOOP or ENXIO). Nothing here allocates.
+pub fn child_setup(
+    cmd: &mut std::process::Command,
+    nofile: Option<libc::rlimit>,
+    dirs: Vec<std::ffi::CString>,
+    outputs: Vec<(std::ffi::CString, RawFd)>,
+) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs between fork and exec and calls only
+    // async-signal-safe functions (signal, setrlimit, mkdir, open, fstat,
+    // fcntl, dup2, close) on data prepared before the fork.
+    unsafe {
+        cmd.pre_exec(move || {
+            for sig in 1..=64 {
+                if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+                    libc::signal(sig, libc::SIG_DFL);
+                }
+            }
+            if let Some(lim) = nofile {
+                cvt(libc::setrlimit(libc::RLIMIT_NOFILE, &lim))?;
+            }
+            for d in &dirs {
+                if libc::mkdir(d.as_ptr(), 0o755) == -1 {
+                    let e = io::Error::last_os_error();
+                    if e.raw_os_error() != Some(libc::EEXIST) {
+                        return Err(e);
+                    }
+                }
+            }
+            for (path, target) in &outputs {
+                let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_APPEND | libc::O_NOFOLLOW | libc::O_NONBLOCK;
+                let fd = cvt(libc::open(path.as_ptr(), flags | libc::O_CLOEXEC, 0o666 as libc::c_uint))?;
+                let mut st: libc::stat = std::mem::zeroed();
+                cvt(libc::fstat(fd, &mut st))?;
+                if st.st_mode & libc::S_IFMT != libc::S_IFREG {
+                    return Err(io::Error::from_raw_os_error(libc::ENXIO));
+                }
+                cvt(libc::fcntl(fd, libc::F_SETFL, libc::O_APPEND))?;
+                cvt(libc::dup2(fd, *target))?;
+                libc::close(fd);
+            }
+            Ok(())
+        });
+    }
+}
+
 /// Marks every descriptor from 3 up close-on-exec: those rolld inherited
 /// from whoever started it must not reach its children either.
 pub fn cloexec_from_3() -> io::Result<()> {

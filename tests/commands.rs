@@ -423,6 +423,11 @@ fn backends_run_as_the_configured_user() {
     }
     let mut h = Harness::new("cmd-user", 52);
     h.write("whoami.py", WHOAMI_PY);
+    // The backends' files are opened as their user: their directory is
+    // that user's (rolld, as root, creates nothing for it).
+    let (uid, gid) = (id_of(&["-u", "nobody"]), id_of(&["-g", "nobody"]));
+    std::fs::create_dir(h.path("logs")).unwrap();
+    std::os::unix::fs::chown(h.path("logs"), uid.parse().ok(), gid.parse().ok()).unwrap();
     h.write_config(&Cfg {
         script: "whoami.py",
         after_start: false,
@@ -430,7 +435,6 @@ fn backends_run_as_the_configured_user() {
         ..Cfg::default()
     });
     h.start();
-    let (uid, gid) = (id_of(&["-u", "nobody"]), id_of(&["-g", "nobody"]));
     for p in h.ws[0] {
         let out = h.read(&format!("logs/{p}.out"));
         assert!(out.starts_with(&format!("uid={uid} gid={gid} groups=[")), "backend {p}: {out}");

@@ -1,0 +1,193 @@
+//! What a backend's user controls, and what rolld inherits, turned against
+//! rolld: the real binary (as root where the point is `user:`), with
+//! planted symlinks and FIFOs, root-only files, a crash that prints control
+//! characters, ignored signals, a closed stdout and a descriptor limit.
+//!
+//! Ports: Harness k = 54..=59 (25400-25912).
+
+mod common;
+
+use common::*;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const S: fn(u64) -> Duration = Duration::from_secs;
+
+fn client(h: &Harness, args: &[&str]) -> Output {
+    let mut cmd = Command::new(rolld_bin());
+    cmd.args(args).arg(&h.config).arg("--run-dir").arg(h.path("run"));
+    let out = cmd.stdin(Stdio::null()).output().expect("run the client");
+    eprintln!(
+        "rolld {args:?}: {:?}\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+fn nobody() -> (u32, u32) {
+    let id = |a: &str| {
+        String::from_utf8(Command::new("id").args([a, "nobody"]).output().unwrap().stdout)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    (id("-u"), id("-g"))
+}
+
+fn mkfifo(path: &std::path::Path) {
+    let st = Command::new("mkfifo").arg(path).status().unwrap();
+    assert!(st.success(), "mkfifo {}", path.display());
+}
+
+/// A rollout whose new stderr file on `port` is something hostile: rolled
+/// back at once, naming `why`, rolld still answering, nothing written
+/// where the link points.
+fn hostile_rollout(h: &Harness, why: &str) -> String {
+    let t = Instant::now();
+    let o = client(h, &["reload", "--wait", "--timeout", "20"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(t.elapsed() < S(10), "the rollback took {:?}", t.elapsed());
+    let out = text(&o);
+    assert!(out.contains("cannot spawn") && out.contains(why), "no {why:?} in:\n{out}");
+    assert_eq!(client(h, &["status"]).status.code(), Some(0), "rolld still answers");
+    h.assert_live(0);
+    out
+}
+
+/// Point 1: a backend's log file that is a symlink or a FIFO, with and
+/// without `user:`. With `user:` the child opens it as that user.
+fn planted_files(k: u16, user: bool) {
+    if user && !is_root() {
+        panic!("this test needs root (it runs backends as nobody)");
+    }
+    let mut h = Harness::new(&format!("hard-files-{user}"), k);
+    std::fs::create_dir(h.path("logs")).unwrap();
+    let extra = if user { "user: nobody" } else { "" };
+    if user {
+        let (uid, gid) = nobody();
+        std::os::unix::fs::chown(h.path("logs"), Some(uid), Some(gid)).unwrap();
+    }
+    // A root-only directory, standing for /etc/cron.d.
+    std::fs::create_dir(h.path("rootonly")).unwrap();
+    std::fs::set_permissions(h.path("rootonly"), std::fs::Permissions::from_mode(0o700)).unwrap();
+    h.write_config(&Cfg { script: "server.py", extra, ..Cfg::default() });
+    h.start();
+    let [p0, p1] = h.ws[1];
+    let target = h.path("rootonly/x");
+    std::os::unix::fs::symlink(&target, h.path(&format!("logs/{p0}.err"))).unwrap();
+    hostile_rollout(&h, "Too many levels of symbolic links");
+    assert!(!target.exists(), "nothing created through the link");
+    std::fs::remove_file(h.path(&format!("logs/{p0}.err"))).unwrap();
+    std::fs::remove_file(h.path(&format!("logs/{p1}.err"))).ok();
+    mkfifo(&h.path(&format!("logs/{p1}.err")));
+    if user {
+        // Planted by the backend's user.
+        let (uid, gid) = nobody();
+        std::os::unix::fs::chown(h.path(&format!("logs/{p1}.err")), Some(uid), Some(gid)).unwrap();
+    }
+    hostile_rollout(&h, "No such device or address");
+    std::fs::remove_file(h.path(&format!("logs/{p1}.err"))).unwrap();
+    let o = client(&h, &["reload", "--wait", "--timeout", "20"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    h.assert_live(1);
+    if user {
+        let (uid, _) = nobody();
+        let meta = std::fs::metadata(h.path(&format!("logs/{p0}.err"))).unwrap();
+        assert_eq!(meta.uid(), uid, "created by the backend's user");
+    }
+    h.stop_ok(S(8));
+}
+
+#[test]
+fn planted_log_files_as_root_with_user() {
+    planted_files(54, true);
+}
+
+#[test]
+fn planted_log_files_without_user() {
+    planted_files(55, false);
+}
+
+/// Point 2: the stderr tail of a failed start is shown only from the
+/// backend's own regular file, with control characters escaped.
+#[test]
+fn the_stderr_tail_shows_only_the_users_file_escaped() {
+    if !is_root() {
+        panic!("this test needs root (it runs backends as nobody)");
+    }
+    let mut h = Harness::new("hard-tail", 56);
+    let (uid, gid) = nobody();
+    std::fs::create_dir(h.path("logs")).unwrap();
+    std::os::unix::fs::chown(h.path("logs"), Some(uid), Some(gid)).unwrap();
+    h.write("evil.py", "import os, sys\nif os.path.exists(os.path.join(os.path.dirname(sys.argv[0]), 'crash')):\n    sys.stderr.write('boom \\x1b[2Jcleared\\rback\\n')\n    sys.exit(3)\nos.execv(sys.executable, [sys.executable, os.path.join(os.path.dirname(sys.argv[0]), 'app.py'), sys.argv[1]])\n");
+    h.write_config(&Cfg { script: "evil.py", extra: "user: nobody", ..Cfg::default() });
+    h.start();
+    h.touch("crash");
+    let o = client(&h, &["reload", "--wait", "--timeout", "20"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let out = text(&o);
+    assert!(out.contains("boom \\x1b[2Jcleared\\x0dback"), "the tail, escaped: {out}");
+    assert!(!out.contains('\u{1b}') && !h.log_text().contains('\u{1b}'), "no raw escape reaches a client or the log");
+    // A root-only file in the stderr file's place: the child (as nobody)
+    // cannot open it, and rolld shows none of it.
+    h.remove("crash");
+    let [p0, _] = h.ws[1];
+    let secret = h.path(&format!("logs/{p0}.err"));
+    std::fs::remove_file(&secret).ok();
+    std::fs::write(&secret, "SECRET-LINE\n").unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::os::unix::fs::chown(&secret, Some(0), Some(0)).unwrap();
+    let o = client(&h, &["reload", "--wait", "--timeout", "20"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("Permission denied"), "{}", text(&o));
+    assert!(
+        !text(&o).contains("SECRET") && !h.log_text().contains("SECRET"),
+        "a root-only file's lines are never shown"
+    );
+    h.assert_live(0);
+    h.stop_ok(S(8));
+}
+
+/// Point 5: signals rolld inherited ignored are not passed on, nor
+/// NOTIFY_SOCKET; a closed stdout becomes /dev/null.
+#[test]
+fn children_get_default_signals_and_no_notify_socket() {
+    let mut h = Harness::new("hard-signals", 57);
+    h.write_config(&Cfg::default());
+    let sock = h.path("notify.sock");
+    let _listener = std::os::unix::net::UnixDatagram::bind(&sock).unwrap();
+    h.env.push(("NOTIFY_SOCKET".into(), sock.display().to_string()));
+    h.wrapper = vec!["/bin/sh".into(), "-c".into(), "trap '' QUIT; exec \"$0\" \"$@\" 1>&-".into()];
+    h.start();
+    let rolld = h.pid();
+    let fd1 = std::fs::read_link(format!("/proc/{rolld}/fd/1")).unwrap();
+    assert_eq!(fd1, std::path::Path::new("/dev/null"), "a closed stdout is /dev/null");
+    let status = std::fs::read_to_string(format!("/proc/{rolld}/status")).unwrap();
+    let ignored = |s: &str| {
+        let line = s.lines().find(|l| l.starts_with("SigIgn:")).unwrap();
+        u64::from_str_radix(line.split_whitespace().nth(1).unwrap(), 16).unwrap()
+    };
+    let quit = 1u64 << (libc::SIGQUIT - 1);
+    assert_ne!(ignored(&status) & quit, 0, "the wrapper did leave SIGQUIT ignored in rolld");
+    for p in h.ws[0] {
+        let pid = h.backend_pids("app.py", p)[0];
+        let st = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        assert_eq!(ignored(&st) & quit, 0, "backend {p} starts with SIGQUIT at its default");
+        let env = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+        assert!(!String::from_utf8_lossy(&env).contains("NOTIFY_SOCKET="), "backend {p} has no NOTIFY_SOCKET");
+    }
+    h.stop_ok(S(8));
+}
