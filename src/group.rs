@@ -39,8 +39,10 @@ pub struct Proc {
     pub port: u16,
     /// Running process (and process group) id; `None` once reaped.
     pub pid: Option<i32>,
-    /// Last process group, kept after the leader is reaped so stragglers
-    /// of the group can still be killed.
+    /// Its process group, while the leader is known to lead it: cleared
+    /// when the leader is reaped, the moment the group's stragglers are
+    /// killed. Past that instant the number may belong to a new group of
+    /// someone else's, so it is never signalled again.
     pub pgid: Option<i32>,
     pub started: Instant,
     backoff: Duration,
@@ -55,6 +57,16 @@ pub struct Proc {
 }
 
 impl Proc {
+    /// The leader was reaped (or, taken over, seen to end): what is left
+    /// of its group is killed now, and the group is never signalled again.
+    /// The group, for a look at whether it has emptied.
+    fn reaped(&mut self, out: &mut Vec<Action>) -> Option<i32> {
+        self.pid = None;
+        let pgid = self.pgid.take()?;
+        out.push(Action::Signal { pgid, sig: libc::SIGKILL });
+        Some(pgid)
+    }
+
     fn new(t: Target, pid: Option<i32>, rollout: u64, now: Instant) -> Proc {
         Proc {
             port: t.port,
@@ -335,6 +347,8 @@ pub struct DrainView {
 struct Stop {
     kill_at: Option<Instant>,
     linger: Option<Linger>,
+    /// The groups whose leaders were reaped during this stop.
+    reaped: Vec<i32>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -346,7 +360,7 @@ struct Linger {
 
 impl Stop {
     fn new(kill_at: Instant) -> Stop {
-        Stop { kill_at: Some(kill_at), linger: None }
+        Stop { kill_at: Some(kill_at), linger: None, reaped: Vec::new() }
     }
 
     fn deadline(&self) -> Option<Instant> {
@@ -895,7 +909,7 @@ impl Group {
         match phase {
             Phase::Starting { mut set, deadline, checks } => match set.find(pid) {
                 Some(p) => {
-                    p.pid = None;
+                    p.reaped(out);
                     let reason = format!("port {} exited ({status}) before it was ready", p.port);
                     let port = p.port;
                     self.fail(set, reason, Some(port), "ready", now, out)
@@ -909,7 +923,7 @@ impl Group {
             // that ends now fails the switch, which is then undone.
             Phase::Switching { mut set, job } => match set.find(pid) {
                 Some(p) => {
-                    p.pid = None;
+                    p.reaped(out);
                     let reason = format!("port {} exited ({status}) during after_start", p.port);
                     if let Some(step) = job.pid {
                         out.push(Action::Signal { pgid: step, sig: libc::SIGKILL });
@@ -923,7 +937,7 @@ impl Group {
             },
             Phase::Reverting { mut set, job } => {
                 if let Some(p) = set.find(pid) {
-                    p.pid = None;
+                    p.reaped(out);
                     self.log(
                         out,
                         Level::Warn,
@@ -937,25 +951,25 @@ impl Group {
             }
             Phase::Draining { mut set, drain } => {
                 if let Some(p) = set.find(pid) {
-                    p.pid = None;
+                    p.reaped(out);
                     self.log(out, Level::Warn, Some(p.port), format!("exited while draining ({status})"));
                 } else {
                     self.live_exited(now, pid, status, out);
                 }
                 Phase::Draining { set, drain }
             }
-            Phase::Stopping { mut set, stop } => {
+            Phase::Stopping { mut set, mut stop } => {
                 if let Some(p) = set.find(pid) {
-                    p.pid = None;
+                    stop.reaped.extend(p.reaped(out));
                     self.log(out, Level::Info, Some(p.port), format!("stopped ({status})"));
                 } else {
                     self.live_exited(now, pid, status, out);
                 }
                 self.check_stopped(Phase::Stopping { set, stop }, now, out)
             }
-            Phase::ShuttingDown { mut sets, stop } => {
+            Phase::ShuttingDown { mut sets, mut stop } => {
                 if let Some(p) = sets.iter_mut().find_map(|s| s.find(pid)) {
-                    p.pid = None;
+                    stop.reaped.extend(p.reaped(out));
                     self.log(out, Level::Info, Some(p.port), format!("stopped ({status})"));
                 }
                 self.check_stopped(Phase::ShuttingDown { sets, stop }, now, out)
@@ -971,7 +985,8 @@ impl Group {
     /// A live process ended: it is restarted after a backoff.
     fn live_exited(&mut self, now: Instant, pid: i32, status: ExitStatus, out: &mut Vec<Action>) {
         let Some(p) = self.live.as_mut().and_then(|s| s.find(pid)) else { return };
-        p.pid = None;
+        // Workers the process left behind would hold its port.
+        p.reaped(out);
         if now.saturating_duration_since(p.started) >= HEALTHY {
             p.backoff = BACKOFF_FIRST;
         }
@@ -979,13 +994,9 @@ impl Group {
         p.restart_at = Some(now + wait);
         p.backoff = (wait * 2).min(BACKOFF_MAX);
         p.restarts += 1;
-        let (port, pgid) = (p.port, p.pgid);
+        let port = p.port;
         let msg = format!("pid {pid} exited unexpectedly ({status}); restarting in {}", fmt_duration(wait));
         self.log(out, Level::Warn, Some(port), msg);
-        // Workers the process left behind would hold its port.
-        if let Some(pgid) = pgid {
-            out.push(Action::Signal { pgid, sig: libc::SIGKILL });
-        }
     }
 
     /// Every port of the new set passed: after_start points the LB at it.
@@ -1285,8 +1296,9 @@ impl Group {
         self.check_stopped(Phase::Stopping { set, stop: Stop::new(now + stop_timeout) }, now, out)
     }
 
-    /// Once every leader of the stopped sets is reaped, kills what is left
-    /// in their process groups and looks until the groups are empty.
+    /// Once every leader of the stopped sets is reaped (each group's
+    /// stragglers were killed as its leader was), looks until the groups
+    /// reaped during the stop are empty.
     fn check_stopped(&mut self, phase: Phase, now: Instant, out: &mut Vec<Action>) -> Phase {
         let (sets, stop): (Vec<&Set>, &Stop) = match &phase {
             Phase::Stopping { set, stop } => (vec![set], stop),
@@ -1296,13 +1308,10 @@ impl Group {
         if stop.linger.is_some() || sets.iter().any(|s| s.alive().next().is_some()) {
             return phase;
         }
-        let pgids: Vec<i32> = sets.iter().flat_map(|s| s.procs.iter().filter_map(|p| p.pgid)).collect();
+        let pgids = stop.reaped.clone();
         let stop_timeout = sets.iter().map(|s| s.cfg.timing.stop_timeout).max().unwrap_or_default();
         if pgids.is_empty() {
             return self.lingering(phase, now, Vec::new(), out);
-        }
-        for &pgid in &pgids {
-            out.push(Action::Signal { pgid, sig: libc::SIGKILL });
         }
         out.push(Action::CheckGroups { pgids: pgids.clone() });
         let mut phase = phase;
@@ -1595,10 +1604,12 @@ mod tests {
         assert!(g.run(ms(t0, 2200), conns(seq, 0)).is_empty());
         let a = g.run(ms(t0, 2300), conns(seq, 0));
         assert_eq!(signals(&a), vec![(11, TERM), (12, TERM)]);
-        assert!(exit(&mut g, ms(t0, 2400), 11).iter().all(|a| !matches!(a, Action::Done { .. })));
+        let a = exit(&mut g, ms(t0, 2400), 11);
+        assert!(a.iter().all(|a| !matches!(a, Action::Done { .. })));
+        assert_eq!(signals(&a), vec![(11, KILL)], "the stragglers of a group are killed as its leader is reaped");
         assert!(!g.is_idle(), "rollout ends only when every old process is reaped");
         let a = exit(&mut g, ms(t0, 2500), 12);
-        assert_eq!(signals(&a), vec![(11, KILL), (12, KILL)], "stragglers of the old groups are killed");
+        assert_eq!(signals(&a), vec![(12, KILL)], "stragglers of the old groups are killed");
         let (outcome, summary) = done(&a).unwrap();
         assert_eq!(outcome, Outcome::Ok);
         assert!(summary.starts_with("rollout ok: 8001,8002 -> 8501,8502 (spawn"), "{summary}");
@@ -1725,7 +1736,7 @@ mod tests {
         g.run(t0, Event::Start { cfg: cfg(), index: 1 });
         g.run(t0, Event::Spawned(vec![(8501, Ok(21)), (8502, Ok(22))]));
         let a = g.run(ms(t0, 50), Event::Exited { pid: 22, status: ExitStatus::Code(3) });
-        assert_eq!(signals(&a), vec![(21, TERM)]);
+        assert_eq!(signals(&a), vec![(22, KILL), (21, TERM)]);
         let a = exit(&mut g, ms(t0, 60), 21);
         let (outcome, summary) = done(&a).unwrap();
         assert!(matches!(outcome, Outcome::RolledBack { port: Some(8502), .. }));
@@ -1819,7 +1830,7 @@ mod tests {
         g.run(t0, Event::Start { cfg: cfg(), index: 0 });
         g.run(t0, Event::Spawned(vec![(8001, Ok(11)), (8002, Ok(12))]));
         let a = g.run(t0, Event::Exited { pid: 11, status: ExitStatus::Signal(11) });
-        assert_eq!(signals(&a), vec![(12, TERM)]);
+        assert_eq!(signals(&a), vec![(11, KILL), (12, TERM)], "what 11 left is killed; 12 is stopped");
         let (outcome, summary) = done(&exit(&mut g, t0, 12)).unwrap();
         assert!(matches!(outcome, Outcome::StartFailed { port: Some(8001), .. }));
         assert!(summary.contains("signal 11"), "{summary}");
@@ -1863,6 +1874,43 @@ mod tests {
     }
 
     #[test]
+    fn a_group_whose_leader_was_reaped_is_never_signalled_again() {
+        let t0 = Instant::now();
+        let mut g = live_group(t0);
+        // 11 crashes: its group is killed once, now.
+        let a = g.run(ms(t0, 100), Event::Exited { pid: 11, status: ExitStatus::Signal(9) });
+        assert_eq!(signals(&a), vec![(11, KILL)]);
+        // Its restart fails, again and again; meanwhile number 11 may be
+        // given to someone else's group.
+        let t = ms(t0, 1100);
+        assert_eq!(g.run(t, Event::Tick), vec![Action::Spawn { cfg: cfg(), ports: vec![8001] }]);
+        let a = g.run(t, Event::Spawned(vec![(8001, Err("No such file".into()))]));
+        assert!(signals(&a).is_empty());
+        // A rollout, its stop of the old set, and a shutdown: never 11.
+        let a = roll_to_switch(&mut g, ms(t0, 2000), 1, [21, 22]);
+        let mut trace = vec![run_step(&mut g, ms(t0, 2000), &a, ExitStatus::Code(0), "")];
+        let seq = drain_seq(&mut g, ms(t0, 2000));
+        trace.push(g.run(ms(t0, 3000), conns(seq, 0)));
+        trace.push(exit(&mut g, ms(t0, 3100), 12));
+        trace.push(g.run(ms(t0, 4000), Event::Terminate));
+        trace.push(exit(&mut g, ms(t0, 4100), 21));
+        trace.push(exit(&mut g, ms(t0, 4100), 22));
+        let sigs = all_signals(&trace);
+        assert!(!sigs.iter().any(|s| s.0 == 11), "no signal to the old group 11: {sigs:?}");
+        let looked: Vec<i32> = trace
+            .iter()
+            .flatten()
+            .filter_map(|a| match a {
+                Action::CheckGroups { pgids } => Some(pgids.clone()),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        assert!(!looked.contains(&11), "and no look at it either: {looked:?}");
+        assert!(g.is_gone());
+    }
+
+    #[test]
     fn reload_requests_while_busy_are_ignored_by_the_group() {
         let t0 = Instant::now();
         let mut g = live_group(t0);
@@ -1887,7 +1935,7 @@ mod tests {
         let a = g.run(ms(t0, 10_010), Event::Tick);
         assert_eq!(signals(&a), vec![(12, KILL)]);
         let a = g.run(ms(t0, 10_020), Event::Exited { pid: 12, status: ExitStatus::Signal(9) });
-        assert!(a.contains(&Action::CheckGroups { pgids: vec![11, 12, 21, 22] }));
+        assert!(a.contains(&Action::CheckGroups { pgids: vec![11, 21, 22, 12] }), "in the order reaped: {a:?}");
         assert!(!g.is_gone(), "not before the process groups are empty");
         let a = g.run(ms(t0, 10_020), Event::GroupsAlive(vec![]));
         assert!(done(&a).is_none());
@@ -2132,9 +2180,10 @@ mod tests {
         let t0 = Instant::now();
         let (mut g, seq) = draining_group(t0);
         g.run(ms(t0, 1000), conns(seq, 0));
-        g.run(ms(t0, 1100), Event::Exited { pid: 11, status: ExitStatus::Code(0) });
+        let a = g.run(ms(t0, 1100), Event::Exited { pid: 11, status: ExitStatus::Code(0) });
+        assert_eq!(signals(&a), vec![(11, KILL)], "stragglers of a group are killed as its leader is reaped");
         let a = g.run(ms(t0, 1200), Event::Exited { pid: 12, status: ExitStatus::Code(0) });
-        assert_eq!(signals(&a), vec![(11, KILL), (12, KILL)], "stragglers of the groups are killed");
+        assert_eq!(signals(&a), vec![(12, KILL)], "stragglers of the groups are killed");
         assert!(a.contains(&Action::CheckGroups { pgids: vec![11, 12] }));
         assert!(done(&a).is_none());
         // A forked worker of 12 takes a while to die.
