@@ -367,7 +367,7 @@ fn start_holders(n: usize, inside: &[u16], per_holder: usize) -> Holders {
 fn settle(n: usize, inside: &[u16]) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let c = rolld::tcp::connections(inside);
+        let c = rolld::tcp::connections(inside).unwrap_or_else(|e| panic!("{e}"));
         let out = Command::new("ss")
             .args(["-Hltn", &ss_filter(inside)])
             .output()
@@ -413,7 +413,7 @@ fn run(args: &[String]) -> i32 {
             let mut counts = [0usize; 4];
             for _ in 0..runs {
                 let r = [
-                    time(|| rolld::tcp::connections(set)),
+                    time(|| rolld::tcp::connections(set).unwrap_or_else(|e| panic!("{e}"))),
                     time(|| dump_count(set)),
                     time(|| proc_count(set)),
                     time(|| ss_count(set)),

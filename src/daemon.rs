@@ -603,11 +603,24 @@ fn slots_laid_out(live: &Set, cfg: &GroupConfig) -> bool {
 /// The ports of `cfg`'s worksets that something listens on now.
 fn busy_ports_of(cfg: &GroupConfig) -> Vec<u16> {
     let all: Vec<u16> = cfg.worksets.iter().flatten().copied().collect();
-    let busy = tcp::busy_ports(&all);
-    for (p, who) in &busy {
-        log::log(Level::Warn, &cfg.name, Some(*p), &format!("port {p} is held by {who}; its slot moves elsewhere"));
+    match tcp::busy_ports(&all) {
+        Ok(busy) => {
+            for (p, who) in &busy {
+                log::log(
+                    Level::Warn,
+                    &cfg.name,
+                    Some(*p),
+                    &format!("port {p} is held by {who}; its slot moves elsewhere"),
+                );
+            }
+            busy.into_iter().map(|b| b.0).collect()
+        }
+        // Cannot tell which are free: none is.
+        Err(e) => {
+            log::log(Level::Error, &cfg.name, None, &format!("{e}: no port is taken to be free"));
+            all
+        }
     }
-    busy.into_iter().map(|b| b.0).collect()
 }
 
 /// The first workset from `first` on, wrapping, that shares no port with
@@ -621,7 +634,7 @@ fn choose_workset(cfg: &GroupConfig, first: usize, avoid: &[u16]) -> Result<usiz
         if ports.iter().any(|p| avoid.contains(p)) {
             continue;
         }
-        let busy = tcp::busy_ports(ports);
+        let busy = tcp::busy_ports(ports).map_err(|e| format!("cannot tell whether workset {index} is free: {e}"))?;
         if busy.is_empty() {
             return Ok(index);
         }

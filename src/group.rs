@@ -177,7 +177,7 @@ pub enum Event {
     /// Result of `Action::Count` `seq`: connections per port.
     Connections {
         seq: u64,
-        counts: Vec<(u16, usize)>,
+        counts: Result<Vec<(u16, usize)>, String>,
     },
     /// Result of `Action::CheckGroups`.
     GroupsAlive(Vec<i32>),
@@ -330,6 +330,8 @@ struct Drain {
     /// When to log the drain's progress next, and how often; `None`: never.
     next_report: Option<Instant>,
     report_every: Duration,
+    /// Why the last count failed, if it did.
+    failing: Option<String>,
 }
 
 /// A drain as `rolld status` shows it.
@@ -832,6 +834,7 @@ impl Group {
             last: None,
             next_report,
             report_every: timing.drain_report,
+            failing: None,
         };
         Phase::Draining { set, drain }
     }
@@ -1107,9 +1110,40 @@ impl Group {
         set: Set,
         mut drain: Drain,
         now: Instant,
-        counts: Vec<(u16, usize)>,
+        counts: Result<Vec<(u16, usize)>, String>,
         out: &mut Vec<Action>,
     ) -> Phase {
+        // A count that fails is no count: the drain goes on, loudly, until
+        // one succeeds or drain_timeout.
+        let counts = match counts {
+            Ok(c) => {
+                if drain.failing.take().is_some() {
+                    self.log(
+                        out,
+                        Level::Info,
+                        None,
+                        format!("counting connections on {} works again", fmt_ports(&set.ports())),
+                    );
+                }
+                c
+            }
+            Err(e) => {
+                if drain.failing.as_deref() != Some(e.as_str()) {
+                    let msg = format!(
+                        "{e}; the drain of {} goes on until a count succeeds or drain_timeout",
+                        fmt_ports(&set.ports())
+                    );
+                    self.log(out, Level::Error, None, msg);
+                    drain.failing = Some(e);
+                }
+                drain.quiet_since = None;
+                if now >= drain.deadline {
+                    return self.drain_timed_out(set, drain, now, out);
+                }
+                drain.next_count = Some((now + DRAIN_INTERVAL).min(drain.deadline));
+                return Phase::Draining { set, drain };
+            }
+        };
         let quiet =
             set.cfg.timing.drain_quiet.max(self.live.as_ref().map_or(Duration::ZERO, |l| l.cfg.timing.drain_quiet));
         let n: usize = counts.iter().map(|c| c.1).sum();
@@ -1494,7 +1528,38 @@ mod tests {
 
     /// A count of `n` connections, all on the first port.
     fn conns(seq: u64, n: usize) -> Event {
-        Event::Connections { seq, counts: vec![(8001, n), (8002, 0)] }
+        Event::Connections { seq, counts: Ok(vec![(8001, n), (8002, 0)]) }
+    }
+
+    #[test]
+    fn a_count_that_fails_keeps_the_drain_going_and_says_why() {
+        let t0 = Instant::now();
+        let (mut g, seq) = draining_group(t0);
+        let fail = |e: &str| Event::Connections { seq, counts: Err(e.to_string()) };
+        let a = g.run(ms(t0, 50), fail("cannot count connections: netlink: EPERM; /proc/net/tcp: EMFILE"));
+        assert!(has_log(
+            &a,
+            Level::Error,
+            "cannot count connections: netlink: EPERM; /proc/net/tcp: EMFILE; the drain of 8001,8002 goes on"
+        ));
+        assert!(signals(&a).is_empty());
+        assert!(
+            g.run(ms(t0, 100), fail("cannot count connections: netlink: EPERM; /proc/net/tcp: EMFILE")).is_empty(),
+            "said once"
+        );
+        // Failing well past drain_quiet: still no stop.
+        assert!(signals(&g.run(ms(t0, 5000), fail("x"))).is_empty());
+        assert_eq!(g.phase_name(), "draining");
+        // A count that works again: the quiet period starts from it.
+        let a = g.run(ms(t0, 5050), conns(seq, 0));
+        assert!(has_log(&a, Level::Info, "counting connections on 8001,8002 works again"));
+        assert!(signals(&a).is_empty(), "quiet only since now");
+        assert_eq!(signals(&g.run(ms(t0, 6050), conns(seq, 0))), vec![(11, TERM), (12, TERM)]);
+        // And at drain_timeout a drain that cannot count stops anyway, saying so.
+        let (mut g, seq) = draining_group(t0);
+        let a = g.run(ms(t0, 60_000), Event::Connections { seq, counts: Err("EPERM".into()) });
+        assert_eq!(signals(&a), vec![(11, TERM), (12, TERM)]);
+        assert!(has_log(&a, Level::Warn, "drain_timeout reached with an unknown number of connection(s) left"));
     }
 
     fn has_log(acts: &[Action], level: Level, text: &str) -> bool {

@@ -150,8 +150,9 @@ fn diag_with(states: u32, filter: &[u8]) -> std::io::Result<Vec<Row>> {
                 Ok(true) => break,
                 Ok(false) if n > 0 => {}
                 Ok(false) => return Err(std::io::Error::other("sock_diag: empty answer")),
-                // A kernel without IPv6 has no tcp6 sockets to report.
-                Err(_) if family == libc::AF_INET6 as u8 => break,
+                // A kernel without IPv6 has no tcp6 sockets to report; any
+                // other error leaves the IPv6 count unknown.
+                Err(_) if family == libc::AF_INET6 as u8 && no_ipv6(nlmsg_errno(&buf[..n])) => break,
                 Err(e) => return Err(std::io::Error::other(e)),
             }
         }
@@ -159,53 +160,73 @@ fn diag_with(states: u32, filter: &[u8]) -> std::io::Result<Vec<Row>> {
     Ok(rows)
 }
 
+/// The errno of the first message of `buf`, when it is an NLMSG_ERROR.
+pub fn nlmsg_errno(buf: &[u8]) -> Option<i32> {
+    let kind = u16::from_ne_bytes([*buf.get(4)?, *buf.get(5)?]);
+    let e = buf.get(16..20)?;
+    (kind == NLMSG_ERROR).then(|| i32::from_ne_bytes([e[0], e[1], e[2], e[3]]).wrapping_neg())
+}
+
+/// Whether an errno from the IPv6 dump means "this kernel has no IPv6".
+fn no_ipv6(errno: Option<i32>) -> bool {
+    matches!(errno, Some(libc::ENOENT | libc::EAFNOSUPPORT))
+}
+
 fn mask(states: &[u8]) -> u32 {
     states.iter().fold(0, |m, s| m | 1 << s)
 }
 
 /// Rows in `states` on `ports`, by netlink, or parsed from /proc when
-/// netlink fails.
-fn rows(states: &[u8], ports: &[u16]) -> Vec<Row> {
-    let all = match diag(mask(states), ports) {
-        Ok(rows) => rows,
-        Err(_) => proc_rows().into_iter().filter(|r| states.contains(&r.state)).collect(),
-    };
-    all.into_iter().filter(|r| ports.contains(&r.port)).collect()
+/// netlink fails. When neither works, an error: a count that cannot be
+/// taken is never zero.
+fn rows(states: &[u8], ports: &[u16]) -> Result<Vec<Row>, String> {
+    let all = either(diag(mask(states), ports).map_err(|e| e.to_string()), proc_rows)?;
+    Ok(all.into_iter().filter(|r| states.contains(&r.state) && ports.contains(&r.port)).collect())
 }
 
-fn proc_rows() -> Vec<Row> {
+/// The netlink answer, else the /proc one, else both errors.
+fn either(
+    netlink: Result<Vec<Row>, String>,
+    proc: impl FnOnce() -> Result<Vec<Row>, String>,
+) -> Result<Vec<Row>, String> {
+    netlink.or_else(|e1| proc().map_err(|e2| format!("cannot count connections: netlink: {e1}; {e2}")))
+}
+
+fn proc_rows() -> Result<Vec<Row>, String> {
     let mut all = Vec::new();
     for path in ["/proc/net/tcp", "/proc/net/tcp6"] {
-        // A kernel without IPv6 has no tcp6: that is zero sockets, not an error.
-        if let Ok(t) = std::fs::read_to_string(path) {
-            all.extend(t.lines().filter_map(parse_row));
+        match std::fs::read_to_string(path) {
+            Ok(t) => all.extend(t.lines().filter_map(parse_row)),
+            // A kernel without IPv6 has no tcp6: that is zero sockets.
+            Err(e) if path.ends_with('6') && e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(format!("{path}: {e}")),
         }
     }
-    all
+    Ok(all)
 }
 
 /// Connections that may carry a request to any of `ports`, now.
-pub fn connections(ports: &[u16]) -> usize {
-    rows(&BUSY_STATES, ports).len()
+pub fn connections(ports: &[u16]) -> Result<usize, String> {
+    Ok(rows(&BUSY_STATES, ports)?.len())
 }
 
 /// The same count, port by port, in the order of `ports`.
-pub fn connections_per_port(ports: &[u16]) -> Vec<(u16, usize)> {
-    let rows = rows(&BUSY_STATES, ports);
-    ports.iter().map(|&p| (p, rows.iter().filter(|r| r.port == p).count())).collect()
+pub fn connections_per_port(ports: &[u16]) -> Result<Vec<(u16, usize)>, String> {
+    let rows = rows(&BUSY_STATES, ports)?;
+    Ok(ports.iter().map(|&p| (p, rows.iter().filter(|r| r.port == p).count())).collect())
 }
 
 /// The ports of `ports` on which something listens now, each with a
 /// description of the holder when it can be found (`pid 123 (nginx)`).
-pub fn busy_ports(ports: &[u16]) -> Vec<(u16, String)> {
-    let listening = rows(&[LISTEN], ports);
-    ports
+pub fn busy_ports(ports: &[u16]) -> Result<Vec<(u16, String)>, String> {
+    let listening = rows(&[LISTEN], ports)?;
+    Ok(ports
         .iter()
         .filter_map(|&p| {
             let inodes: Vec<u64> = listening.iter().filter(|r| r.port == p).map(|r| r.inode).collect();
             (!inodes.is_empty()).then(|| (p, holder(&inodes)))
         })
-        .collect()
+        .collect())
 }
 
 /// Which process holds one of these socket inodes, by a scan of /proc/*/fd.
@@ -249,6 +270,33 @@ mod tests {
 
     fn set(p: &[u16]) -> HashSet<u16> {
         p.iter().copied().collect()
+    }
+
+    #[test]
+    fn a_count_that_cannot_be_taken_is_an_error_not_zero() {
+        let row = Row { port: 8001, state: 1, inode: 7 };
+        assert_eq!(either(Ok(vec![row.clone()]), || panic!("no fallback needed")), Ok(vec![row.clone()]));
+        assert_eq!(either(Err("EPERM".into()), || Ok(vec![row.clone()])), Ok(vec![row]));
+        let e = either(Err("Operation not permitted".into()), || Err("/proc/net/tcp: Too many open files".into()))
+            .unwrap_err();
+        assert_eq!(e, "cannot count connections: netlink: Operation not permitted; /proc/net/tcp: Too many open files");
+    }
+
+    #[test]
+    fn only_enoent_and_eafnosupport_mean_no_ipv6() {
+        let err = |errno: i32| {
+            let mut m = vec![0u8; 36];
+            m[0..4].copy_from_slice(&36u32.to_ne_bytes());
+            m[4..6].copy_from_slice(&NLMSG_ERROR.to_ne_bytes());
+            m[16..20].copy_from_slice(&(-errno).to_ne_bytes());
+            m
+        };
+        assert_eq!(nlmsg_errno(&err(libc::ENOENT)), Some(libc::ENOENT));
+        assert!(no_ipv6(nlmsg_errno(&err(libc::ENOENT))));
+        assert!(no_ipv6(nlmsg_errno(&err(libc::EAFNOSUPPORT))));
+        assert!(!no_ipv6(nlmsg_errno(&err(libc::EPERM))), "a filter on netlink is not the absence of IPv6");
+        assert!(!no_ipv6(nlmsg_errno(&err(libc::ENOMEM))));
+        assert!(!no_ipv6(nlmsg_errno(&[0u8; 8])));
     }
 
     #[test]
@@ -349,13 +397,13 @@ mod tests {
         }
         let want = keep.len();
         let from_proc =
-            proc_rows().iter().filter(|r| BUSY_STATES.contains(&r.state) && ports.contains(&r.port)).count();
+            proc_rows().unwrap().iter().filter(|r| BUSY_STATES.contains(&r.state) && ports.contains(&r.port)).count();
         let from_diag = diag_with(mask(&BUSY_STATES), &[]).unwrap().iter().filter(|r| ports.contains(&r.port)).count();
         let filtered = diag_with(mask(&BUSY_STATES), &port_filter(&ports)).unwrap();
         assert_eq!((from_diag, from_proc), (want, want), "accepted and queued connections both count");
         assert_eq!(filtered.len(), want, "the kernel keeps only the sockets of the ports: {filtered:?}");
-        assert_eq!(connections(&ports), want);
-        let busy = busy_ports(&ports);
+        assert_eq!(connections(&ports), Ok(want));
+        let busy = busy_ports(&ports).unwrap();
         assert_eq!(busy.len(), ports.len());
         assert!(busy[0].1.contains(&format!("pid {}", std::process::id())), "{busy:?}");
         drop((keep, accepted));
