@@ -275,8 +275,8 @@ mod tests {
     #[test]
     fn a_count_that_cannot_be_taken_is_an_error_not_zero() {
         let row = Row { port: 8001, state: 1, inode: 7 };
-        assert_eq!(either(Ok(vec![row.clone()]), || panic!("no fallback needed")), Ok(vec![row.clone()]));
-        assert_eq!(either(Err("EPERM".into()), || Ok(vec![row.clone()])), Ok(vec![row]));
+        assert_eq!(either(Ok(vec![row]), || panic!("no fallback needed")), Ok(vec![row]));
+        assert_eq!(either(Err("EPERM".into()), || Ok(vec![row])), Ok(vec![row]));
         let e = either(Err("Operation not permitted".into()), || Err("/proc/net/tcp: Too many open files".into()))
             .unwrap_err();
         assert_eq!(e, "cannot count connections: netlink: Operation not permitted; /proc/net/tcp: Too many open files");
