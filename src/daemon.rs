@@ -27,6 +27,8 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 const ROLLD: &str = "rolld";
+/// `reload` clients that may wait on rounds at once.
+const MAX_FOLLOWERS: usize = 64;
 
 /// A group, the config it runs with (from the last valid read), and how
 /// its last rollout ended. `id` tags the work done for it.
@@ -184,8 +186,9 @@ impl Daemon {
         let deadline =
             self.slots.iter().filter_map(|s| s.group.next_deadline()).chain(self.sessions.next_deadline()).min();
         let timeout = deadline.map(|t| t.saturating_duration_since(Instant::now()));
+        let listen = if self.sessions.accepting(Instant::now()) { libc::POLLIN } else { 0 };
         let mut fds: Vec<(BorrowedFd<'_>, i16)> =
-            vec![(signals.fd(), libc::POLLIN), (server.fd(), libc::POLLIN), (self.work.fd(), libc::POLLIN)];
+            vec![(signals.fd(), libc::POLLIN), (server.fd(), listen), (self.work.fd(), libc::POLLIN)];
         let watched_at = fds.len();
         fds.extend(self.watched.iter().map(|(_, fd)| (fd.as_fd(), libc::POLLIN)));
         let steps_at = fds.len();
@@ -230,7 +233,7 @@ impl Daemon {
         for (id, req) in self.sessions.serve(&revents[sessions_at..], now) {
             self.serve(id, req);
         }
-        if revents[1] != 0 {
+        if revents[1] & libc::POLLIN != 0 {
             self.sessions.accept(server.listener(), now);
         }
         self.sessions.expire(now);
@@ -273,6 +276,17 @@ impl Daemon {
         match req {
             Request::Reload if self.exiting => {
                 self.sessions.send(id, "error rolld is stopping");
+                self.sessions.close(id, now);
+            }
+            Request::Reload if self.waiting.len() + self.current.len() >= MAX_FOLLOWERS => {
+                let msg = format!("error {MAX_FOLLOWERS} reload clients are already waiting; try again later");
+                log::log(
+                    Level::Warn,
+                    ROLLD,
+                    None,
+                    &format!("reload request refused: {MAX_FOLLOWERS} clients already wait"),
+                );
+                self.sessions.send(id, &msg);
                 self.sessions.close(id, now);
             }
             Request::Reload => {

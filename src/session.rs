@@ -20,6 +20,11 @@ pub const MAX_REQUEST: usize = 4096;
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(1);
 pub const REPLY_TIMEOUT: Duration = Duration::from_secs(1);
 pub const MAX_BUFFERED: usize = 1 << 20;
+/// Clients connected at once; more are told so and closed.
+pub const MAX_CLIENTS: usize = 256;
+/// After EMFILE or ENFILE on accept, the listener rests this long (it
+/// stays readable, and polling it at once would spin).
+pub const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 
 pub type ClientId = u64;
 
@@ -50,6 +55,8 @@ struct Client {
 pub struct Sessions {
     clients: Vec<Client>,
     next: ClientId,
+    /// No accept before this, after running out of descriptors.
+    paused_until: Option<Instant>,
 }
 
 /// Parses a request line.
@@ -70,12 +77,31 @@ impl Sessions {
             let stream = match listener.accept() {
                 Ok((s, _)) => s,
                 Err(e) if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::Interrupted => return,
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
+                    if self.paused_until.is_none() {
+                        let msg = format!("control socket: accept: {e}; accepting again in 100 ms");
+                        log::log(Level::Error, "rolld", None, &msg);
+                    }
+                    self.paused_until = Some(now + ACCEPT_PAUSE);
+                    return;
+                }
                 Err(e) => {
                     log::log(Level::Error, "rolld", None, &format!("control socket: accept: {e}"));
                     return;
                 }
             };
+            self.paused_until = None;
             if stream.set_nonblocking(true).is_err() {
+                continue;
+            }
+            if self.clients.len() >= MAX_CLIENTS {
+                let _ = (&stream).write(b"error too many clients\n");
+                log::log(
+                    Level::Warn,
+                    "rolld",
+                    None,
+                    &format!("control client refused: {MAX_CLIENTS} already connected"),
+                );
                 continue;
             }
             self.next += 1;
@@ -185,7 +211,15 @@ impl Sessions {
     }
 
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.clients.iter().filter_map(|c| c.deadline).min()
+        self.clients.iter().filter_map(|c| c.deadline).chain(self.paused_until).min()
+    }
+
+    /// Whether the listener is to be polled now (not resting after EMFILE).
+    pub fn accepting(&mut self, now: Instant) -> bool {
+        if self.paused_until.is_some_and(|t| t <= now) {
+            self.paused_until = None;
+        }
+        self.paused_until.is_none()
     }
 
     pub fn len(&self) -> usize {

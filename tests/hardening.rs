@@ -191,3 +191,45 @@ fn children_get_default_signals_and_no_notify_socket() {
     }
     h.stop_ok(S(8));
 }
+
+fn cpu_ticks(pid: i32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let f: Vec<&str> = stat.rsplit_once(')').unwrap().1.split_whitespace().collect();
+    f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+}
+
+fn soft_nofile(pid: i32) -> u64 {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = limits.lines().find(|l| l.starts_with("Max open files")).unwrap();
+    line.split_whitespace().nth(3).unwrap().parse().unwrap()
+}
+
+/// Point 8: rolld raises its own open-files limit (children keep theirs);
+/// out of descriptors, it neither spins nor stops serving once they free.
+#[test]
+fn running_out_of_descriptors_neither_spins_nor_sticks() {
+    let mut h = Harness::new("hard-fds", 58);
+    h.write_config(&Cfg::default());
+    h.wrapper = vec!["prlimit".into(), "--nofile=40:64".into()];
+    h.start();
+    let rolld = h.pid();
+    assert_eq!(soft_nofile(rolld), 64, "rolld raised its soft limit to the hard one");
+    let backend = h.backend_pids("app.py", h.ws[0][0])[0];
+    assert_eq!(soft_nofile(backend), 40, "a backend keeps the limit rolld was given");
+    let sock = std::fs::read_dir(h.path("run"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "sock"))
+        .unwrap();
+    let held: Vec<_> = (0..100).filter_map(|_| std::os::unix::net::UnixStream::connect(&sock).ok()).collect();
+    assert!(held.len() > 64, "only {} connections made", held.len());
+    let c0 = cpu_ticks(rolld);
+    std::thread::sleep(Duration::from_millis(1500));
+    let used = cpu_ticks(rolld) - c0;
+    assert!(used < 40, "rolld used {used} ticks of CPU in 1.5 s while out of descriptors");
+    h.wait_log("the EMFILE", "accept: Too many open files (os error 24); accepting again in 100 ms", S(5));
+    drop(held);
+    h.wait_for("rolld status to answer again", S(10), || client(&h, &["status"]).status.code() == Some(0));
+    h.stop_ok(S(8));
+}
