@@ -289,6 +289,39 @@ fn entries<'v>(cx: &mut Cx, key: &str, m: &'v Mapping) -> Vec<(String, &'v Value
     out
 }
 
+/// What a config allows but is probably not meant: a group with no smoke
+/// test (its set goes live as soon as it is spawned), and ports inside the
+/// kernel's ephemeral range `ephemeral` (an outgoing connection can hold
+/// such a port when a set needs it).
+pub fn warnings(groups: &[GroupConfig], ephemeral: Option<(u16, u16)>) -> Vec<String> {
+    let mut out = Vec::new();
+    for g in groups {
+        if g.checks.is_empty() {
+            out.push(format!("{}: no smoke_test: a new set goes live as soon as it is spawned, ready or not", g.name));
+        }
+        if let Some((lo, hi)) = ephemeral {
+            for (i, w) in g.worksets.iter().enumerate() {
+                let inside: Vec<String> = w.iter().filter(|p| (lo..=hi).contains(*p)).map(u16::to_string).collect();
+                if !inside.is_empty() {
+                    out.push(format!(
+                        "{}.workset[{i}]: port(s) {} inside net.ipv4.ip_local_port_range {lo}-{hi}: an outgoing connection can hold one when the set starts",
+                        g.name,
+                        inside.join(", ")
+                    ));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The kernel's ephemeral port range, from /proc.
+pub fn ephemeral_range() -> Option<(u16, u16)> {
+    let t = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").ok()?;
+    let mut f = t.split_whitespace().map(|x| x.parse::<u16>());
+    Some((f.next()?.ok()?, f.next()?.ok()?))
+}
+
 /// Group names appear in logs, the control protocol and the state file:
 /// letters, digits, `-`, `_` and `.`, at most 64.
 pub fn valid_group_name(name: &str) -> Result<(), String> {
@@ -424,6 +457,19 @@ fn group(cx: &mut Cx, name: &str, v: &Value, base: &Path) -> (Option<GroupConfig
     if !has_workset {
         cx.err(&format!("{name}.workset"), "missing (at least two worksets are needed)");
     }
+    // A template must render with what a rollout gives it, not only parse:
+    // an undefined variable would otherwise roll back every rollout.
+    if let (Some(first), Some(second)) = (g.worksets.first(), g.worksets.get(1)) {
+        for (i, a) in g.actions.iter().enumerate() {
+            let Action::ReplaceFile { template, .. } = a else { continue };
+            let Ok(src) = read_template(template) else { continue };
+            if let Err(e) = crate::actions::render_string(&src, name, first, second) {
+                let msg =
+                    format!("template {} does not render with ports, old_ports and group: {e}", template.display());
+                cx.err(&format!("{name}.after_start[{i}]"), msg);
+            }
+        }
+    }
     if let (Some(k), Some(first)) = (g.surge, g.worksets.first()) {
         let n = first.len();
         if g.worksets.iter().any(|w| w.len() != n) {
@@ -520,6 +566,10 @@ fn credentials(cx: &mut Cx, name: &str, user: Option<&str>, group: Option<&str>)
     if euid != 0 && (uid != euid || gid != crate::sys::egid()) {
         let key = if user.is_some() { "user" } else { "group" };
         cx.err(&format!("{name}.{key}"), format!("switching needs rolld to run as root (it runs as uid {euid})"));
+        return None;
+    }
+    if euid != 0 {
+        // rolld's own user and group: nothing to switch (and no right to).
         return None;
     }
     let groups = match &u {

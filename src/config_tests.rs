@@ -917,6 +917,55 @@ fn drain_signal_and_drain_report() {
     assert!(errs.iter().any(|e| e.contains("g.drain_report")), "{errs:?}");
 }
 
+// ------------------------------------------------------------ what check catches beyond syntax
+
+#[test]
+fn a_template_that_does_not_render_is_an_error() {
+    let t = TempDir::new("template_render");
+    t.file("good.templ", "{% for p in ports %}{{ p }} {% endfor %}{{ old_ports|join(',') }} {{ group }}");
+    t.file("bad.templ", "{{ portz }}");
+    let act = |tmpl: &str| format!("  after_start:\n    - replace_file: [numprocs, '{tmpl}', 'out.conf']\n");
+    one(&with(&act("good.templ")), t.path());
+    let errs = bad(&with(&act("bad.templ")), t.path());
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(
+        errs[0].starts_with(&format!(
+            "{FILE}: g.after_start[0]: template {} does not render with ports, old_ports and group: ",
+            t.path().join("bad.templ").display()
+        )),
+        "{errs:?}"
+    );
+    assert!(errs[0].contains("undefined"), "{errs:?}");
+}
+
+#[test]
+fn rolld_s_own_user_needs_no_switch() {
+    let t = TempDir::new("own_user");
+    let me = crate::sys::euid().to_string();
+    let g = one(&with(&format!("  user: '{me}'\n")), t.path());
+    if crate::sys::euid() == 0 {
+        assert!(g.credentials.is_some(), "as root, user: switches (here to root itself)");
+    } else {
+        assert_eq!(g.credentials, None, "not root: its own user is no switch, and no setgroups at start");
+    }
+}
+
+#[test]
+fn warnings_for_no_smoke_test_and_ephemeral_ports() {
+    let t = TempDir::new("warnings");
+    let g = one(&with(""), t.path());
+    let w = crate::config::warnings(&[g.clone()], Some((9002, 9100)));
+    assert_eq!(
+        w,
+        vec![
+            "g: no smoke_test: a new set goes live as soon as it is spawned, ready or not".to_string(),
+            "g.workset[1]: port(s) 9002 inside net.ipv4.ip_local_port_range 9002-9100: an outgoing connection can hold one when the set starts".to_string(),
+        ]
+    );
+    let g = one(&with("  smoke_test:\n    - check_all_tcp_ports: numprocs\n"), t.path());
+    assert!(crate::config::warnings(&[g], Some((32768, 60999))).is_empty());
+}
+
 // ------------------------------------------------------------ group names
 
 #[test]

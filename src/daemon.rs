@@ -353,6 +353,10 @@ impl Daemon {
     fn begin_round(&mut self, cfg: Config, first: bool) {
         self.round = Some(Round { first, failed: false });
         self.current.append(&mut self.waiting);
+        for w in config::warnings(&cfg.groups, config::ephemeral_range()) {
+            log::log(Level::Warn, ROLLD, None, &w);
+            self.broadcast(&format!("log warning: {w}"));
+        }
         for i in 0..self.slots.len() {
             if !cfg.groups.iter().any(|c| c.name == self.slots[i].group.name) {
                 self.feed(i, Event::Retire);

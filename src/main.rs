@@ -99,6 +99,9 @@ fn usage(problem: &str) -> ExitCode {
 fn check(path: &Path) -> u8 {
     match config::load(path) {
         Ok(cfg) => {
+            for w in config::warnings(&cfg.groups, config::ephemeral_range()) {
+                eprintln!("{}: warning: {w}", path.display());
+            }
             println!("{}: ok", path.display());
             for g in &cfg.groups {
                 let sets: Vec<String> = g.worksets.iter().map(|w| group::fmt_ports(w)).collect();
