@@ -954,7 +954,7 @@ fn rolld_s_own_user_needs_no_switch() {
 fn warnings_for_no_smoke_test_and_ephemeral_ports() {
     let t = TempDir::new("warnings");
     let g = one(&with(""), t.path());
-    let w = crate::config::warnings(&[g.clone()], Some((9002, 9100)));
+    let w = crate::config::warnings(std::slice::from_ref(&g), Some((9002, 9100)));
     assert_eq!(
         w,
         vec![
