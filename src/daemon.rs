@@ -18,10 +18,12 @@ use crate::session::{ClientId, Sessions};
 use crate::signals::Signals;
 use crate::state::{self, Recorder};
 use crate::status::{self, Last, Snapshot, View};
+use crate::takeover::Watch;
+use crate::takeover::Watched;
 use crate::work::{Owner, Work};
 use crate::{actions, log, plan, process, smoke, sys, takeover, tcp};
 use std::collections::VecDeque;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
@@ -60,8 +62,10 @@ struct Daemon {
     sessions: Sessions,
     work: Work,
     notifier: Notifier,
-    /// Processes taken over from a predecessor, watched by pidfd.
-    watched: Vec<(i32, OwnedFd)>,
+    /// Processes taken over from a predecessor, watched by pidfd (or
+    /// through /proc, every `takeover::POLL_INTERVAL`, without one).
+    watched: Vec<Watched>,
+    next_poll: Option<Instant>,
     state: Recorder,
 }
 
@@ -140,6 +144,7 @@ pub fn run(path: &Path, run_dir: Option<&Path>) -> u8 {
         work,
         notifier: Notifier::from_env(),
         watched,
+        next_poll: Some(Instant::now()),
         state: Recorder::new(state_path),
     };
     for group in taken {
@@ -183,14 +188,25 @@ impl Daemon {
     /// One turn of the loop: the one wait, in poll(2), then every event
     /// that woke it.
     fn wait_and_dispatch(&mut self, signals: &mut Signals, server: &control::Server) {
-        let deadline =
-            self.slots.iter().filter_map(|s| s.group.next_deadline()).chain(self.sessions.next_deadline()).min();
+        let polls = self.watched.iter().any(|w| matches!(w.1, Watch::Poll(_)));
+        let deadline = self
+            .slots
+            .iter()
+            .filter_map(|s| s.group.next_deadline())
+            .chain(self.sessions.next_deadline())
+            .chain(self.next_poll.filter(|_| polls))
+            .min();
         let timeout = deadline.map(|t| t.saturating_duration_since(Instant::now()));
         let listen = if self.sessions.accepting(Instant::now()) { libc::POLLIN } else { 0 };
         let mut fds: Vec<(BorrowedFd<'_>, i16)> =
             vec![(signals.fd(), libc::POLLIN), (server.fd(), listen), (self.work.fd(), libc::POLLIN)];
         let watched_at = fds.len();
-        fds.extend(self.watched.iter().map(|(_, fd)| (fd.as_fd(), libc::POLLIN)));
+        let watched_pids: Vec<i32> =
+            self.watched.iter().filter(|w| matches!(w.1, Watch::Pidfd(_))).map(|w| w.0).collect();
+        fds.extend(self.watched.iter().filter_map(|w| match &w.1 {
+            Watch::Pidfd(fd) => Some((fd.as_fd(), libc::POLLIN)),
+            Watch::Poll(_) => None,
+        }));
         let steps_at = fds.len();
         let steps = self.work.step_fds();
         let step_pids: Vec<i32> = steps.iter().map(|(pid, _)| *pid).collect();
@@ -213,7 +229,20 @@ impl Daemon {
             }
         }
         self.reap();
-        self.reap_watched(&revents[watched_at..steps_at]);
+        let mut gone: Vec<i32> = watched_pids
+            .iter()
+            .zip(&revents[watched_at..steps_at])
+            .filter(|(_, r)| **r != 0)
+            .map(|(p, _)| *p)
+            .collect();
+        if polls && self.next_poll.is_none_or(|t| t <= now) {
+            self.next_poll = Some(now + takeover::POLL_INTERVAL);
+            gone.extend(self.watched.iter().filter_map(|(pid, w)| match w {
+                Watch::Poll(start) if takeover::ended(*pid, *start) => Some(*pid),
+                _ => None,
+            }));
+        }
+        self.reap_watched(&gone);
         for (owner, ev) in self.work.take() {
             if let Some(i) = self.slots.iter().position(|s| s.id == owner) {
                 self.feed(i, ev);
@@ -240,19 +269,10 @@ impl Daemon {
         self.tick();
     }
 
-    /// Feeds the exits of taken-over processes whose pidfds are readable.
-    fn reap_watched(&mut self, ready: &[i16]) {
-        let mut i = 0;
-        let mut gone = Vec::new();
-        self.watched.retain(|(pid, _)| {
-            let keep = ready.get(i).is_none_or(|r| *r == 0);
-            i += 1;
-            if !keep {
-                gone.push(*pid);
-            }
-            keep
-        });
-        for pid in gone {
+    /// Feeds the exits of taken-over processes seen to end.
+    fn reap_watched(&mut self, gone: &[i32]) {
+        self.watched.retain(|(pid, _)| !gone.contains(pid));
+        for &pid in gone {
             if let Some(i) = self.slots.iter().position(|s| s.group.owns(pid)) {
                 self.feed(i, Event::Exited { pid, status: sys::ExitStatus::Unknown });
             }
@@ -371,6 +391,14 @@ impl Daemon {
                 }
                 None => self.add_slot(Group::new(&gc.name), gc.clone()),
             };
+            if !self.slots[i].group.is_idle() {
+                // A set taken over while it drained: it drains first, and
+                // the rollout follows as another round.
+                let msg = "still draining the set of a previous rolld; this group rolls once that ends";
+                log::log(Level::Info, &gc.name, None, msg);
+                self.reload_pending = true;
+                continue;
+            }
             let ev = match &self.slots[i].group.live {
                 Some(live) if gc.surge.is_some() && slots_laid_out(live, &gc) => {
                     let worksets: Vec<usize> = live.procs.iter().map(|p| p.workset).collect();

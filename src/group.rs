@@ -261,6 +261,16 @@ pub enum Action {
     },
 }
 
+/// What a set is to the group, as the state file records it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    Live,
+    /// Retired from service, its connections drained.
+    Drain,
+    /// Starting, switching, or being stopped.
+    Other,
+}
+
 /// Where one port of a starting set stands.
 #[derive(Clone, Debug, PartialEq)]
 enum CheckState {
@@ -533,6 +543,18 @@ impl Group {
         self.live = Some(Set { index, cfg, procs });
     }
 
+    /// Takes over `procs`, a set that a rolld that died was draining: the
+    /// drain goes on (its drain_signal was sent already), then the set
+    /// stops. The group is idle again after that.
+    pub fn adopt_draining(&mut self, cfg: Arc<GroupConfig>, procs: &[(u16, i32)], now: Instant) {
+        let live = self.live.take();
+        self.adopt(cfg.clone(), procs, now);
+        let set = std::mem::replace(&mut self.live, live);
+        if let Some(set) = set {
+            self.phase = self.drain_phase(set, &cfg, now);
+        }
+    }
+
     /// The batch under way of a rollout by batches: (1-based, how many).
     pub fn batch(&self) -> Option<(usize, usize)> {
         self.rollout.as_ref().filter(|r| r.by_batches()).map(|r| (r.batch + 1, r.batches()))
@@ -571,16 +593,16 @@ impl Group {
         }
     }
 
-    /// Every set with its processes, and whether it is the live one.
-    pub fn sets(&self) -> Vec<(&Set, bool)> {
-        let mut out: Vec<(&Set, bool)> = self.live.iter().map(|s| (s, true)).collect();
+    /// Every set with its processes, and what it is to the group.
+    pub fn sets(&self) -> Vec<(&Set, Role)> {
+        let mut out: Vec<(&Set, Role)> = self.live.iter().map(|s| (s, Role::Live)).collect();
         match &self.phase {
             Phase::Starting { set, .. }
             | Phase::Switching { set, .. }
             | Phase::Reverting { set, .. }
-            | Phase::Draining { set, .. }
-            | Phase::Stopping { set, .. } => out.push((set, false)),
-            Phase::ShuttingDown { sets, .. } => out.extend(sets.iter().map(|s| (s, false))),
+            | Phase::Stopping { set, .. } => out.push((set, Role::Other)),
+            Phase::Draining { set, .. } => out.push((set, Role::Drain)),
+            Phase::ShuttingDown { sets, .. } => out.extend(sets.iter().map(|s| (s, Role::Other))),
             Phase::Idle | Phase::Gone => {}
         }
         out
@@ -809,8 +831,6 @@ impl Group {
     /// connections are counted until they have been gone for drain_quiet.
     /// `cfg`, the newest config of the group, says how.
     fn drain(&mut self, set: Set, cfg: &GroupConfig, now: Instant, out: &mut Vec<Action>) -> Phase {
-        self.seq += 1;
-        let timing = cfg.timing;
         if let Some(sig) = cfg.drain_signal {
             let ports: Vec<u16> = set.alive().map(|p| p.port).collect();
             for p in set.alive() {
@@ -825,6 +845,13 @@ impl Group {
                 );
             }
         }
+        self.drain_phase(set, cfg, now)
+    }
+
+    /// A drain of `set` that begins now.
+    fn drain_phase(&mut self, set: Set, cfg: &GroupConfig, now: Instant) -> Phase {
+        self.seq += 1;
+        let timing = cfg.timing;
         let next_report = (!timing.drain_report.is_zero()).then(|| now + timing.drain_report);
         let drain = Drain {
             seq: self.seq,

@@ -9,6 +9,7 @@
 //! recycled pid is never mistaken for a backend. The same /proc reading
 //! tells whether a process group still has a living member.
 
+pub use crate::group::Role;
 use std::io::Write;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -17,8 +18,9 @@ use std::path::{Path, PathBuf};
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Entry {
     pub group: String,
-    /// Serving (`live`), or part of a rollout under way (`other`).
-    pub live: bool,
+    /// Serving (`live`), draining (`drain`), or starting or stopping
+    /// (`other`).
+    pub role: Role,
     /// Index of the live workset.
     pub workset: usize,
     pub port: u16,
@@ -33,7 +35,11 @@ pub fn path_for(socket: &Path) -> PathBuf {
 pub fn format(entries: &[Entry]) -> String {
     let mut out = String::from("rolld-state 1\n");
     for e in entries {
-        let role = if e.live { "live" } else { "other" };
+        let role = match e.role {
+            Role::Live => "live",
+            Role::Drain => "drain",
+            Role::Other => "other",
+        };
         out.push_str(&format!("{} {role} {} {} {} {}\n", e.group, e.workset, e.port, e.pid, e.start));
     }
     out
@@ -50,12 +56,16 @@ pub fn parse(text: &str) -> Result<Vec<Entry>, String> {
         .map(|(i, l)| {
             let f: Vec<&str> = l.split(' ').collect();
             let bad = || format!("line {}: cannot parse {l:?}", i + 2);
-            if f.len() != 6 || !matches!(f[1], "live" | "other") {
+            if f.len() != 6 || !matches!(f[1], "live" | "drain" | "other") {
                 return Err(bad());
             }
             Ok(Entry {
                 group: f[0].to_string(),
-                live: f[1] == "live",
+                role: match f[1] {
+                    "live" => Role::Live,
+                    "drain" => Role::Drain,
+                    _ => Role::Other,
+                },
                 workset: f[2].parse().map_err(|_| bad())?,
                 port: f[3].parse().map_err(|_| bad())?,
                 pid: f[4].parse().ok().filter(|p| *p > 1).ok_or_else(bad)?,
@@ -83,11 +93,11 @@ impl Recorder {
     pub fn save<'a>(&mut self, groups: impl Iterator<Item = &'a crate::group::Group>) -> Result<(), String> {
         let mut entries = Vec::new();
         for g in groups {
-            for (set, live) in g.sets() {
+            for (set, role) in g.sets() {
                 for p in &set.procs {
                     let Some(pid) = p.pid else { continue };
                     let start = *self.starts.entry(pid).or_insert_with(|| identity(pid).map_or(0, |i| i.0));
-                    entries.push(Entry { group: g.name.clone(), live, workset: p.workset, port: p.port, pid, start });
+                    entries.push(Entry { group: g.name.clone(), role, workset: p.workset, port: p.port, pid, start });
                 }
             }
         }
@@ -186,8 +196,8 @@ mod tests {
     #[test]
     fn round_trips() {
         let e = vec![
-            Entry { group: "web".into(), live: true, workset: 1, port: 8501, pid: 1234, start: 99 },
-            Entry { group: "web".into(), live: false, workset: 1, port: 8001, pid: 1240, start: 100 },
+            Entry { group: "web".into(), role: Role::Live, workset: 1, port: 8501, pid: 1234, start: 99 },
+            Entry { group: "web".into(), role: Role::Drain, workset: 1, port: 8001, pid: 1240, start: 100 },
         ];
         assert_eq!(parse(&format(&e)).unwrap(), e);
         assert!(parse("rolld-state 1\nweb live 0 80 1 5\n").is_err(), "pid 1 is never adopted");

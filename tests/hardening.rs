@@ -233,3 +233,96 @@ fn running_out_of_descriptors_neither_spins_nor_sticks() {
     h.wait_for("rolld status to answer again", S(10), || client(&h, &["status"]).status.code() == Some(0));
     h.stop_ok(S(8));
 }
+
+/// Point 16: rolld SIGKILLed while its old set drains a request in flight:
+/// the successor takes the draining set over and drains it (the request
+/// completes), stops it, then rolls the live set over.
+#[test]
+fn a_takeover_during_a_drain_drains() {
+    let mut h = Harness::new("hard-takeover-drain", 59);
+    h.write_config(&Cfg::default());
+    h.start();
+    let port = h.ws[0][0];
+    let slow = std::thread::spawn(move || {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        std::io::Write::write_all(&mut s, b"GET /slow?s=4 HTTP/1.0\r\n\r\n").unwrap();
+        let mut buf = String::new();
+        std::io::Read::read_to_string(&mut s, &mut buf).unwrap();
+        (buf, Instant::now())
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    h.signal(libc::SIGHUP);
+    h.wait_log("the drain", "g after_start done in", S(20));
+    h.wait_for("the state file to record the drain", S(5), || {
+        std::fs::read_dir(h.path("run"))
+            .unwrap()
+            .flatten()
+            .filter(|e| e.path().extension().is_some_and(|x| x == "state"))
+            .any(|e| std::fs::read_to_string(e.path()).unwrap_or_default().contains(&format!(" drain 0 {port} ")))
+    });
+    h.signal(libc::SIGKILL);
+    h.wait_exit_any(S(5));
+    h.spawn();
+    h.wait_log("the takeover", "took over the draining set", S(10));
+    let (reply, done) = slow.join().unwrap();
+    assert!(reply.starts_with("HTTP/1.0 200") && reply.contains(&format!("slow done port {port}")), "{reply}");
+    // The first rolld never finished its rollout; the successor's is the one.
+    h.wait_count(" rollout ok: ", 1, S(30));
+    let stopped = h.last_line(&format!("g:{port} stopped"));
+    let since_stop = now_of_day() - line_time(&stopped).unwrap();
+    assert!(
+        since_stop <= done.elapsed().as_secs_f64() + 0.05,
+        "port {port} was stopped before its request ended: {stopped}"
+    );
+    h.assert_live(0);
+    h.stop_ok(S(8));
+}
+
+const NO_PIDFD_C: &str = r#"#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <unistd.h>
+#include <sys/prctl.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+/* Runs argv[1..] where pidfd_open fails with ENOSYS, as on a kernel
+   before 5.3 or under an old container seccomp profile. */
+int main(int argc, char **argv) {
+    struct sock_filter f[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 434, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    struct sock_fprog prog = { sizeof f / sizeof f[0], f };
+    if (argc < 2 || prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) || prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog)) {
+        perror("no_pidfd");
+        return 111;
+    }
+    execv(argv[1], argv + 1);
+    perror("no_pidfd: execv");
+    return 111;
+}
+"#;
+
+/// Point 6: without pidfds, a rolld that takes over watches the adopted
+/// processes through /proc, and its rollout of them ends.
+#[test]
+fn without_pidfds_a_takeover_still_sees_its_processes_end() {
+    let mut h = Harness::new("hard-no-pidfd", 65);
+    h.write("no_pidfd.c", NO_PIDFD_C);
+    let bin = h.path("no_pidfd");
+    let cc = Command::new("cc").arg("-o").arg(&bin).arg(h.path("no_pidfd.c")).status().expect("a C compiler (cc)");
+    assert!(cc.success(), "cc no_pidfd.c failed");
+    h.write_config(&Cfg::default());
+    h.start();
+    h.signal(libc::SIGKILL);
+    h.wait_exit_any(S(5));
+    h.wrapper = vec![bin.display().to_string()];
+    h.spawn();
+    h.wait_log("the takeover", "took over the live set", S(10));
+    assert!(h.log_text().contains("watching it through /proc instead"), "{}", h.log_text());
+    h.wait_count(" rollout ok: ", 1, S(30));
+    h.assert_live(1);
+    h.stop_ok(S(8));
+}
