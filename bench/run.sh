@@ -493,7 +493,9 @@ EOF
         done
         if ((n > 0)); then
             touch "$C/stop"
-            stop_pid "${ALT_PIDS[-1]}" 20
+            clients_done() { ! alive "$1"; }
+            wait_for "the stream clients to write their summary" 30 clients_done "${ALT_PIDS[-1]}"
+            stop_pid "${ALT_PIDS[-1]}" 5
             unset 'ALT_PIDS[-1]'
             "$PY" -c 'import json, sys; print(json.dumps(json.load(open(sys.argv[1]))["counts"]))' \
                 "$C/summary.json" >"$RES/streams_${mode}_${n}_clients.json"
