@@ -1,67 +1,153 @@
 //! `rolld reload` and `rolld status`: clients of a running daemon's
 //! control socket.
+//!
+//! Each outcome has its own exit code, so that a deploy script never
+//! mistakes one for another: a daemon that is not there (2) is not a
+//! daemon that is slow to answer (3), and a rollout cut short by the
+//! daemon stopping (4) is not a rollback (1).
 
-use crate::control;
-use std::io::{BufRead, BufReader, ErrorKind, Write};
+use crate::{config, control};
+use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::os::unix::net::UnixStream;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-/// Connects to the daemon running `config`; exit code 2 and a message when
-/// there is none.
-fn connect(config: &Path, run_dir: Option<&Path>) -> Result<UnixStream, String> {
-    let canon = std::fs::canonicalize(config).map_err(|e| format!("{}: {e}", config.display()))?;
-    let dir = control::run_dir(run_dir)?;
-    let sock = control::socket_path(&dir, &canon);
-    UnixStream::connect(&sock).map_err(|e| match e.kind() {
-        ErrorKind::NotFound => format!("no rolld is running {} (no {})", canon.display(), sock.display()),
-        ErrorKind::ConnectionRefused => {
-            format!("no rolld is running {} ({} is stale: its daemon died)", canon.display(), sock.display())
-        }
-        _ => format!("cannot reach the rolld of {}: {}: {e}", canon.display(), sock.display()),
-    })
-}
+/// The new set is live (reload), or the answer was printed (status).
+pub const OK: u8 = 0;
+/// The rollout rolled back, or (with `surge`) ended partial.
+pub const ROLLED_BACK: u8 = 1;
+/// No daemon runs the config, the config is invalid, or a usage error.
+pub const NO_DAEMON: u8 = 2;
+/// The daemon did not answer in time, or `--timeout` passed.
+pub const TIMED_OUT: u8 = 3;
+/// The daemon stopped (or died) before the rollout ended.
+pub const STOPPED: u8 = 4;
 
-fn send(stream: &mut UnixStream, req: &str) -> Result<(), String> {
-    stream.write_all(format!("{req}\n").as_bytes()).map_err(|e| format!("sending the request: {e}"))
-}
+/// How long a daemon has to accept a client and answer its request (the
+/// status text, or `queued` for a reload) when no `--timeout` is given.
+/// A daemon answers within milliseconds whatever its groups are doing; one
+/// that does not is stopped (SIGSTOP, a debugger) or starved.
+pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// `rolld reload`: 0 live, 1 rolled back, 2 no daemon or invalid config,
-/// 3 timed out (the rollout goes on).
-pub fn reload(config: &Path, run_dir: Option<&Path>, wait: bool, timeout: Option<Duration>) -> u8 {
-    let mut stream = match connect(config, run_dir) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("rolld reload: {e}");
-            return 2;
+/// Why a client gave up: its exit code and message.
+struct Fail(u8, String);
+
+/// Connects to the daemon running `config` by `deadline`.
+fn connect(config: &Path, run_dir: Option<&Path>, deadline: Instant) -> Result<(UnixStream, PathBuf), Fail> {
+    let abs = config::absolute(config)
+        .map_err(|e| Fail(NO_DAEMON, format!("{}: cannot make the path absolute: {e}", config.display())))?;
+    let dir = control::run_dir(run_dir).map_err(|e| Fail(NO_DAEMON, e))?;
+    let sock = control::socket_path(&dir, &abs);
+    let shown = abs.display().to_string();
+    // connect(2) on a Unix socket waits, with no time limit, while the
+    // daemon's accept queue is full (a stopped daemon with many clients):
+    // it runs on a thread of its own, left behind if it is still waiting
+    // when this client gives up and exits.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let target = sock.clone();
+    std::thread::spawn(move || tx.send(UnixStream::connect(&target)));
+    let left = deadline.saturating_duration_since(Instant::now());
+    let stream = match rx.recv_timeout(left) {
+        Ok(r) => r.map_err(|e| match e.kind() {
+            ErrorKind::NotFound => Fail(
+                NO_DAEMON,
+                format!(
+                    "no rolld is running {shown} (no {}; a daemon using another run directory is not seen here)",
+                    sock.display()
+                ),
+            ),
+            ErrorKind::ConnectionRefused => {
+                Fail(NO_DAEMON, format!("no rolld is running {shown} ({} is stale: its daemon died)", sock.display()))
+            }
+            _ => Fail(NO_DAEMON, format!("cannot reach the rolld of {shown}: {}: {e}", sock.display())),
+        })?,
+        Err(_) => {
+            return Err(Fail(
+                TIMED_OUT,
+                format!(
+                    "the rolld of {shown} did not accept the connection within {} ({}): is it stopped or overloaded?",
+                    fmt_secs(left),
+                    sock.display()
+                ),
+            ));
         }
     };
-    if let Err(e) = send(&mut stream, "reload") {
-        eprintln!("rolld reload: {e}");
-        return 2;
+    Ok((stream, abs))
+}
+
+fn fmt_secs(d: Duration) -> String {
+    format!("{}s", (d.as_secs_f64() * 10.0).round() / 10.0)
+}
+
+fn send(stream: &mut UnixStream, req: &str) -> Result<(), Fail> {
+    stream.write_all(format!("{req}\n").as_bytes()).map_err(|e| Fail(NO_DAEMON, format!("sending the request: {e}")))
+}
+
+/// Sets the read timeout to what is left before `deadline`; false once it
+/// has passed.
+fn time_left(stream: &UnixStream, deadline: Instant) -> bool {
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        return false;
     }
-    let deadline = timeout.map(|t| Instant::now() + t);
+    let _ = stream.set_read_timeout(Some(left));
+    true
+}
+
+fn timed_out(e: &std::io::Error) -> bool {
+    matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut)
+}
+
+/// `rolld reload`: 0 live, 1 rolled back or partial, 2 no daemon or
+/// invalid config, 3 the daemon did not take the request in time or
+/// `--timeout` passed (the rollout goes on), 4 the daemon stopped before
+/// the rollout ended.
+pub fn reload(config: &Path, run_dir: Option<&Path>, wait: bool, timeout: Option<Duration>) -> u8 {
+    match follow_reload(config, run_dir, wait, timeout) {
+        Ok(code) => code,
+        Err(Fail(code, msg)) => {
+            eprintln!("rolld reload: {msg}");
+            code
+        }
+    }
+}
+
+fn follow_reload(config: &Path, run_dir: Option<&Path>, wait: bool, timeout: Option<Duration>) -> Result<u8, Fail> {
+    let start = Instant::now();
+    let deadline = timeout.map(|t| start + t);
+    // Until `queued`, the daemon has ANSWER_TIMEOUT (or less, by --timeout).
+    let answer_by = deadline.map_or(start + ANSWER_TIMEOUT, |d| d.min(start + ANSWER_TIMEOUT));
+    let (mut stream, abs) = connect(config, run_dir, answer_by)?;
+    let shown = abs.display();
+    send(&mut stream, "reload")?;
     let mut reader = BufReader::new(stream);
     let mut line = String::new();
+    let mut queued = false;
     loop {
         line.clear();
-        if let Some(d) = deadline {
-            let left = d.saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
-            let _ = reader.get_ref().set_read_timeout(Some(left));
+        let by = if queued { deadline } else { Some(answer_by) };
+        if let Some(by) = by
+            && !time_left(reader.get_ref(), by)
+        {
+            return Err(too_late(queued, &abs, by - start));
+        }
+        if by.is_none() {
+            let _ = reader.get_ref().set_read_timeout(None);
         }
         match reader.read_line(&mut line) {
+            Ok(0) if !queued => {
+                return Err(Fail(NO_DAEMON, format!("the rolld of {shown} closed the connection without an answer")));
+            }
             Ok(0) => {
-                eprintln!("rolld reload: the daemon closed the connection before the rollout ended");
-                return 1;
+                return Err(Fail(
+                    STOPPED,
+                    format!("the rolld of {shown} closed the connection before the rollout ended (did it die?)"),
+                ));
             }
             Ok(_) => {}
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-                eprintln!("rolld reload: --timeout passed; the rollout goes on");
-                return 3;
-            }
+            Err(e) if timed_out(&e) => return Err(too_late(queued, &abs, by.map_or(Duration::ZERO, |b| b - start))),
             Err(e) => {
-                eprintln!("rolld reload: {e}");
-                return 1;
+                return Err(Fail(STOPPED, format!("lost the connection to the rolld of {shown}: {e}")));
             }
         }
         let l = line.trim_end();
@@ -69,9 +155,12 @@ pub fn reload(config: &Path, run_dir: Option<&Path>, wait: bool, timeout: Option
         match kind {
             "queued" if !wait => {
                 println!("rollout requested");
-                return 0;
+                return Ok(OK);
             }
-            "queued" => println!("rollout requested; waiting"),
+            "queued" => {
+                queued = true;
+                println!("rollout requested; waiting");
+            }
             "phase" | "log" => println!("{rest}"),
             // done GROUP OUTCOME SUMMARY: the summary says the outcome.
             "done" => {
@@ -81,48 +170,90 @@ pub fn reload(config: &Path, run_dir: Option<&Path>, wait: bool, timeout: Option
             }
             "end" => {
                 return match rest {
-                    "ok" => 0,
-                    "invalid" => 2,
-                    _ => 1,
+                    "ok" => Ok(OK),
+                    "invalid" => Ok(NO_DAEMON),
+                    "stopped" => Err(Fail(
+                        STOPPED,
+                        format!("the rolld of {shown} was stopped before the rollout ended; it stops every set"),
+                    )),
+                    _ => Ok(ROLLED_BACK),
                 };
             }
-            "error" => {
-                eprintln!("rolld reload: {rest}");
-                return 2;
-            }
+            "error" => return Err(Fail(NO_DAEMON, rest.to_string())),
             _ => println!("{l}"),
         }
     }
 }
 
-/// `rolld status`: prints the daemon's answer; 0, or 2 with no daemon.
-pub fn status(config: &Path, run_dir: Option<&Path>, json: bool) -> u8 {
-    let mut stream = match connect(config, run_dir) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("rolld status: {e}");
-            return 2;
-        }
-    };
-    let req = if json { "status json" } else { "status" };
-    if let Err(e) = send(&mut stream, req) {
-        eprintln!("rolld status: {e}");
-        return 2;
+/// The message of a deadline passed: before `queued`, the daemon did not
+/// answer; after, `--timeout` passed while the rollout goes on.
+fn too_late(queued: bool, config: &Path, after: Duration) -> Fail {
+    if queued {
+        Fail(TIMED_OUT, "--timeout passed; the rollout goes on".to_string())
+    } else {
+        Fail(
+            TIMED_OUT,
+            format!(
+                "the rolld of {} did not answer within {}: is it stopped or overloaded? (it may still roll when it resumes)",
+                config.display(),
+                fmt_secs(after)
+            ),
+        )
     }
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
-    let mut text = String::new();
-    match std::io::Read::read_to_string(&mut stream, &mut text) {
-        Ok(_) if text.starts_with("error ") => {
-            eprintln!("rolld status: {}", text.trim_end());
-            2
-        }
-        Ok(_) => {
+}
+
+/// `rolld status`: prints the daemon's answer; 0, 2 with no daemon, 3 when
+/// the daemon does not answer within `timeout` (ANSWER_TIMEOUT by default).
+pub fn status(config: &Path, run_dir: Option<&Path>, json: bool, timeout: Option<Duration>) -> u8 {
+    match ask_status(config, run_dir, json, timeout.unwrap_or(ANSWER_TIMEOUT)) {
+        Ok(text) => {
             print!("{text}");
-            0
+            OK
         }
-        Err(e) => {
-            eprintln!("rolld status: {e}");
-            2
+        Err(Fail(code, msg)) => {
+            eprintln!("rolld status: {msg}");
+            code
         }
     }
+}
+
+fn ask_status(config: &Path, run_dir: Option<&Path>, json: bool, timeout: Duration) -> Result<String, Fail> {
+    let start = Instant::now();
+    let deadline = start + timeout;
+    let (mut stream, abs) = connect(config, run_dir, deadline)?;
+    send(&mut stream, if json { "status json" } else { "status" })?;
+    // The whole answer by the deadline, however it is cut into reads.
+    let mut text = Vec::new();
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        if !time_left(&stream, deadline) {
+            return Err(no_answer(&abs, timeout, !text.is_empty()));
+        }
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => text.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) if timed_out(&e) => return Err(no_answer(&abs, timeout, !text.is_empty())),
+            Err(e) => {
+                return Err(Fail(NO_DAEMON, format!("reading the answer of the rolld of {}: {e}", abs.display())));
+            }
+        }
+    }
+    let text = String::from_utf8_lossy(&text).into_owned();
+    if text.starts_with("error ") {
+        return Err(Fail(NO_DAEMON, text.trim_end().to_string()));
+    }
+    Ok(text)
+}
+
+fn no_answer(config: &Path, timeout: Duration, partly: bool) -> Fail {
+    let what = if partly { "finish its answer" } else { "answer" };
+    Fail(
+        TIMED_OUT,
+        format!(
+            "the rolld of {} did not {what} within {}: is it stopped or overloaded?",
+            config.display(),
+            fmt_secs(timeout)
+        ),
+    )
 }

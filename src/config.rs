@@ -138,9 +138,69 @@ pub fn load(path: &Path) -> Result<Config, Vec<String>> {
         return Err(vec![format!("{shown}: is a directory, not a config file")]);
     }
     let text = std::fs::read_to_string(path).map_err(|e| vec![format!("{shown}: cannot read: {e}")])?;
-    let abs = std::fs::canonicalize(path).map_err(|e| vec![format!("{shown}: {e}")])?;
+    // Symlinks stay in the path and in its base: after a `current ->
+    // releases/r2` flip, a re-read and relative paths reach r2.
+    let abs = absolute(path).map_err(|e| vec![format!("{shown}: cannot make the path absolute: {e}")])?;
     let base = abs.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("/"));
     parse(&text, &shown, &base).map(|groups| Config { path: abs, groups })
+}
+
+/// A config's path as rolld keeps it and names its socket after: joined to
+/// the working directory, `.` and repeated slashes dropped, symlinks not
+/// resolved. A `..` is folded into the component before it only where that
+/// component is a real directory at the time (the kernel then resolves the
+/// two to the same place); after a symlink, or a name that cannot be looked
+/// at, it stays as given, since `current/..` is the parent of the release
+/// `current` points to, which lexical folding would get wrong.
+pub fn absolute(path: &Path) -> std::io::Result<PathBuf> {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for c in std::path::absolute(path)?.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => match out.components().next_back() {
+                Some(Component::RootDir) => {}
+                Some(Component::Normal(_)) if std::fs::symlink_metadata(&out).is_ok_and(|m| m.is_dir()) => {
+                    out.pop();
+                }
+                _ => out.push(".."),
+            },
+            c => out.push(c),
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod absolute_tests {
+    use super::absolute;
+    use std::path::{Path, PathBuf};
+
+    #[test]
+    fn relative_paths_join_the_cwd_and_dots_go() {
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(absolute(Path::new("current/rolld.yml")).unwrap(), cwd.join("current/rolld.yml"));
+        assert_eq!(absolute(Path::new("./current//./rolld.yml")).unwrap(), cwd.join("current/rolld.yml"));
+        assert_eq!(absolute(Path::new("/srv/app/rolld.yml")).unwrap(), Path::new("/srv/app/rolld.yml"));
+        assert_eq!(absolute(Path::new("/../srv/rolld.yml")).unwrap(), Path::new("/srv/rolld.yml"));
+    }
+
+    #[test]
+    fn symlinks_stay_and_dotdot_folds_only_over_a_real_directory() {
+        let t = std::env::temp_dir().join(format!("rolld-absolute-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&t);
+        std::fs::create_dir_all(t.join("releases/r1")).unwrap();
+        std::fs::create_dir_all(t.join("app")).unwrap();
+        std::os::unix::fs::symlink("releases/r1", t.join("current")).unwrap();
+        let link = t.join("current/rolld.yml");
+        assert_eq!(absolute(&link).unwrap(), link, "the symlink is not resolved");
+        assert_eq!(absolute(&t.join("app/../current/rolld.yml")).unwrap(), link, "app is a directory");
+        // current/.. is releases/, not the directory holding current.
+        let through: PathBuf = t.join("current/../r1/rolld.yml");
+        assert_eq!(absolute(&through).unwrap(), through);
+        assert_eq!(absolute(&t.join("gone/../x.yml")).unwrap(), t.join("gone/../x.yml"), "unknown: kept");
+        std::fs::remove_dir_all(&t).unwrap();
+    }
 }
 
 /// Parses config text. `file` names it in messages; `base` is the directory

@@ -97,14 +97,14 @@ pub fn run(path: &Path, run_dir: Option<&Path>) -> u8 {
     let socket = match control::run_dir(run_dir) {
         Ok(dir) => control::socket_path(&dir, &cfg.path),
         Err(e) => {
-            log::error(ROLLD, &format!("control socket: {e}; nothing started"));
+            log::error(ROLLD, &format!("{}: control socket: {e}; nothing started", cfg.path.display()));
             return 1;
         }
     };
     let server = match control::Server::bind(&socket) {
         Ok(s) => s,
         Err(e) => {
-            log::error(ROLLD, &format!("control socket: {e}; nothing started"));
+            log::error(ROLLD, &format!("{}: {e}; nothing started", cfg.path.display()));
             return 1;
         }
     };

@@ -16,9 +16,11 @@ const USAGE: &str = "usage:
       validate CONFIG and print a summary (exit 0 valid, 2 not)
   rolld reload CONFIG [--wait] [--timeout SECS] [--run-dir DIR]
       ask the daemon running CONFIG to roll; with --wait, follow the rollout
-      (exit 0 live, 1 rolled back, 2 no daemon or invalid config, 3 timeout)
-  rolld status CONFIG [--json] [--run-dir DIR]
-      show the live sets, processes and last rollout of the daemon";
+      (exit 0 live, 1 rolled back, 2 no daemon or invalid config, 3 no answer
+      in time or --timeout passed, 4 rolld stopped before the rollout ended)
+  rolld status CONFIG [--json] [--timeout SECS] [--run-dir DIR]
+      show the live sets, processes and last rollout of the daemon
+      (exit 0, 2 no daemon, 3 no answer within --timeout, 10 s by default)";
 
 /// Parsed command line.
 #[derive(Debug, Default)]
@@ -77,8 +79,9 @@ fn main() -> ExitCode {
             only(a.wait || a.timeout.is_none(), "--timeout without --wait")
                 .map(|()| client::reload(Path::new(path), run_dir, a.wait, a.timeout))
         }),
-        ["status", path] => only(!a.wait && a.timeout.is_none(), "--wait/--timeout")
-            .map(|()| client::status(Path::new(path), run_dir, a.json)),
+        ["status", path] => {
+            only(!a.wait, "--wait").map(|()| client::status(Path::new(path), run_dir, a.json, a.timeout))
+        }
         [path] if !["check", "reload", "status"].contains(path) => {
             only(!a.wait && !a.json && a.timeout.is_none(), "an option").map(|()| daemon::run(Path::new(path), run_dir))
         }
