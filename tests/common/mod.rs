@@ -377,7 +377,7 @@ impl Harness {
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).unwrap();
         let out = std::fs::OpenOptions::new().create(true).append(true).open(self.path("rolld.out")).unwrap();
         // The control socket and state file go in the test dir too, not in
-        // the shared default /tmp/rolld-UID.
+        // the shared default run directory.
         let run_dir = self.run_dir.clone().unwrap_or_else(|| self.path("run"));
         let mut cmd = match self.wrapper.split_first() {
             Some((first, rest)) => {
