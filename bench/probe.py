@@ -335,9 +335,11 @@ def phases(line):
     if not m:
         return None
     out = {}
-    for part in m.group(1).split(","):
-        name, _, val = part.strip().partition(" ")
-        out[name] = dur_ms(val)
+    # A rollout by batches: "batch 1: spawn 2ms, ...; batch 2: ...; total 9.55s",
+    # each phase summed over the batches.
+    for part in re.split(r"[;,]", m.group(1)):
+        name, _, val = re.sub(r"^batch \d+:\s*", "", part.strip()).partition(" ")
+        out[name] = out.get(name, 0) + dur_ms(val)
     return out
 
 
