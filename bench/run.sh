@@ -529,7 +529,7 @@ tiny:
 EOF
     start_rolld "$D/rolld.yml" "$D/rolld.log"
     for i in 1 2 3; do
-        run_child "$TMP/rollout.json" probe rollout --pid "$ROLLD_PID" --log "$D/rolld.log" --timeout 120 --count "$D/"
+        run_child "$TMP/rollout.json" probe rollout --pid "$ROLLD_PID" --log "$D/rolld.log" --timeout 120 --count "bin/tiny_backend"
         cat "$TMP/rollout.json" >>"$RES/surge_$k.jsonl"
         sleep 0.3
     done

@@ -73,6 +73,7 @@ struct Daemon {
 pub fn run(path: &Path, run_dir: Option<&Path>) -> u8 {
     // Before anything is opened: a closed 0, 1 or 2 must not become the
     // control socket or a log file.
+    sys::one_malloc_arena();
     let std_fds = sys::ensure_std_fds();
     if let Err(e) = std_fds {
         log::log(Level::Warn, ROLLD, None, &format!("cannot open /dev/null on a closed descriptor 0-2: {e}"));

@@ -337,6 +337,16 @@ pub fn set_credentials(cmd: &mut std::process::Command, uid: u32, gid: u32, grou
     }
 }
 
+/// One malloc arena for every thread: the worker threads of checks and
+/// counts are short, and an arena each would keep their pages for good.
+pub fn one_malloc_arena() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: mallopt takes two integers; called before any thread starts.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 1);
+    }
+}
+
 /// Opens /dev/null on any of descriptors 0, 1 and 2 that is closed, so
 /// that nothing rolld opens later lands there (and is then written to as
 /// if it were stderr, or handed to a child as its stdout).

@@ -6,7 +6,7 @@ mod common;
 
 use common::*;
 use std::os::unix::net::UnixDatagram;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 fn server(extra: impl FnOnce(&mut Cfg)) -> Cfg {
@@ -15,26 +15,8 @@ fn server(extra: impl FnOnce(&mut Cfg)) -> Cfg {
     c
 }
 
-/// Runs a client subcommand against the harness's daemon.
-fn client(h: &Harness, args: &[&str]) -> Output {
-    let mut cmd = Command::new(rolld_bin());
-    cmd.args(args).arg(&h.config).arg("--run-dir").arg(h.path("run"));
-    let out = cmd.stdin(Stdio::null()).output().expect("run the client");
-    eprintln!(
-        "rolld {args:?}: {:?}\n--- stdout\n{}--- stderr\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
 fn code(o: &Output) -> i32 {
     o.status.code().expect("client exited normally")
-}
-
-fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
 }
 
 #[test]

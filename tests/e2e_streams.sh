@@ -38,40 +38,12 @@ ROLLOUTS=3
 PASSED=0
 SSE_PID=
 
-cleanup() {
-    local rc=$?
-    set +e
+e2e_cleanup_hook() {
     [[ -n $TMP && -d $TMP ]] && touch "$TMP/stop"
     [[ -n $SSE_PID ]] && stop_pid "$SSE_PID" 5
-    lib_cleanup
-    if [[ $PASSED == 1 && ${E2E_KEEP:-0} != 1 ]]; then
-        rm -rf -- "$TMP"
-    elif [[ -n $TMP ]]; then
-        echo "$LIB_NAME: work directory kept: $TMP" >&2
-        [[ $PASSED == 1 ]] || { echo "--- rolld log" >&2; tail -n 60 "$LOG" >&2; }
-    fi
-    exit "$rc"
+    return 0
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM HUP
-
-ROLLD=${1:-}
-if [[ -z $ROLLD ]]; then
-    (cd "$REPO" && cargo build --release --quiet) || fail "cargo build --release failed"
-    ROLLD=$REPO/target/release/rolld
-fi
-[[ -x $ROLLD ]] || fail "no rolld binary at $ROLLD"
-lib_find_nginx || fail "nginx is required"
-for tool in python3 wrk curl ss pgrep awk timeout; do
-    command -v "$tool" >/dev/null || fail "$tool is required"
-done
-none_listen "$LB_PORT" "${SET_A[@]}" "${SET_B[@]}" ||
-    fail "a test port is already in use (need $LB_PORT ${SET_A[*]} ${SET_B[*]} free)"
-
-TMP=$(mktemp -d /tmp/rolld-streams.XXXXXX)
-chmod 755 "$TMP" # nginx workers run as nobody when started by root
-LOG=$TMP/rolld.log
+e2e_begin streams "${1:-}"
 cp "$REPO/example/app.py" "$REPO/tests/sse_clients.py" "$TMP/"
 nginx_setup "$REPO/example/nginx" "$TMP/nginx" "$LB_PORT"
 grep -qF 'proxy_buffering off;' "$TMP/nginx/nginx.conf" || fail "the example nginx does not pass /events unbuffered"

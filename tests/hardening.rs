@@ -9,27 +9,10 @@ mod common;
 
 use common::*;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::process::{Command, Output, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 const S: fn(u64) -> Duration = Duration::from_secs;
-
-fn client(h: &Harness, args: &[&str]) -> Output {
-    let mut cmd = Command::new(rolld_bin());
-    cmd.args(args).arg(&h.config).arg("--run-dir").arg(h.path("run"));
-    let out = cmd.stdin(Stdio::null()).output().expect("run the client");
-    eprintln!(
-        "rolld {args:?}: {:?}\n{}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
-}
 
 fn is_root() -> bool {
     // SAFETY: geteuid cannot fail.

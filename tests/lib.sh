@@ -439,3 +439,50 @@ assert_nothing_left() {
     z=$(zombies_of $$ "$BASHPID" ${ROLLD_PID:+"$ROLLD_PID"})
     [[ -z $z ]] || fail "zombies left: $z"
 }
+
+# --- a stand-alone end-to-end script -----------------------------------------------
+
+# e2e_begin NAME [ROLLD]: what tests/e2e_streams.sh and e2e_surge.sh start
+# with: the rolld binary (built when not given), nginx and the tools
+# found, LB_PORT, SET_A and SET_B free, $TMP made (rolld-NAME.XXXXXX, open
+# to nginx's workers) with $LOG in it, and a trap that stops everything and
+# removes $TMP once PASSED=1 (keeps it, with rolld's log, otherwise, or with
+# E2E_KEEP=1). A script's own cleanup goes in e2e_cleanup_hook.
+e2e_begin() {
+    PASSED=0
+    trap e2e_cleanup EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM HUP
+    ROLLD=${2:-}
+    if [[ -z $ROLLD ]]; then
+        (cd "$REPO" && cargo build --release --quiet) || fail "cargo build --release failed"
+        ROLLD=$REPO/target/release/rolld
+    fi
+    [[ -x $ROLLD ]] || fail "no rolld binary at $ROLLD"
+    lib_find_nginx || fail "nginx is required"
+    local tool
+    for tool in python3 wrk curl ss pgrep awk timeout; do
+        command -v "$tool" >/dev/null || fail "$tool is required"
+    done
+    none_listen "$LB_PORT" "${SET_A[@]}" "${SET_B[@]}" ||
+        fail "a test port is already in use (need $LB_PORT ${SET_A[*]} ${SET_B[*]} free)"
+    TMP=$(mktemp -d "/tmp/rolld-$1.XXXXXX")
+    chmod 755 "$TMP" # nginx workers run as nobody when started by root
+    LOG=$TMP/rolld.log
+}
+
+e2e_cleanup_hook() { :; }
+
+e2e_cleanup() {
+    local rc=$?
+    set +e
+    e2e_cleanup_hook
+    lib_cleanup
+    if [[ $PASSED == 1 && ${E2E_KEEP:-0} != 1 ]]; then
+        rm -rf -- "$TMP"
+    elif [[ -n $TMP ]]; then
+        echo "$LIB_NAME: work directory kept: $TMP" >&2
+        [[ $PASSED == 1 ]] || { echo "--- rolld log" >&2; tail -n 60 "$LOG" >&2; }
+    fi
+    exit "$rc"
+}

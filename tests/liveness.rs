@@ -12,28 +12,10 @@ mod common;
 use common::*;
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const S: fn(u64) -> Duration = Duration::from_secs;
-
-/// Runs a client subcommand against the harness's daemon.
-fn client(h: &Harness, args: &[&str]) -> Output {
-    let mut cmd = Command::new(rolld_bin());
-    cmd.args(args).arg(&h.config).arg("--run-dir").arg(h.path("run"));
-    let out = cmd.stdin(Stdio::null()).output().expect("run the client");
-    eprintln!(
-        "rolld {args:?}: {:?}\n--- stdout\n{}--- stderr\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
-}
 
 /// `rolld status`, timed; panics unless it answers (exit 0).
 fn timed_status(h: &Harness) -> Duration {

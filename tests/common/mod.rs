@@ -99,6 +99,26 @@ pub fn python() -> &'static str {
     if Path::new("/usr/bin/python3").exists() { "/usr/bin/python3" } else { "python3" }
 }
 
+/// Runs a client subcommand (`reload`, `status`, ...) against the
+/// harness's daemon, and shows what it said in the test's output.
+pub fn client(h: &Harness, args: &[&str]) -> std::process::Output {
+    let mut cmd = Command::new(rolld_bin());
+    cmd.args(args).arg(&h.config).arg("--run-dir").arg(h.path("run"));
+    let out = cmd.stdin(Stdio::null()).output().expect("run the client");
+    eprintln!(
+        "rolld {args:?}: {:?}\n--- stdout\n{}--- stderr\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// A client's stdout and stderr, one after the other.
+pub fn text(o: &std::process::Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
 pub fn rolld_bin() -> &'static str {
     env!("CARGO_BIN_EXE_rolld")
 }
