@@ -344,10 +344,12 @@ def phases(line):
 
 
 def count_procs(needle):
-    """Processes (not zombies) whose command line holds `needle`."""
+    """Processes (not zombies) whose command line holds `needle`, this
+    probe (whose own command line holds it) excepted."""
     n = 0
+    me = str(os.getpid())
     for d in os.listdir("/proc"):
-        if not d.isdigit():
+        if not d.isdigit() or d == me:
             continue
         try:
             with open("/proc/%s/cmdline" % d, "rb") as f:
