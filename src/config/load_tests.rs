@@ -5,6 +5,18 @@
 use super::*;
 use std::fs;
 
+fn parse_all(text: &str, file: &str, base: &Path) -> Result<Vec<GroupConfig>, Vec<String>> {
+    let Parsed { drafts, mut errors } = super::parse(text, file, base);
+    match resolve(drafts, file, &Live) {
+        Ok(g) if errors.is_empty() => Ok(g),
+        Ok(_) => Err(errors),
+        Err(e) => {
+            errors.extend(e);
+            Err(errors)
+        }
+    }
+}
+
 /// The name `parse` is given for the file in every message.
 const FILE: &str = "test.yml";
 
@@ -74,7 +86,7 @@ fn with(extra: &str) -> String {
 
 #[track_caller]
 fn good(text: &str, base: &Path) -> Vec<GroupConfig> {
-    match parse(text, FILE, base) {
+    match parse_all(text, FILE, base) {
         Ok(groups) => groups,
         Err(errs) => panic!("expected the config to parse, got:\n{}", errs.join("\n")),
     }
@@ -90,7 +102,7 @@ fn one(text: &str, base: &Path) -> GroupConfig {
 
 #[track_caller]
 fn bad(text: &str, base: &Path) -> Vec<String> {
-    match parse(text, FILE, base) {
+    match parse_all(text, FILE, base) {
         Ok(groups) => panic!("expected errors, the config parsed: {groups:#?}"),
         Err(errs) => {
             assert!(!errs.is_empty(), "Err with no message");
@@ -1779,7 +1791,7 @@ fn with_port_leaves_other_text_alone() {
 #[test]
 fn user_and_group_resolve_to_credentials() {
     let t = TempDir::new("user_ok");
-    let groups = parse(&with("  user: nobody\n  group: nogroup\n"), FILE, t.path()).expect("valid");
+    let groups = parse_all(&with("  user: nobody\n  group: nogroup\n"), FILE, t.path()).expect("valid");
     let c = groups[0].credentials.clone().expect("credentials");
     let nobody = crate::sys::lookup_user("nobody").unwrap().unwrap();
     assert_eq!((c.uid, c.gid), (nobody.uid, crate::sys::lookup_group("nogroup").unwrap().unwrap()));

@@ -1,0 +1,196 @@
+//! The second step of reading a config: what the text names, asked of the
+//! system. The working directory must be a directory and a program named
+//! with a slash a file; a template must be a small regular file that
+//! parses and renders with what a rollout gives it, and its output
+//! directory must exist; `user:` and `group:` must name a user and a group,
+//! and switching to them needs rolld to be root. All of it goes through
+//! `System`: `Live` in rolld, a table in the tests.
+
+use super::{Action, Credentials, Cx, Draft, GroupConfig};
+use crate::sys::User;
+use std::io;
+use std::path::Path;
+
+/// What a path is, symlinks followed.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Kind {
+    File,
+    Dir,
+    /// A device, a FIFO, a socket.
+    Other,
+}
+
+/// What resolving asks of the system.
+pub trait System {
+    fn kind(&self, path: &Path) -> io::Result<Kind>;
+    fn read_template(&self, path: &Path) -> io::Result<String>;
+    fn lookup_user(&self, name: &str) -> io::Result<Option<User>>;
+    fn lookup_group(&self, name: &str) -> io::Result<Option<u32>>;
+    /// The supplementary groups of `user`, `gid` among them.
+    fn group_list(&self, user: &str, gid: u32) -> io::Result<Vec<u32>>;
+    /// rolld's own effective uid and gid.
+    fn ids(&self) -> (u32, u32);
+}
+
+/// This machine.
+pub struct Live;
+
+impl System for Live {
+    fn kind(&self, path: &Path) -> io::Result<Kind> {
+        let t = std::fs::metadata(path)?.file_type();
+        Ok(if t.is_file() {
+            Kind::File
+        } else if t.is_dir() {
+            Kind::Dir
+        } else {
+            Kind::Other
+        })
+    }
+
+    fn read_template(&self, path: &Path) -> io::Result<String> {
+        read_template(path)
+    }
+
+    fn lookup_user(&self, name: &str) -> io::Result<Option<User>> {
+        crate::sys::lookup_user(name)
+    }
+
+    fn lookup_group(&self, name: &str) -> io::Result<Option<u32>> {
+        crate::sys::lookup_group(name)
+    }
+
+    fn group_list(&self, user: &str, gid: u32) -> io::Result<Vec<u32>> {
+        crate::sys::group_list(user, gid)
+    }
+
+    fn ids(&self) -> (u32, u32) {
+        (crate::sys::euid(), crate::sys::egid())
+    }
+}
+
+/// Templates are small regular files: a device or a FIFO named by mistake
+/// must not hang or exhaust rolld.
+pub fn read_template(path: &Path) -> io::Result<String> {
+    const MAX: u64 = 1 << 20;
+    let meta = std::fs::metadata(path)?;
+    if !meta.is_file() {
+        return Err(io::Error::other("not a regular file"));
+    }
+    if meta.len() > MAX {
+        return Err(io::Error::other(format!("larger than {MAX} bytes")));
+    }
+    std::fs::read_to_string(path)
+}
+
+/// Resolves every draft. `file` names the config in messages.
+pub fn resolve(drafts: Vec<Draft>, file: &str, sys: &dyn System) -> Result<Vec<GroupConfig>, Vec<String>> {
+    let mut cx = Cx { file, errs: Vec::new() };
+    let groups: Vec<GroupConfig> = drafts.into_iter().map(|d| group(&mut cx, d, sys)).collect();
+    if cx.errs.is_empty() { Ok(groups) } else { Err(cx.errs) }
+}
+
+fn group(cx: &mut Cx, d: Draft, sys: &dyn System) -> GroupConfig {
+    let mut g = d.cfg;
+    let name = g.name.clone();
+    match sys.kind(&g.directory) {
+        Ok(Kind::Dir) => {}
+        Ok(_) => cx.err(&format!("{name}.directory"), format!("{} is not a directory", g.directory.display())),
+        Err(e) => cx.err(&format!("{name}.directory"), format!("{}: {e}", g.directory.display())),
+    }
+    if let Some(prog) = g.argv.first().filter(|p| p.contains('/')) {
+        if !matches!(sys.kind(Path::new(prog)), Ok(Kind::File)) {
+            cx.err(&format!("{name}.cmd"), format!("program {prog} not found"));
+        }
+    }
+    for (i, a) in g.actions.iter().enumerate() {
+        let Action::ReplaceFile { template, output } = a else { continue };
+        let key = format!("{name}.after_start[{i}]");
+        if let Some(src) = read_and_parse(cx, &format!("{key}.replace_file[1]"), template, sys) {
+            // It must render with what a rollout gives it, not only parse:
+            // an undefined variable would otherwise roll back every rollout.
+            if let [first, second, ..] = g.worksets.as_slice() {
+                if let Err(e) = crate::actions::render_string(&src, &name, first, second) {
+                    let why = format!("does not render with ports, old_ports and group: {e}");
+                    cx.err(&key, format!("template {} {why}", template.display()));
+                }
+            }
+        }
+        if let Some(dir) = output.parent().filter(|d| !matches!(sys.kind(d), Ok(Kind::Dir))) {
+            cx.err(&format!("{key}.replace_file[2]"), format!("output directory {} does not exist", dir.display()));
+        }
+    }
+    if d.user.is_some() || d.group.is_some() {
+        g.credentials = credentials(cx, &name, d.user.as_deref(), d.group.as_deref(), sys);
+    }
+    g
+}
+
+/// The template's text, when it reads and parses.
+fn read_and_parse(cx: &mut Cx, key: &str, path: &Path, sys: &dyn System) -> Option<String> {
+    let parsed = sys.read_template(path).map_err(|e| e.to_string()).and_then(|src| {
+        minijinja::Environment::new().template_from_str(&src).map_err(|e| e.to_string())?;
+        Ok(src)
+    });
+    parsed.map_err(|e| cx.err(key, format!("template {}: {e}", path.display()))).ok()
+}
+
+/// Resolves `user:` and `group:`. An unknown name is an error, never a
+/// silent fallback to running the group as root.
+fn credentials(
+    cx: &mut Cx,
+    name: &str,
+    user: Option<&str>,
+    group: Option<&str>,
+    sys: &dyn System,
+) -> Option<Credentials> {
+    let (euid, egid) = sys.ids();
+    let u = match user {
+        None => None,
+        Some(u) => match sys.lookup_user(u) {
+            Ok(Some(found)) => Some(found),
+            Ok(None) => {
+                cx.err(&format!("{name}.user"), format!("unknown user {u:?}; refusing to run the group as root"));
+                return None;
+            }
+            Err(e) => {
+                cx.err(&format!("{name}.user"), format!("cannot look up user {u:?}: {e}"));
+                return None;
+            }
+        },
+    };
+    let gid = match group {
+        None => u.as_ref().map_or(egid, |u| u.gid),
+        Some(gname) => match sys.lookup_group(gname) {
+            Ok(Some(gid)) => gid,
+            Ok(None) => {
+                cx.err(&format!("{name}.group"), format!("unknown group {gname:?}"));
+                return None;
+            }
+            Err(e) => {
+                cx.err(&format!("{name}.group"), format!("cannot look up group {gname:?}: {e}"));
+                return None;
+            }
+        },
+    };
+    let uid = u.as_ref().map_or(euid, |u| u.uid);
+    if euid != 0 && (uid != euid || gid != egid) {
+        let key = if user.is_some() { "user" } else { "group" };
+        cx.err(&format!("{name}.{key}"), format!("switching needs rolld to run as root (it runs as uid {euid})"));
+        return None;
+    }
+    if euid != 0 {
+        // rolld's own user and group: nothing to switch (and no right to).
+        return None;
+    }
+    let groups = match &u {
+        Some(u) => match sys.group_list(&u.name, gid) {
+            Ok(g) => g,
+            Err(e) => {
+                cx.err(&format!("{name}.user"), format!("cannot list the groups of {:?}: {e}", u.name));
+                return None;
+            }
+        },
+        None => vec![gid],
+    };
+    Some(Credentials { uid, gid, groups, user: u.map(|u| (u.name, u.home)) })
+}
