@@ -97,10 +97,10 @@ fn group(cx: &mut Cx, d: Draft, sys: &dyn System) -> GroupConfig {
         Ok(_) => cx.err(&format!("{name}.directory"), format!("{} is not a directory", g.directory.display())),
         Err(e) => cx.err(&format!("{name}.directory"), format!("{}: {e}", g.directory.display())),
     }
-    if let Some(prog) = g.argv.first().filter(|p| p.contains('/')) {
-        if !matches!(sys.kind(Path::new(prog)), Ok(Kind::File)) {
-            cx.err(&format!("{name}.cmd"), format!("program {prog} not found"));
-        }
+    if let Some(prog) = g.argv.first().filter(|p| p.contains('/'))
+        && !matches!(sys.kind(Path::new(prog)), Ok(Kind::File))
+    {
+        cx.err(&format!("{name}.cmd"), format!("program {prog} not found"));
     }
     for (i, a) in g.actions.iter().enumerate() {
         let Action::ReplaceFile { template, output } = a else { continue };
@@ -108,11 +108,11 @@ fn group(cx: &mut Cx, d: Draft, sys: &dyn System) -> GroupConfig {
         if let Some(src) = read_and_parse(cx, &format!("{key}.replace_file[1]"), template, sys) {
             // It must render with what a rollout gives it, not only parse:
             // an undefined variable would otherwise roll back every rollout.
-            if let [first, second, ..] = g.worksets.as_slice() {
-                if let Err(e) = crate::actions::render_string(&src, &name, first, second) {
-                    let why = format!("does not render with ports, old_ports and group: {e}");
-                    cx.err(&key, format!("template {} {why}", template.display()));
-                }
+            if let [first, second, ..] = g.worksets.as_slice()
+                && let Err(e) = crate::actions::render_string(&src, &name, first, second)
+            {
+                let why = format!("does not render with ports, old_ports and group: {e}");
+                cx.err(&key, format!("template {} {why}", template.display()));
             }
         }
         if let Some(dir) = output.parent().filter(|d| !matches!(sys.kind(d), Ok(Kind::Dir))) {
