@@ -147,7 +147,7 @@ pub fn load(path: &Path) -> Result<Config, Vec<String>> {
     if meta.is_dir() {
         return Err(vec![format!("{shown}: is a directory, not a config file")]);
     }
-    let text = std::fs::read_to_string(path).map_err(|e| vec![format!("{shown}: cannot read: {e}")])?;
+    let text = read_regular(path, MAX_CONFIG).map_err(|e| vec![format!("{shown}: cannot read: {e}")])?;
     // Symlinks stay in the path and in its base: after a `current ->
     // releases/r2` flip, a re-read and relative paths reach r2.
     let abs = absolute(path).map_err(|e| vec![format!("{shown}: cannot make the path absolute: {e}")])?;
@@ -163,6 +163,32 @@ pub fn load(path: &Path) -> Result<Config, Vec<String>> {
             Err(errors)
         }
     }
+}
+
+/// A config file larger than this is refused.
+const MAX_CONFIG: u64 = 16 << 20;
+
+/// The text of the regular file `path` (symlinks followed), at most `max`
+/// bytes. It is opened without blocking and checked once open, so a FIFO
+/// or a device, even one swapped in after a look, is refused, not waited
+/// on or read forever.
+fn read_regular(path: &Path, max: u64) -> std::io::Result<String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path)?;
+    let meta = f.metadata()?;
+    if !meta.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    if meta.len() > max {
+        return Err(std::io::Error::other(format!("larger than {max} bytes")));
+    }
+    let mut text = String::new();
+    f.take(max + 1).read_to_string(&mut text)?;
+    if text.len() as u64 > max {
+        return Err(std::io::Error::other(format!("larger than {max} bytes")));
+    }
+    Ok(text)
 }
 
 /// A config's path as rolld keeps it and names its socket after: joined to
@@ -189,6 +215,34 @@ pub fn absolute(path: &Path) -> std::io::Result<PathBuf> {
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod read_tests {
+    use super::read_regular;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn only_small_regular_files_are_read_and_nothing_blocks() {
+        let t = std::env::temp_dir().join(format!("rolld-read-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&t);
+        std::fs::create_dir_all(&t).unwrap();
+        std::fs::write(t.join("small"), "abc").unwrap();
+        std::os::unix::fs::symlink("small", t.join("link")).unwrap();
+        std::fs::write(t.join("big"), vec![b'x'; 11]).unwrap();
+        let made = std::process::Command::new("mkfifo").arg(t.join("fifo")).status().unwrap();
+        assert!(made.success());
+        let started = Instant::now();
+        assert_eq!(read_regular(&t.join("small"), 10).unwrap(), "abc");
+        assert_eq!(read_regular(&t.join("link"), 10).unwrap(), "abc", "a symlink to a regular file is read");
+        let err = |p: &str| read_regular(std::path::Path::new(p), 10).unwrap_err().to_string();
+        assert_eq!(err(t.join("big").to_str().unwrap()), "larger than 10 bytes");
+        assert_eq!(err(t.join("fifo").to_str().unwrap()), "not a regular file", "a FIFO with no writer");
+        assert_eq!(err("/dev/zero"), "not a regular file");
+        assert!(err(t.join("gone").to_str().unwrap()).contains("No such file"));
+        assert!(started.elapsed() < Duration::from_secs(2), "nothing waited: {:?}", started.elapsed());
+        std::fs::remove_dir_all(&t).unwrap();
+    }
 }
 
 #[cfg(test)]

@@ -68,18 +68,10 @@ impl System for Live {
     }
 }
 
-/// Templates are small regular files: a device or a FIFO named by mistake
-/// must not hang or exhaust rolld.
+/// Templates are small regular files: a device or a FIFO named by mistake,
+/// or put in a template's place, must not hang or exhaust rolld.
 pub fn read_template(path: &Path) -> io::Result<String> {
-    const MAX: u64 = 1 << 20;
-    let meta = std::fs::metadata(path)?;
-    if !meta.is_file() {
-        return Err(io::Error::other("not a regular file"));
-    }
-    if meta.len() > MAX {
-        return Err(io::Error::other(format!("larger than {MAX} bytes")));
-    }
-    std::fs::read_to_string(path)
+    super::read_regular(path, 1 << 20)
 }
 
 /// Resolves every draft. `file` names the config in messages.
@@ -194,3 +186,7 @@ fn credentials(
     };
     Some(Credentials { uid, gid, groups, user: u.map(|u| (u.name, u.home)) })
 }
+
+#[cfg(test)]
+#[path = "resolve_tests.rs"]
+mod tests;
