@@ -19,7 +19,7 @@ use crate::signals::Signals;
 use crate::state::{self, Recorder};
 use crate::status::{self, Last, Snapshot, View};
 use crate::takeover::{Watch, Watched};
-use crate::work::{Owner, Work};
+use crate::work::{Done, Owner, Work};
 use crate::{actions, log, plan, process, smoke, sys, takeover, tcp};
 use std::collections::VecDeque;
 use std::os::fd::{AsFd, BorrowedFd};
@@ -51,6 +51,8 @@ struct Daemon {
     slots: Vec<Slot>,
     next_id: Owner,
     reload_pending: bool,
+    /// The config is being read again, beside the loop.
+    loading: bool,
     exiting: bool,
     exit_code: u8,
     round: Option<Round>,
@@ -135,6 +137,7 @@ pub fn run(path: &Path, run_dir: Option<&Path>) -> u8 {
         slots: Vec::new(),
         next_id: 0,
         reload_pending: false,
+        loading: false,
         exiting: false,
         exit_code: 0,
         round: None,
@@ -156,7 +159,7 @@ pub fn run(path: &Path, run_dir: Option<&Path>) -> u8 {
         d.end_round_if_done();
         // A reload asked for during the round that just ended starts now,
         // before the loop sleeps.
-        if d.reload_pending && !d.exiting && d.round.is_none() {
+        if d.reload_pending && !d.exiting && d.round.is_none() && !d.loading {
             d.reload_pending = false;
             d.reload();
             continue;
@@ -243,9 +246,14 @@ impl Daemon {
             }));
         }
         self.reap_watched(&gone);
-        for (owner, ev) in self.work.take() {
-            if let Some(i) = self.slots.iter().position(|s| s.id == owner) {
-                self.feed(i, ev);
+        for done in self.work.take() {
+            match done {
+                Done::Group(owner, ev) => {
+                    if let Some(i) = self.slots.iter().position(|s| s.id == owner) {
+                        self.feed(i, ev);
+                    }
+                }
+                Done::Config(cfg) => self.loaded(cfg),
             }
         }
         for sig in sigs {
@@ -283,10 +291,10 @@ impl Daemon {
         if self.exiting {
             return;
         }
-        if self.round.is_none() {
+        if self.round.is_none() && !self.loading {
             log::info(ROLLD, &format!("{from}: reloading the config"));
         } else if !self.reload_pending {
-            log::info(ROLLD, &format!("{from} during a rollout: another rollout will follow this one"));
+            log::info(ROLLD, &format!("{from} during a reload: another one will follow this one"));
         }
         self.reload_pending = true;
     }
@@ -348,13 +356,26 @@ impl Daemon {
         }
     }
 
-    /// Reads the config again; starts a round if it is valid.
+    /// Reads the config again, on a worker: a config file, a template or a
+    /// user lookup that takes time does not hold the loop. The clients
+    /// waiting so far follow this reload; those who come while it is read
+    /// wait for the next one, which reads their change.
     fn reload(&mut self) {
         self.notifier.send(&format!("RELOADING=1\nMONOTONIC_USEC={}", sys::monotonic_usec()));
-        match config::load(&self.path) {
+        self.current.append(&mut self.waiting);
+        self.loading = true;
+        self.work.load(self.path.clone());
+    }
+
+    /// The config read by `reload`: a round starts if it is valid.
+    fn loaded(&mut self, cfg: Result<Config, Vec<String>>) {
+        self.loading = false;
+        if self.exiting {
+            return;
+        }
+        match cfg {
             Ok(cfg) => self.begin_round(cfg, false),
             Err(errs) => {
-                self.current.append(&mut self.waiting);
                 for e in &errs {
                     log::error(ROLLD, e);
                     self.broadcast(&format!("log {e}"));
@@ -372,7 +393,6 @@ impl Daemon {
     /// a rollout for a running one, a drain and stop for one that is gone.
     fn begin_round(&mut self, cfg: Config, first: bool) {
         self.round = Some(Round { first, failed: false });
-        self.current.append(&mut self.waiting);
         for w in config::warnings(&cfg.groups, config::ephemeral_range()) {
             log::log(Level::Warn, ROLLD, None, &w);
             self.broadcast(&format!("log warning: {w}"));

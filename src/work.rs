@@ -1,7 +1,7 @@
 //! The work that runs beside the loop, never in it.
 //!
 //! Two kinds of slow work exist. Blocking calls (a smoke check, a render,
-//! a connection count) run on worker threads, a pool that grows to
+//! a connection count, reading the config again) run on worker threads, a pool that grows to
 //! `MAX_WORKERS` and keeps its threads; each result is queued on a channel,
 //! then a byte is written to a pipe that the loop polls (the self-pipe
 //! order: result first, then the wakeup). Processes (an after_start
@@ -10,6 +10,7 @@
 //! through a socket in the poll set, is logged line by line, and its tail
 //! kept for the error message. The loop never waits for either.
 
+use crate::config::Config;
 use crate::group::{Event, Level};
 use crate::log;
 use std::collections::HashMap;
@@ -29,13 +30,22 @@ const LINE_MAX: usize = 4096;
 /// Who asked for a piece of work: the daemon's id of a group.
 pub type Owner = u64;
 
-type Task = Box<dyn FnOnce() -> Event + Send>;
+/// What a piece of work hands back.
+pub enum Done {
+    /// An event for the group the daemon knows as `Owner`.
+    Group(Owner, Event),
+    /// The config, read again (its files and templates, its users looked
+    /// up: any of which can take time).
+    Config(Result<Config, Vec<String>>),
+}
+
+type Task = Box<dyn FnOnce() -> Done + Send>;
 
 pub struct Work {
-    tasks: Sender<(Owner, Task)>,
-    queue: Arc<Mutex<Receiver<(Owner, Task)>>>,
-    results: Receiver<(Owner, Event)>,
-    results_tx: Sender<(Owner, Event)>,
+    tasks: Sender<Task>,
+    queue: Arc<Mutex<Receiver<Task>>>,
+    results: Receiver<Done>,
+    results_tx: Sender<Done>,
     wake_rx: UnixStream,
     wake_tx: Arc<UnixStream>,
     threads: usize,
@@ -81,6 +91,16 @@ impl Work {
 
     /// Runs `task` on a worker thread; its event comes back from `take`.
     pub fn submit(&mut self, owner: Owner, task: impl FnOnce() -> Event + Send + 'static) {
+        self.run(Box::new(move || Done::Group(owner, task())));
+    }
+
+    /// Reads the config at `path` on a worker thread; it comes back from
+    /// `take`.
+    pub fn load(&mut self, path: std::path::PathBuf) {
+        self.run(Box::new(move || Done::Config(crate::config::load(&path))));
+    }
+
+    fn run(&mut self, task: Task) {
         self.pending += 1;
         if self.pending > self.threads && self.threads < MAX_WORKERS {
             let spawned = self.spawn_worker();
@@ -90,12 +110,11 @@ impl Work {
         }
         if self.threads == 0 {
             // No worker at all: run it here rather than never.
-            let ev = task();
-            let _ = self.results_tx.send((owner, ev));
+            let _ = self.results_tx.send(task());
             let _ = (&*self.wake_tx).write(&[1]);
             return;
         }
-        let _ = self.tasks.send((owner, Box::new(task)));
+        let _ = self.tasks.send(task);
     }
 
     fn spawn_worker(&mut self) -> io::Result<()> {
@@ -105,9 +124,8 @@ impl Work {
         std::thread::Builder::new().name("rolld-worker".into()).spawn(move || {
             loop {
                 let next = queue.lock().map(|q| q.recv());
-                let Ok(Ok((owner, task))) = next else { return };
-                let ev = task();
-                if results.send((owner, ev)).is_err() {
+                let Ok(Ok(task)) = next else { return };
+                if results.send(task()).is_err() {
                     return;
                 }
                 // A full pipe already holds a wakeup.
@@ -119,10 +137,10 @@ impl Work {
     }
 
     /// The results that have arrived, in the order they came.
-    pub fn take(&mut self) -> Vec<(Owner, Event)> {
+    pub fn take(&mut self) -> Vec<Done> {
         let mut buf = [0u8; 256];
         while matches!((&self.wake_rx).read(&mut buf), Ok(n) if n > 0) {}
-        let out: Vec<(Owner, Event)> = self.results.try_iter().collect();
+        let out: Vec<Done> = self.results.try_iter().collect();
         self.pending = self.pending.saturating_sub(out.len());
         out
     }

@@ -1,9 +1,10 @@
 //! What a backend's user controls, and what rolld inherits, turned against
 //! rolld: the real binary (as root where the point is `user:`), with
 //! planted symlinks and FIFOs, root-only files, a crash that prints control
-//! characters, ignored signals, a closed stdout and a descriptor limit.
+//! characters, ignored signals, a closed stdout, a descriptor limit, no
+//! pidfds, and a config read again that hangs.
 //!
-//! Ports: Harness k = 54..=59 (25400-25912).
+//! Ports: Harness k = 54..=59, 65 and 66 (25400-25912, 26500-26612).
 
 mod common;
 
@@ -308,4 +309,67 @@ fn without_pidfds_a_takeover_still_sees_its_processes_end() {
     h.wait_count(" rollout ok: ", 1, S(30));
     h.assert_live(1);
     h.stop_ok(S(8));
+}
+
+/// The config read again on SIGHUP can take time: here its `user:` is
+/// looked up while rolld's /etc/passwd is a FIFO nobody writes to (in a
+/// mount namespace of rolld's own), so the lookup hangs. It hangs on a
+/// worker: `rolld status` answers throughout, a second SIGHUP is queued,
+/// the read ends (as an invalid config, "unknown user") once the FIFO is
+/// closed, the queued reload reads again, and SIGTERM still ends rolld
+/// while that read hangs.
+#[test]
+fn a_config_read_that_hangs_holds_neither_status_nor_sigterm() {
+    if !is_root() {
+        panic!("this test needs root (it mounts over /etc/passwd in a mount namespace)");
+    }
+    let mut h = Harness::new("hard-slow-load", 66);
+    h.write_config(&Cfg::default());
+    h.wrapper = vec!["unshare".into(), "--mount".into(), "--propagation".into(), "private".into()];
+    h.start();
+    let fifo = h.path("passwd.fifo");
+    mkfifo(&fifo);
+    let pid = h.pid().to_string();
+    let st = Command::new("nsenter")
+        .args(["-t", &pid, "-m", "mount", "--bind"])
+        .arg(&fifo)
+        .arg("/etc/passwd")
+        .status()
+        .unwrap();
+    assert!(st.success(), "nsenter mount --bind");
+    h.write_config(&Cfg { extra: "user: rolld-no-such-user", ..Cfg::default() });
+    h.signal(libc::SIGHUP);
+    h.wait_log("the reload", "SIGHUP: reloading the config", S(5));
+    let mut slowest = Duration::ZERO;
+    let end = Instant::now() + S(2);
+    while Instant::now() < end {
+        let t = Instant::now();
+        let o = client(&h, &["status"]);
+        slowest = slowest.max(t.elapsed());
+        assert_eq!(o.status.code(), Some(0), "status while the read hangs:\n{}", text(&o));
+    }
+    assert!(slowest < Duration::from_millis(500), "rolld status took {slowest:?} while the read hung");
+    assert!(!h.log_text().contains("problem(s) in the config"), "the read did not hang:\n{}", h.log_text());
+    h.signal(libc::SIGHUP);
+    h.wait_log("the second SIGHUP", "SIGHUP during a reload: another one will follow", S(5));
+    // A writer that opens and closes: the hanging read sees an empty file.
+    let release = || {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new().write(true).custom_flags(libc::O_NONBLOCK).open(&fifo).is_ok()
+    };
+    h.wait_for("the first read to be released", S(5), release);
+    h.wait_count("unknown user", 1, S(5));
+    // The queued reload reads again, and hangs again, the loop still live.
+    assert_eq!(client(&h, &["status"]).status.code(), Some(0));
+    h.wait_for("the queued read to be released", S(5), release);
+    h.wait_count("unknown user", 2, S(5));
+    assert_eq!(h.count("problem(s) in the config: nothing changed"), 2, "{}", h.log_text());
+    // A third read hangs when SIGTERM comes.
+    h.signal(libc::SIGHUP);
+    h.wait_count("SIGHUP: reloading the config", 2, S(5));
+    std::thread::sleep(Duration::from_millis(300));
+    h.assert_live(0);
+    let t = Instant::now();
+    h.stop_ok(S(5));
+    assert!(t.elapsed() < S(4), "SIGTERM took {:?} with a read hanging", t.elapsed());
 }
