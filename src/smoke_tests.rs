@@ -277,7 +277,9 @@ fn a_check_never_takes_longer_than_its_timeout() {
     let t = Instant::now();
     let e = check_port(&[http(Host::Localhost, 600)], 26063).unwrap_err();
     let took = t.elapsed();
-    assert!((Duration::from_millis(550)..Duration::from_millis(900)).contains(&took), "took {took:?}");
+    // Both addresses share the one budget: one after the other would take
+    // 1200 ms. The margin above 600 ms is for a loaded machine.
+    assert!((Duration::from_millis(550)..Duration::from_millis(1100)).contains(&took), "took {took:?}");
     assert_eq!(
         e,
         "GET http://localhost:26063/: [::1]:26063 timed out after 600ms; 127.0.0.1:26063 timed out after 600ms"
