@@ -16,6 +16,8 @@
 
 mod parse;
 mod resolve;
+#[cfg(test)]
+mod testing;
 
 pub use parse::{Draft, Parsed, parse, split_shell};
 pub use resolve::{Kind, Live, System, read_template, resolve};

@@ -8,7 +8,7 @@ use super::{Action, Check, Cx, GroupConfig, Host, Timing, valid_group_name};
 use serde_yaml::{Mapping, Value};
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 const DEFAULT_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
@@ -18,10 +18,10 @@ const DEFAULT_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 pub struct Draft {
     /// The group, `credentials` still `None`: `resolve` sets them.
     pub cfg: GroupConfig,
-    /// `user:` as written.
+    /// `user:` as written: a user's name or uid.
     pub user: Option<String>,
-    /// `group:` as written.
-    pub group: Option<String>,
+    /// `group:` as written: a Unix group's name or gid.
+    pub gid: Option<String>,
 }
 
 /// What `parse` makes of a text: every group it could read (those with
@@ -195,6 +195,12 @@ fn numprocs(cx: &mut Cx, key: &str, v: &Value) -> bool {
     false
 }
 
+/// `rel` joined to `dir`, with the `.` components and repeated slashes
+/// dropped (`..` stays: it means what the file system makes of it).
+fn join(dir: &Path, rel: &str) -> PathBuf {
+    dir.join(rel).components().collect()
+}
+
 /// A group as far as it could be read; `None` if it is not a mapping.
 fn group(cx: &mut Cx, name: &str, v: &Value, base: &Path) -> Option<Draft> {
     let m = map(cx, name, v)?;
@@ -218,7 +224,7 @@ fn group(cx: &mut Cx, name: &str, v: &Value, base: &Path) -> Option<Draft> {
         credentials: None,
     };
     let mut has_workset = false;
-    let (mut user, mut group_name) = (None, None);
+    let (mut user, mut gid) = (None, None);
     for (key, v) in entries(cx, name, m) {
         let k = format!("{name}.{key}");
         let t = &mut g.timing;
@@ -229,7 +235,7 @@ fn group(cx: &mut Cx, name: &str, v: &Value, base: &Path) -> Option<Draft> {
             }
             "directory" => {
                 if let Some(d) = string(cx, &k, v) {
-                    g.directory = base.join(d);
+                    g.directory = join(base, &d);
                 }
             }
             "stdout" => g.stdout = string(cx, &k, v),
@@ -268,7 +274,7 @@ fn group(cx: &mut Cx, name: &str, v: &Value, base: &Path) -> Option<Draft> {
             "action_timeout" => t.action_timeout = seconds(cx, &k, v, false).unwrap_or(t.action_timeout),
             "drain_report" => t.drain_report = seconds(cx, &k, v, true).unwrap_or(t.drain_report),
             "user" => user = scalar(cx, &k, v),
-            "group" => group_name = scalar(cx, &k, v),
+            "group" => gid = scalar(cx, &k, v),
             "stop_signal" => g.stop_signal = signal(cx, &k, v).unwrap_or(g.stop_signal),
             "drain_signal" => g.drain_signal = signal(cx, &k, v),
             "surge" => match v.as_u64() {
@@ -305,14 +311,14 @@ fn group(cx: &mut Cx, name: &str, v: &Value, base: &Path) -> Option<Draft> {
                 // A program named with a slash is relative to the working
                 // directory; one without is looked up in PATH when spawned.
                 if argv[0].contains('/') {
-                    argv[0] = g.directory.join(&argv[0]).to_string_lossy().into_owned();
+                    argv[0] = join(&g.directory, &argv[0]).to_string_lossy().into_owned();
                 }
                 g.argv = argv;
             }
             Err(e) => cx.err(&format!("{name}.cmd"), e),
         },
     }
-    Some(Draft { cfg: g, user, group: group_name })
+    Some(Draft { cfg: g, user, gid })
 }
 
 fn worksets(cx: &mut Cx, key: &str, v: &Value) -> Vec<Vec<u16>> {
@@ -504,7 +510,7 @@ fn action(cx: &mut Cx, key: &str, v: &Value, base: &Path) -> Option<Action> {
             let ok = numprocs(cx, &format!("{k}[0]"), &args[0]);
             let template = string(cx, &format!("{k}[1]"), &args[1]);
             let output = string(cx, &format!("{k}[2]"), &args[2]);
-            let (template, output) = (base.join(template?), base.join(output?));
+            let (template, output) = (join(base, &template?), join(base, &output?));
             ok.then_some(Action::ReplaceFile { template, output })
         }
         "run_proc" => {
@@ -586,3 +592,7 @@ pub fn split_shell(s: &str) -> Result<Vec<String>, String> {
     }
     Ok(words)
 }
+
+#[cfg(test)]
+#[path = "parse_tests.rs"]
+mod tests;

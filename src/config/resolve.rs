@@ -25,8 +25,9 @@ pub trait System {
     fn kind(&self, path: &Path) -> io::Result<Kind>;
     fn read_template(&self, path: &Path) -> io::Result<String>;
     fn lookup_user(&self, name: &str) -> io::Result<Option<User>>;
-    fn lookup_group(&self, name: &str) -> io::Result<Option<u32>>;
-    /// The supplementary groups of `user`, `gid` among them.
+    /// A Unix group's gid, by name or number.
+    fn lookup_gid(&self, name: &str) -> io::Result<Option<u32>>;
+    /// The supplementary gids of `user`, `gid` among them.
     fn group_list(&self, user: &str, gid: u32) -> io::Result<Vec<u32>>;
     /// rolld's own effective uid and gid.
     fn ids(&self) -> (u32, u32);
@@ -55,7 +56,7 @@ impl System for Live {
         crate::sys::lookup_user(name)
     }
 
-    fn lookup_group(&self, name: &str) -> io::Result<Option<u32>> {
+    fn lookup_gid(&self, name: &str) -> io::Result<Option<u32>> {
         crate::sys::lookup_group(name)
     }
 
@@ -111,8 +112,8 @@ fn group(cx: &mut Cx, d: Draft, sys: &dyn System) -> GroupConfig {
             cx.err(&format!("{key}.replace_file[2]"), format!("output directory {} does not exist", dir.display()));
         }
     }
-    if d.user.is_some() || d.group.is_some() {
-        g.credentials = credentials(cx, &name, d.user.as_deref(), d.group.as_deref(), sys);
+    if d.user.is_some() || d.gid.is_some() {
+        g.credentials = credentials(cx, &name, d.user.as_deref(), d.gid.as_deref(), sys);
     }
     g
 }
@@ -132,7 +133,7 @@ fn credentials(
     cx: &mut Cx,
     name: &str,
     user: Option<&str>,
-    group: Option<&str>,
+    gid: Option<&str>,
     sys: &dyn System,
 ) -> Option<Credentials> {
     let (euid, egid) = sys.ids();
@@ -150,9 +151,9 @@ fn credentials(
             }
         },
     };
-    let gid = match group {
+    let gid = match gid {
         None => u.as_ref().map_or(egid, |u| u.gid),
-        Some(gname) => match sys.lookup_group(gname) {
+        Some(gname) => match sys.lookup_gid(gname) {
             Ok(Some(gid)) => gid,
             Ok(None) => {
                 cx.err(&format!("{name}.group"), format!("unknown group {gname:?}"));

@@ -5,12 +5,10 @@
 //! valid group and every message it must give, in order.
 
 use super::*;
+use crate::config::testing::{BASE, FILE, with};
 use crate::config::{Credentials, parse};
 
-const FILE: &str = "test.yml";
-const BASE: &str = "/srv/app";
-
-/// The made-up machine.
+/// The made-up machine: the paths, users and gids below.
 struct Fake {
     /// rolld's euid and egid.
     ids: (u32, u32),
@@ -33,7 +31,7 @@ const OTHERS: &[&str] = &["/srv/app/fifo"];
 /// name, uid, gid, home.
 const USERS: &[(&str, u32, u32, &str)] =
     &[("www", 33, 33, "/var/www"), ("deploy", 1000, 1000, "/home/deploy"), ("ldap-down", 0, 0, "")];
-const GROUPS: &[(&str, u32)] = &[("www", 33), ("web", 1001), ("deploy", 1000)];
+const GIDS: &[(&str, u32)] = &[("www", 33), ("web", 1001), ("deploy", 1000)];
 
 fn enoent() -> io::Error {
     io::Error::from_raw_os_error(libc::ENOENT)
@@ -69,8 +67,8 @@ impl System for Fake {
         Ok(found.map(|&(name, uid, gid, home)| User { name: name.into(), uid, gid, home: home.into() }))
     }
 
-    fn lookup_group(&self, name: &str) -> io::Result<Option<u32>> {
-        Ok(name.parse().ok().or_else(|| GROUPS.iter().find(|g| g.0 == name).map(|g| g.1)))
+    fn lookup_gid(&self, name: &str) -> io::Result<Option<u32>> {
+        Ok(name.parse().ok().or_else(|| GIDS.iter().find(|g| g.0 == name).map(|g| g.1)))
     }
 
     fn group_list(&self, user: &str, gid: u32) -> io::Result<Vec<u32>> {
@@ -80,13 +78,6 @@ impl System for Fake {
     fn ids(&self) -> (u32, u32) {
         self.ids
     }
-}
-
-/// A valid group `g` followed by `extra`, lines indented by two spaces;
-/// its `cmd: prog {numproc}` unless `extra` has one.
-fn with(extra: &str) -> String {
-    let cmd = if extra.contains("  cmd: ") { "" } else { "  cmd: prog {numproc}\n" };
-    format!("g:\n{cmd}  workset:\n    - numprocs: [9001]\n    - numprocs: [9002]\n{extra}")
 }
 
 /// Parses (with no problem) and resolves on `sys`.
@@ -106,18 +97,11 @@ fn one(text: &str, sys: &Fake) -> GroupConfig {
 }
 
 /// Each row's YAML, added to group `g`, must give exactly its messages on
-/// `sys`; every wrong row is reported.
+/// `sys`.
 #[track_caller]
 fn rows(sys: &Fake, table: &[(&str, &[&str])]) {
-    let mut wrong = Vec::new();
-    for (yaml, want) in table {
-        let got = run(&with(yaml), sys).err().unwrap_or_default();
-        let want: Vec<String> = want.iter().map(|w| format!("{FILE}: {w}")).collect();
-        if got != want {
-            wrong.push(format!("row {yaml:?}\n  want: {want:#?}\n  got:  {got:#?}"));
-        }
-    }
-    assert!(wrong.is_empty(), "{} of {} row(s) wrong:\n{}", wrong.len(), table.len(), wrong.join("\n"));
+    let got = |yaml: &str| run(&with(yaml), sys).err().unwrap_or_default();
+    crate::config::testing::rows(table, got, |w| format!("{FILE}: {w}"));
 }
 
 const NOENT: &str = "No such file or directory (os error 2)";
@@ -130,7 +114,7 @@ const ROOT_ROWS: &[(&str, &[&str])] = &[
     ("  directory: fifo\n", &["g.directory: /srv/app/fifo is not a directory"]),
     // a program named with a slash, relative to the working directory
     ("  cmd: bin/nope {numproc}\n", &["g.cmd: program /srv/app/bin/nope not found"]),
-    ("  cmd: ./tmpl {numproc}\n", &["g.cmd: program /srv/app/./tmpl not found"]),
+    ("  cmd: ./tmpl {numproc}\n", &["g.cmd: program /srv/app/tmpl not found"]),
     ("  cmd: /srv/app/fifo\n", &["g.cmd: program /srv/app/fifo not found"]),
     ("  directory: bin\n  cmd: ../bin/nope\n", &["g.cmd: program /srv/app/bin/../bin/nope not found"]),
     // templates and outputs
