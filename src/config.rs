@@ -19,7 +19,7 @@ mod resolve;
 #[cfg(test)]
 mod testing;
 
-pub use parse::{Draft, Parsed, parse, split_shell};
+pub use parse::{Draft, Parsed, Render, parse, split_shell};
 pub use resolve::{Kind, Live, System, read_template, resolve};
 
 use std::net::IpAddr;

@@ -294,7 +294,8 @@ impl Daemon {
         if self.round.is_none() && !self.loading {
             log::info(ROLLD, &format!("{from}: reloading the config"));
         } else if !self.reload_pending {
-            log::info(ROLLD, &format!("{from} during a reload: another one will follow this one"));
+            let during = if self.loading { "while the config is read" } else { "during a rollout" };
+            log::info(ROLLD, &format!("{from} {during}: another rollout will follow this one"));
         }
         self.reload_pending = true;
     }

@@ -351,7 +351,7 @@ fn a_config_read_that_hangs_holds_neither_status_nor_sigterm() {
     assert!(slowest < Duration::from_millis(500), "rolld status took {slowest:?} while the read hung");
     assert!(!h.log_text().contains("problem(s) in the config"), "the read did not hang:\n{}", h.log_text());
     h.signal(libc::SIGHUP);
-    h.wait_log("the second SIGHUP", "SIGHUP during a reload: another one will follow", S(5));
+    h.wait_log("the second SIGHUP", "SIGHUP while the config is read: another rollout will follow", S(5));
     // A writer that opens and closes: the hanging read sees an empty file.
     let release = || {
         use std::os::unix::fs::OpenOptionsExt;

@@ -22,6 +22,18 @@ pub struct Draft {
     pub user: Option<String>,
     /// `group:` as written: a Unix group's name or gid.
     pub gid: Option<String>,
+    /// The `replace_file`s of `after_start`, for resolve to look at their
+    /// files: kept even when the entry has another problem.
+    pub renders: Vec<Render>,
+}
+
+/// A `replace_file` as written, its paths joined.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Render {
+    /// Where it is in the file: `app.after_start[2]`.
+    pub key: String,
+    pub template: PathBuf,
+    pub output: PathBuf,
 }
 
 /// What `parse` makes of a text: every group it could read (those with
@@ -225,6 +237,7 @@ fn group(cx: &mut Cx, name: &str, v: &Value, base: &Path) -> Option<Draft> {
     };
     let mut has_workset = false;
     let (mut user, mut gid) = (None, None);
+    let mut renders = Vec::new();
     for (key, v) in entries(cx, name, m) {
         let k = format!("{name}.{key}");
         let t = &mut g.timing;
@@ -262,7 +275,7 @@ fn group(cx: &mut Cx, name: &str, v: &Value, base: &Path) -> Option<Draft> {
             }
             "after_start" => {
                 for (i, a) in seq(cx, &k, v).into_iter().flatten().enumerate() {
-                    if let Some(a) = action(cx, &format!("{k}[{i}]"), a, base) {
+                    if let Some(a) = action(cx, &format!("{k}[{i}]"), a, base, &mut renders) {
                         g.actions.push(a);
                     }
                 }
@@ -318,7 +331,7 @@ fn group(cx: &mut Cx, name: &str, v: &Value, base: &Path) -> Option<Draft> {
             Err(e) => cx.err(&format!("{name}.cmd"), e),
         },
     }
-    Some(Draft { cfg: g, user, gid })
+    Some(Draft { cfg: g, user, gid, renders })
 }
 
 fn worksets(cx: &mut Cx, key: &str, v: &Value) -> Vec<Vec<u16>> {
@@ -497,7 +510,7 @@ fn check_headers(cx: &mut Cx, key: &str, v: &Value) -> Vec<(String, String)> {
     out
 }
 
-fn action(cx: &mut Cx, key: &str, v: &Value, base: &Path) -> Option<Action> {
+fn action(cx: &mut Cx, key: &str, v: &Value, base: &Path, renders: &mut Vec<Render>) -> Option<Action> {
     let (name, arg) = single(cx, key, v)?;
     let k = format!("{key}.{name}");
     match name.as_str() {
@@ -511,6 +524,7 @@ fn action(cx: &mut Cx, key: &str, v: &Value, base: &Path) -> Option<Action> {
             let template = string(cx, &format!("{k}[1]"), &args[1]);
             let output = string(cx, &format!("{k}[2]"), &args[2]);
             let (template, output) = (join(base, &template?), join(base, &output?));
+            renders.push(Render { key: key.to_string(), template: template.clone(), output: output.clone() });
             ok.then_some(Action::ReplaceFile { template, output })
         }
         "run_proc" => {

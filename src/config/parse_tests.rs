@@ -7,7 +7,7 @@
 
 use super::*;
 use crate::config::testing::{BASE, FILE, SEED, with};
-use crate::config::{Action, Check, GroupConfig, Host, Timing};
+use crate::config::{Action, Check, GroupConfig, Host, Render, Timing};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -710,6 +710,7 @@ fn defaults_when_optional_keys_are_absent() {
             },
             user: None,
             gid: None,
+            renders: Vec::new(),
         }]
     );
 }
@@ -795,6 +796,11 @@ fn seed_config_parses_unchanged_apart_from_its_directory() {
             },
             user: None,
             gid: None,
+            renders: vec![Render {
+                key: "app-servers.after_start[0]".into(),
+                template: base().join("example/nginx-tornado.conf.templ"),
+                output: base().join("example/nginx-tornado.conf"),
+            }],
         }]
     );
     assert_eq!(d[0].cfg.timing, Timing::default());

@@ -6,7 +6,7 @@
 //! and switching to them needs rolld to be root. All of it goes through
 //! `System`: `Live` in rolld, a table in the tests.
 
-use super::{Action, Credentials, Cx, Draft, GroupConfig};
+use super::{Credentials, Cx, Draft, GroupConfig, Render};
 use crate::sys::User;
 use std::io;
 use std::path::Path;
@@ -95,9 +95,7 @@ fn group(cx: &mut Cx, d: Draft, sys: &dyn System) -> GroupConfig {
     {
         cx.err(&format!("{name}.cmd"), format!("program {prog} not found"));
     }
-    for (i, a) in g.actions.iter().enumerate() {
-        let Action::ReplaceFile { template, output } = a else { continue };
-        let key = format!("{name}.after_start[{i}]");
+    for Render { key, template, output } in &d.renders {
         if let Some(src) = read_and_parse(cx, &format!("{key}.replace_file[1]"), template, sys) {
             // It must render with what a rollout gives it, not only parse:
             // an undefined variable would otherwise roll back every rollout.
@@ -105,7 +103,7 @@ fn group(cx: &mut Cx, d: Draft, sys: &dyn System) -> GroupConfig {
                 && let Err(e) = crate::actions::render_string(&src, &name, first, second)
             {
                 let why = format!("does not render with ports, old_ports and group: {e}");
-                cx.err(&key, format!("template {} {why}", template.display()));
+                cx.err(key, format!("template {} {why}", template.display()));
             }
         }
         if let Some(dir) = output.parent().filter(|d| !matches!(sys.kind(d), Ok(Kind::Dir))) {
