@@ -171,24 +171,44 @@ pub fn load(path: &Path) -> Result<Config, Vec<String>> {
 const MAX_CONFIG: u64 = 16 << 20;
 
 /// The text of the regular file `path` (symlinks followed), at most `max`
-/// bytes. It is opened without blocking and checked once open, so a FIFO
-/// or a device, even one swapped in after a look, is refused, not waited
-/// on or read forever.
+/// bytes. Only a regular file is ever opened: a device's open has effects
+/// (a watchdog arms, a tape rewinds, a terminal becomes rolld's) and a
+/// FIFO's can wait for ever. So the path is first taken with `O_PATH`,
+/// which opens nothing, and its type checked; then that very file is
+/// opened through /proc/self/fd, so a path swapped in between opens
+/// nothing else. Without /proc, the path is opened again (non-blocking)
+/// and must still be the same file.
 fn read_regular(path: &Path, max: u64) -> std::io::Result<String> {
     use std::io::Read;
-    use std::os::unix::fs::OpenOptionsExt;
-    let f = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path)?;
-    let meta = f.metadata()?;
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let refuse = |why: String| Err(std::io::Error::other(why));
+    let handle = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_PATH).open(path)?;
+    let meta = handle.metadata()?;
     if !meta.is_file() {
-        return Err(std::io::Error::other("not a regular file"));
+        return refuse("not a regular file".into());
     }
     if meta.len() > max {
-        return Err(std::io::Error::other(format!("larger than {max} bytes")));
+        return refuse(format!("larger than {max} bytes"));
     }
+    let open = |p: &Path| {
+        std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY).open(p)
+    };
+    let f = match open(Path::new(&format!("/proc/self/fd/{}", handle.as_raw_fd()))) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let f = open(path)?;
+            let now = f.metadata()?;
+            if (now.dev(), now.ino()) != (meta.dev(), meta.ino()) {
+                return refuse("replaced while it was opened".into());
+            }
+            f
+        }
+        other => other?,
+    };
     let mut text = String::new();
     f.take(max + 1).read_to_string(&mut text)?;
     if text.len() as u64 > max {
-        return Err(std::io::Error::other(format!("larger than {max} bytes")));
+        return refuse(format!("larger than {max} bytes"));
     }
     Ok(text)
 }
@@ -243,6 +263,36 @@ mod read_tests {
         assert_eq!(err("/dev/zero"), "not a regular file");
         assert!(err(t.join("gone").to_str().unwrap()).contains("No such file"));
         assert!(started.elapsed() < Duration::from_secs(2), "nothing waited: {:?}", started.elapsed());
+        std::fs::remove_dir_all(&t).unwrap();
+    }
+
+    /// A writer waits in open(2) until a reader opens the FIFO: it still
+    /// waits after read_regular refused the FIFO, which was never opened.
+    #[test]
+    fn a_fifo_is_refused_without_being_opened() {
+        let t = std::env::temp_dir().join(format!("rolld-read-open-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&t);
+        std::fs::create_dir_all(&t).unwrap();
+        let fifo = t.join("fifo");
+        assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+        let (tx, rx) = std::sync::mpsc::channel();
+        let writer = {
+            let fifo = fifo.clone();
+            std::thread::spawn(move || {
+                let opened = std::fs::OpenOptions::new().write(true).open(&fifo);
+                tx.send(opened.is_ok()).unwrap();
+            })
+        };
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(read_regular(&fifo, 10).unwrap_err().to_string(), "not a regular file");
+        let early = rx.recv_timeout(Duration::from_millis(300));
+        // Let the writer go before asserting, so the test ends either way.
+        let _reader = {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(&fifo)
+        };
+        writer.join().unwrap();
+        assert!(early.is_err(), "read_regular opened the FIFO: its writer's open returned");
         std::fs::remove_dir_all(&t).unwrap();
     }
 }
