@@ -191,9 +191,8 @@ fn read_regular(path: &Path, max: u64) -> std::io::Result<String> {
     if meta.len() > max {
         return refuse(format!("larger than {max} bytes"));
     }
-    let open = |p: &Path| {
-        std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY).open(p)
-    };
+    let open =
+        |p: &Path| std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY).open(p);
     let f = match open(Path::new(&format!("/proc/self/fd/{}", handle.as_raw_fd()))) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let f = open(path)?;

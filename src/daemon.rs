@@ -554,11 +554,11 @@ impl Daemon {
             Action::RunStep { cfg, seq, step, ports, old_ports } => match cfg.actions.get(step).cloned() {
                 Some(Step::RunProc { command }) => Some(self.run_proc(&cfg, seq, &command, &ports, &old_ports)),
                 Some(Step::ReplaceFile { template, output }) => {
-                    let name = cfg.name.clone();
-                    self.work.submit(owner, move || Event::StepDone {
-                        seq,
-                        result: actions::render(&template, &output, &name, &ports, &old_ports)
-                            .map_err(|e| format!("replace_file {}: {e}", output.display())),
+                    self.work.submit(owner, move || {
+                        let as_user = cfg.credentials.as_ref();
+                        let result = actions::render(&template, as_user, &output, &cfg.name, &ports, &old_ports)
+                            .map_err(|e| format!("replace_file {}: {e}", output.display()));
+                        Event::StepDone { seq, result }
                     });
                     None
                 }

@@ -337,6 +337,44 @@ pub fn set_credentials(cmd: &mut std::process::Command, uid: u32, gid: u32, grou
     }
 }
 
+/// Runs `f` on a thread of its own whose file-system identity is `uid`,
+/// `gid` and `groups`, and returns what it gives: what `f` opens is what
+/// that user could open (a root-only file behind a symlink is refused).
+/// The fsuid, the fsgid and the supplementary groups of the raw system
+/// calls belong to the calling thread alone (glibc's wrappers would change
+/// every thread's groups), and end with it. A root thread whose fsuid
+/// becomes another's loses its file capabilities (`CAP_DAC_OVERRIDE`...)
+/// with it.
+pub fn with_fs_identity<T: Send + 'static>(
+    uid: u32,
+    gid: u32,
+    groups: &[u32],
+    f: impl FnOnce() -> T + Send + 'static,
+) -> io::Result<T> {
+    let groups: Vec<libc::gid_t> = groups.to_vec();
+    let thread = std::thread::Builder::new().name("rolld-as-user".into()).spawn(move || {
+        // SAFETY: setgroups reads `groups.len()` gids; these system calls
+        // change only this thread's credentials.
+        let rc = unsafe { libc::syscall(libc::SYS_setgroups, groups.len(), groups.as_ptr()) };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // setfsgid and setfsuid return the previous id and report no
+        // error: a second call with an invalid id reads the current one.
+        // SAFETY: as above.
+        let (fsgid, fsuid) = unsafe {
+            libc::syscall(libc::SYS_setfsgid, gid);
+            libc::syscall(libc::SYS_setfsuid, uid);
+            (libc::syscall(libc::SYS_setfsgid, u32::MAX), libc::syscall(libc::SYS_setfsuid, u32::MAX))
+        };
+        if (fsuid as u32, fsgid as u32) != (uid, gid) {
+            return Err(io::Error::other(format!("cannot take uid {uid} and gid {gid} for file access")));
+        }
+        Ok(f())
+    })?;
+    thread.join().map_err(|_| io::Error::other("the thread reading as the user panicked"))?
+}
+
 /// One malloc arena for every thread: the worker threads of checks and
 /// counts are short, and an arena each would keep their pages for good.
 pub fn one_malloc_arena() {

@@ -2,9 +2,10 @@
 //! rolld: the real binary (as root where the point is `user:`), with
 //! planted symlinks and FIFOs, root-only files, a crash that prints control
 //! characters, ignored signals, a closed stdout, a descriptor limit, no
-//! pidfds, and a config read again that hangs.
+//! pidfds, a config read again that hangs, and a template that is a link
+//! to a root-only file.
 //!
-//! Ports: Harness k = 54..=59, 65 and 66 (25400-25912, 26500-26612).
+//! Ports: Harness k = 54..=59 and 65..=67 (25400-25912, 26500-26712).
 
 mod common;
 
@@ -372,4 +373,35 @@ fn a_config_read_that_hangs_holds_neither_status_nor_sigterm() {
     let t = Instant::now();
     h.stop_ok(S(5));
     assert!(t.elapsed() < S(4), "SIGTERM took {:?} with a read hanging", t.elapsed());
+}
+
+/// Templates are read as the group's user: with `user: nobody`, a template
+/// turned into a link to a root-only file (standing for /etc/shadow) is a
+/// config error on the next reload (`Permission denied`), the live set
+/// keeps serving, and nothing of that file reaches the LB's config.
+#[test]
+fn a_template_is_read_as_the_groups_user() {
+    if !is_root() {
+        panic!("this test needs root (it runs backends as nobody)");
+    }
+    let mut h = Harness::new("hard-template-user", 67);
+    std::fs::create_dir(h.path("logs")).unwrap();
+    let (uid, gid) = nobody();
+    std::os::unix::fs::chown(h.path("logs"), Some(uid), Some(gid)).unwrap();
+    h.write_config(&Cfg { script: "server.py", extra: "user: nobody", ..Cfg::default() });
+    h.start();
+    let rendered = h.read("lb.conf");
+    assert!(rendered.contains(&h.ws[0][0].to_string()), "{rendered}");
+    h.write("secret", "root:SECRET-HASH:19000:0:99999:7:::\n");
+    std::fs::set_permissions(h.path("secret"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::remove_file(h.path("lb.templ")).unwrap();
+    std::os::unix::fs::symlink(h.path("secret"), h.path("lb.templ")).unwrap();
+    let o = client(&h, &["reload", "--wait", "--timeout", "20"]);
+    assert_eq!(o.status.code(), Some(2), "an invalid config:\n{}", text(&o));
+    let out = text(&o);
+    assert!(out.contains("lb.templ: Permission denied (os error 13)"), "{out}");
+    assert!(!out.contains("SECRET"), "{out}");
+    assert_eq!(h.read("lb.conf"), rendered, "the LB's config is unchanged");
+    h.assert_live(0);
+    h.stop_ok(S(8));
 }

@@ -23,7 +23,8 @@ pub enum Kind {
 /// What resolving asks of the system.
 pub trait System {
     fn kind(&self, path: &Path) -> io::Result<Kind>;
-    fn read_template(&self, path: &Path) -> io::Result<String>;
+    /// A template's text, read as `as_user` when it is given.
+    fn read_template(&self, path: &Path, as_user: Option<&Credentials>) -> io::Result<String>;
     fn lookup_user(&self, name: &str) -> io::Result<Option<User>>;
     /// A Unix group's gid, by name or number.
     fn lookup_gid(&self, name: &str) -> io::Result<Option<u32>>;
@@ -48,8 +49,8 @@ impl System for Live {
         })
     }
 
-    fn read_template(&self, path: &Path) -> io::Result<String> {
-        read_template(path)
+    fn read_template(&self, path: &Path, as_user: Option<&Credentials>) -> io::Result<String> {
+        read_template(path, as_user)
     }
 
     fn lookup_user(&self, name: &str) -> io::Result<Option<User>> {
@@ -70,9 +71,20 @@ impl System for Live {
 }
 
 /// Templates are small regular files: a device or a FIFO named by mistake,
-/// or put in a template's place, must not hang or exhaust rolld.
-pub fn read_template(path: &Path) -> io::Result<String> {
-    super::read_regular(path, 1 << 20)
+/// or put in a template's place, must not hang or exhaust rolld. A group
+/// with `user:` has its templates read as that user: a template its user
+/// can change is a path to whatever it points to, and rolld, as root,
+/// would otherwise copy a file that user may not read (`/etc/shadow`) into
+/// an output it may.
+pub fn read_template(path: &Path, as_user: Option<&Credentials>) -> io::Result<String> {
+    const MAX: u64 = 1 << 20;
+    match as_user {
+        None => super::read_regular(path, MAX),
+        Some(c) => {
+            let path = path.to_path_buf();
+            crate::sys::with_fs_identity(c.uid, c.gid, &c.groups, move || super::read_regular(&path, MAX))?
+        }
+    }
 }
 
 /// Resolves every draft. `file` names the config in messages.
@@ -95,8 +107,20 @@ fn group(cx: &mut Cx, d: Draft, sys: &dyn System) -> GroupConfig {
     {
         cx.err(&format!("{name}.cmd"), format!("program {prog} not found"));
     }
+    let before = cx.errs.len();
+    if d.user.is_some() || d.gid.is_some() {
+        g.credentials = credentials(cx, &name, d.user.as_deref(), d.gid.as_deref(), sys);
+    }
+    // Templates are read as the group's user: with no user to read them
+    // as, they are not read at all.
+    let readable = cx.errs.len() == before;
     for Render { key, template, output } in &d.renders {
-        if let Some(src) = read_and_parse(cx, &format!("{key}.replace_file[1]"), template, sys) {
+        let src = if readable {
+            read_and_parse(cx, &format!("{key}.replace_file[1]"), template, g.credentials.as_ref(), sys)
+        } else {
+            None
+        };
+        if let Some(src) = src {
             // It must render with what a rollout gives it, not only parse:
             // an undefined variable would otherwise roll back every rollout.
             if let [first, second, ..] = g.worksets.as_slice()
@@ -110,15 +134,18 @@ fn group(cx: &mut Cx, d: Draft, sys: &dyn System) -> GroupConfig {
             cx.err(&format!("{key}.replace_file[2]"), format!("output directory {} does not exist", dir.display()));
         }
     }
-    if d.user.is_some() || d.gid.is_some() {
-        g.credentials = credentials(cx, &name, d.user.as_deref(), d.gid.as_deref(), sys);
-    }
     g
 }
 
 /// The template's text, when it reads and parses.
-fn read_and_parse(cx: &mut Cx, key: &str, path: &Path, sys: &dyn System) -> Option<String> {
-    let parsed = sys.read_template(path).map_err(|e| e.to_string()).and_then(|src| {
+fn read_and_parse(
+    cx: &mut Cx,
+    key: &str,
+    path: &Path,
+    as_user: Option<&Credentials>,
+    sys: &dyn System,
+) -> Option<String> {
+    let parsed = sys.read_template(path, as_user).map_err(|e| e.to_string()).and_then(|src| {
         minijinja::Environment::new().template_from_str(&src).map_err(|e| e.to_string())?;
         Ok(src)
     });

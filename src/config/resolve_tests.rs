@@ -26,8 +26,11 @@ const FILES: &[(&str, &str)] = &[
     ("/srv/app/tmpl/up.templ", "{% for p in ports %}{{ p }} {% endfor %}{{ old_ports|join(',') }} {{ group }}"),
     ("/srv/app/tmpl/syntax.templ", "upstream {\n  server {{ p };\n}\n"),
     ("/srv/app/tmpl/undefined.templ", "{{ portz }}"),
+    (ROOT_ONLY, "root:$y$j9T$secret:19000:0:99999:7:::"),
 ];
 const OTHERS: &[&str] = &["/srv/app/fifo"];
+/// A template only root may read (a link to /etc/shadow, say).
+const ROOT_ONLY: &str = "/srv/app/tmpl/shadow.templ";
 /// name, uid, gid, home.
 const USERS: &[(&str, u32, u32, &str)] =
     &[("www", 33, 33, "/var/www"), ("deploy", 1000, 1000, "/home/deploy"), ("ldap-down", 0, 0, "")];
@@ -51,7 +54,10 @@ impl System for Fake {
         }
     }
 
-    fn read_template(&self, path: &Path) -> io::Result<String> {
+    fn read_template(&self, path: &Path, as_user: Option<&Credentials>) -> io::Result<String> {
+        if path == Path::new(ROOT_ONLY) && as_user.is_some_and(|c| c.uid != 0) {
+            return Err(io::Error::from_raw_os_error(libc::EACCES));
+        }
         match FILES.iter().find(|(f, _)| Path::new(f) == path) {
             Some((_, text)) => Ok(text.to_string()),
             None if self.kind(path).is_ok() => Err(io::Error::other("not a regular file")),
@@ -145,6 +151,11 @@ const ROOT_ROWS: &[(&str, &[&str])] = &[
             "g.after_start[1].replace_file[2]: output directory /srv/app/nodir does not exist",
         ],
     ),
+    // a template is read as the group's user
+    (
+        "  user: www\n  after_start:\n    - replace_file: [numprocs, tmpl/shadow.templ, out]\n",
+        &["g.after_start[0].replace_file[1]: template /srv/app/tmpl/shadow.templ: Permission denied (os error 13)"],
+    ),
     // users and groups
     ("  user: nobody-here\n", &["g.user: unknown user \"nobody-here\"; refusing to run the group as root"]),
     (
@@ -154,14 +165,20 @@ const ROOT_ROWS: &[(&str, &[&str])] = &[
     ("  group: no-group\n", &["g.group: unknown group \"no-group\""]),
     ("  user: www\n  group: no-group\n", &["g.group: unknown group \"no-group\""]),
     ("  user: ldap-down\n", &["g.user: cannot look up user \"ldap-down\": the directory server does not answer"]),
-    // everything at once
+    // everything at once; a template is not read when its user is unknown
     (
         "  directory: nope\n  user: nobody-here\n  after_start:\n    - replace_file: [numprocs, tmpl/undefined.templ, out]\n",
         &[
             "g.directory: /srv/app/nope: No such file or directory (os error 2)",
+            "g.user: unknown user \"nobody-here\"; refusing to run the group as root",
+        ],
+    ),
+    (
+        "  directory: nope\n  after_start:\n    - replace_file: [numprocs, tmpl/undefined.templ, out]\n",
+        &[
+            "g.directory: /srv/app/nope: No such file or directory (os error 2)",
             "g.after_start[0]: template /srv/app/tmpl/undefined.templ does not render with ports, old_ports and \
              group: undefined value: `portz` is undefined (in <string>:1)",
-            "g.user: unknown user \"nobody-here\"; refusing to run the group as root",
         ],
     ),
 ];
@@ -193,6 +210,11 @@ fn a_config_with_no_problem_resolves_unchanged_but_for_credentials() {
     assert_eq!(one(&text, &ROOT), draft.cfg);
     assert_eq!(one(&text, &DEPLOY), draft.cfg);
     assert_eq!(draft.cfg.argv[0], "/srv/app/bin/server");
+}
+
+#[test]
+fn without_user_a_template_is_read_as_rolld() {
+    one(&with("  after_start:\n    - replace_file: [numprocs, tmpl/shadow.templ, out]\n"), &ROOT);
 }
 
 #[test]
