@@ -25,11 +25,17 @@ use std::collections::VecDeque;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 const ROLLD: &str = "rolld";
 /// `reload` clients that may wait on rounds at once.
 const MAX_FOLLOWERS: usize = 64;
+/// A read of the config again (on SIGHUP or `rolld reload`) is given up
+/// after this long: the reload fails and the next one may start.
+const LOAD_TIMEOUT: Duration = Duration::from_secs(30);
+/// Reads given up that may still hold a worker each; past this many, a
+/// reload is refused until one returns.
+const MAX_STUCK_LOADS: usize = 4;
 
 /// A group, the config it runs with (from the last valid read), and how
 /// its last rollout ended. `id` tags the work done for it.
@@ -51,8 +57,13 @@ struct Daemon {
     slots: Vec<Slot>,
     next_id: Owner,
     reload_pending: bool,
-    /// The config is being read again, beside the loop.
-    loading: bool,
+    /// The config is being read again, beside the loop: that read's
+    /// number, and when it is given up.
+    loading: Option<(u64, Instant)>,
+    /// Reads of the config started so far.
+    loads: u64,
+    /// Reads given up that have not returned (each holds a worker).
+    stuck_loads: usize,
     exiting: bool,
     exit_code: u8,
     round: Option<Round>,
@@ -137,7 +148,9 @@ pub fn run(path: &Path, run_dir: Option<&Path>) -> u8 {
         slots: Vec::new(),
         next_id: 0,
         reload_pending: false,
-        loading: false,
+        loading: None,
+        loads: 0,
+        stuck_loads: 0,
         exiting: false,
         exit_code: 0,
         round: None,
@@ -159,7 +172,7 @@ pub fn run(path: &Path, run_dir: Option<&Path>) -> u8 {
         d.end_round_if_done();
         // A reload asked for during the round that just ended starts now,
         // before the loop sleeps.
-        if d.reload_pending && !d.exiting && d.round.is_none() && !d.loading {
+        if d.reload_pending && !d.exiting && d.round.is_none() && d.loading.is_none() {
             d.reload_pending = false;
             d.reload();
             continue;
@@ -197,6 +210,7 @@ impl Daemon {
             .iter()
             .filter_map(|s| s.group.next_deadline())
             .chain(self.sessions.next_deadline())
+            .chain(self.loading.map(|(_, deadline)| deadline))
             .chain(self.next_poll.filter(|_| polls))
             .min();
         let timeout = deadline.map(|t| t.saturating_duration_since(Instant::now()));
@@ -253,7 +267,7 @@ impl Daemon {
                         self.feed(i, ev);
                     }
                 }
-                Done::Config(cfg) => self.loaded(cfg),
+                Done::Config(n, cfg) => self.loaded(n, cfg),
             }
         }
         for sig in sigs {
@@ -274,6 +288,7 @@ impl Daemon {
             self.sessions.accept(server.listener(), now);
         }
         self.sessions.expire(now);
+        self.load_expired(now);
         self.tick();
     }
 
@@ -291,10 +306,10 @@ impl Daemon {
         if self.exiting {
             return;
         }
-        if self.round.is_none() && !self.loading {
+        if self.round.is_none() && self.loading.is_none() {
             log::info(ROLLD, &format!("{from}: reloading the config"));
         } else if !self.reload_pending {
-            let during = if self.loading { "while the config is read" } else { "during a rollout" };
+            let during = if self.loading.is_some() { "while the config is read" } else { "during a rollout" };
             log::info(ROLLD, &format!("{from} {during}: another rollout will follow this one"));
         }
         self.reload_pending = true;
@@ -328,7 +343,9 @@ impl Daemon {
                 let snap = Snapshot {
                     pid: std::process::id(),
                     config: &self.path,
-                    reload_pending: self.reload_pending,
+                    // A reload whose config is still being read has not
+                    // begun either.
+                    reload_pending: self.reload_pending || self.loading.is_some(),
                     now,
                     groups: self.slots.iter().map(|s| View { group: &s.group, last: s.last.as_ref() }).collect(),
                 };
@@ -364,13 +381,27 @@ impl Daemon {
     fn reload(&mut self) {
         self.notifier.send(&format!("RELOADING=1\nMONOTONIC_USEC={}", sys::monotonic_usec()));
         self.current.append(&mut self.waiting);
-        self.loading = true;
-        self.work.load(self.path.clone());
+        if self.stuck_loads >= MAX_STUCK_LOADS {
+            let why = format!(
+                "{MAX_STUCK_LOADS} reads of the config given up have still not returned: \
+                 no reload until one does"
+            );
+            return self.reload_failed(&why);
+        }
+        self.loads += 1;
+        self.loading = Some((self.loads, Instant::now() + LOAD_TIMEOUT));
+        self.work.load(self.loads, self.path.clone());
     }
 
-    /// The config read by `reload`: a round starts if it is valid.
-    fn loaded(&mut self, cfg: Result<Config, Vec<String>>) {
-        self.loading = false;
+    /// The config read by `reload` number `n`: a round starts if it is
+    /// valid. A read given up has its answer dropped.
+    fn loaded(&mut self, n: u64, cfg: Result<Config, Vec<String>>) {
+        if self.loading.is_none_or(|(current, _)| current != n) {
+            self.stuck_loads = self.stuck_loads.saturating_sub(1);
+            log::info(ROLLD, "a read of the config given up has returned; its result is dropped");
+            return;
+        }
+        self.loading = None;
         if self.exiting {
             return;
         }
@@ -381,13 +412,31 @@ impl Daemon {
                     log::error(ROLLD, e);
                     self.broadcast(&format!("log {e}"));
                 }
-                let msg = format!("{} problem(s) in the config: nothing changed", errs.len());
-                log::error(ROLLD, &msg);
-                self.broadcast(&format!("log {msg}"));
-                self.end_clients("end invalid");
-                self.notify_ready();
+                self.reload_failed(&format!("{} problem(s) in the config", errs.len()));
             }
         }
+    }
+
+    /// Gives up a read of the config that has taken `LOAD_TIMEOUT`.
+    fn load_expired(&mut self, now: Instant) {
+        if self.loading.is_some_and(|(_, deadline)| deadline <= now) {
+            self.loading = None;
+            self.stuck_loads += 1;
+            let why = format!(
+                "reading the config took more than {}s (a file or a user lookup that does not answer?)",
+                LOAD_TIMEOUT.as_secs()
+            );
+            self.reload_failed(&why);
+        }
+    }
+
+    /// Ends a reload that starts no round: nothing changed.
+    fn reload_failed(&mut self, why: &str) {
+        let msg = format!("{why}: nothing changed");
+        log::error(ROLLD, &msg);
+        self.broadcast(&format!("log {msg}"));
+        self.end_clients("end invalid");
+        self.notify_ready();
     }
 
     /// Starts the groups of a valid config: a first start for a new group,

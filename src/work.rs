@@ -34,9 +34,10 @@ pub type Owner = u64;
 pub enum Done {
     /// An event for the group the daemon knows as `Owner`.
     Group(Owner, Event),
-    /// The config, read again (its files and templates, its users looked
-    /// up: any of which can take time).
-    Config(Result<Config, Vec<String>>),
+    /// The config, read again by the daemon's read number `u64` (its
+    /// files and templates, its users looked up: any of which can take
+    /// time).
+    Config(u64, Result<Config, Vec<String>>),
 }
 
 type Task = Box<dyn FnOnce() -> Done + Send>;
@@ -94,10 +95,13 @@ impl Work {
         self.run(Box::new(move || Done::Group(owner, task())));
     }
 
-    /// Reads the config at `path` on a worker thread; it comes back from
-    /// `take`.
-    pub fn load(&mut self, path: std::path::PathBuf) {
-        self.run(Box::new(move || Done::Config(crate::config::load(&path))));
+    /// Reads the config at `path` on a worker thread, as read number `n`;
+    /// it comes back from `take`.
+    pub fn load(&mut self, n: u64, path: std::path::PathBuf) {
+        self.run(Box::new(move || {
+            let read = std::panic::catch_unwind(|| crate::config::load(&path));
+            Done::Config(n, read.unwrap_or_else(|_| Err(vec![format!("{}: reading it failed", path.display())])))
+        }));
     }
 
     fn run(&mut self, task: Task) {

@@ -317,8 +317,9 @@ fn without_pidfds_a_takeover_still_sees_its_processes_end() {
 /// mount namespace of rolld's own), so the lookup hangs. It hangs on a
 /// worker: `rolld status` answers throughout, a second SIGHUP is queued,
 /// the read ends (as an invalid config, "unknown user") once the FIFO is
-/// closed, the queued reload reads again, and SIGTERM still ends rolld
-/// while that read hangs.
+/// closed, the queued reload reads again; a read that hangs for good is
+/// given up after 30 s (its `reload --wait` exits 2 saying why), and
+/// SIGTERM still ends rolld while another read hangs.
 #[test]
 fn a_config_read_that_hangs_holds_neither_status_nor_sigterm() {
     if !is_root() {
@@ -350,6 +351,8 @@ fn a_config_read_that_hangs_holds_neither_status_nor_sigterm() {
         assert_eq!(o.status.code(), Some(0), "status while the read hangs:\n{}", text(&o));
     }
     assert!(slowest < Duration::from_millis(500), "rolld status took {slowest:?} while the read hung");
+    let o = client(&h, &["status", "--json"]);
+    assert!(text(&o).contains("\"reload_pending\":true"), "a reload being read has not begun:\n{}", text(&o));
     assert!(!h.log_text().contains("problem(s) in the config"), "the read did not hang:\n{}", h.log_text());
     h.signal(libc::SIGHUP);
     h.wait_log("the second SIGHUP", "SIGHUP while the config is read: another rollout will follow", S(5));
@@ -365,7 +368,27 @@ fn a_config_read_that_hangs_holds_neither_status_nor_sigterm() {
     h.wait_for("the queued read to be released", S(5), release);
     h.wait_count("unknown user", 2, S(5));
     assert_eq!(h.count("problem(s) in the config: nothing changed"), 2, "{}", h.log_text());
-    // A third read hangs when SIGTERM comes.
+    // A read that hangs for good is given up after 30 s: its client is
+    // told, and the next reload may start.
+    let waiting = {
+        let (bin, config, run) = (rolld_bin(), h.config.clone(), h.path("run"));
+        std::thread::spawn(move || {
+            Command::new(bin)
+                .args(["reload", "--wait", "--timeout", "60"])
+                .arg(config)
+                .arg("--run-dir")
+                .arg(run)
+                .output()
+        })
+    };
+    h.wait_count("reload request: reloading the config", 1, S(5));
+    h.wait_log("the read to be given up", "reading the config took more than 30s", S(40));
+    let o = waiting.join().unwrap().unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("reading the config took more than 30s"), "{}", text(&o));
+    h.wait_for("the given-up read to be released", S(5), release);
+    h.wait_log("its late answer", "a read of the config given up has returned; its result is dropped", S(5));
+    // Another read hangs when SIGTERM comes.
     h.signal(libc::SIGHUP);
     h.wait_count("SIGHUP: reloading the config", 2, S(5));
     std::thread::sleep(Duration::from_millis(300));
