@@ -1,5 +1,5 @@
-//! Arbitrary text as a rolld config: `config::parse` and `split_shell` must
-//! answer with errors, never panic.
+//! Arbitrary text as a rolld config: `config::parse`, then `resolve` on
+//! the real system, and `split_shell` must answer with errors, never panic.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -32,6 +32,7 @@ fn base() -> &'static Path {
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
-    let _ = rolld::config::parse(&text, "fuzz.yml", base());
+    let parsed = rolld::config::parse(&text, "fuzz.yml", base());
+    let _ = rolld::config::resolve(parsed.drafts, "fuzz.yml", &rolld::config::Live);
     let _ = rolld::config::split_shell(&text);
 });

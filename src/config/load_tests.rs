@@ -129,6 +129,25 @@ const SYSTEM_ROWS: &[(&str, &[&str])] = &[
         &["g.after_start[0]: template {D}/bad.templ does not render with ports, old_ports and group: \
            undefined value: `portz` is undefined (in <string>:1)"],
     ),
+    // text and system problems at once: a replace_file is named by its
+    // place in the list, and its files are looked at even when its first
+    // argument is wrong
+    (
+        "  after_start:\n    - run_proc: ''\n    - replace_file: [numprocs, missing.templ, nodir/out]\n",
+        &[
+            "g.after_start[0].run_proc: empty command",
+            "g.after_start[1].replace_file[1]: template {D}/missing.templ: No such file or directory (os error 2)",
+            "g.after_start[1].replace_file[2]: output directory {D}/nodir does not exist",
+        ],
+    ),
+    (
+        "  after_start:\n    - replace_file: [ports, missing.templ, nodir/out]\n",
+        &[
+            "g.after_start[0].replace_file[0]: expected the word numprocs (the set's ports), got \"ports\"",
+            "g.after_start[0].replace_file[1]: template {D}/missing.templ: No such file or directory (os error 2)",
+            "g.after_start[0].replace_file[2]: output directory {D}/nodir does not exist",
+        ],
+    ),
     (
         "  user: rolld-no-such-user\n",
         &["g.user: unknown user \"rolld-no-such-user\"; refusing to run the group as root"],
