@@ -2,9 +2,11 @@
 //! system. The working directory must be a directory and a program named
 //! with a slash a file; a template must be a small regular file that
 //! parses and renders with what a rollout gives it, and its output
-//! directory must exist; `user:` and `group:` must name a user and a group,
-//! and switching to them needs rolld to be root. All of it goes through
-//! `System`: `Live` in rolld, a table in the tests.
+//! directory must exist; `user:` and `group:` must name a user and a Unix
+//! group, and switching to them needs rolld to be root. Templates are read
+//! as the group's user, so rolld, as root, reads nothing for a group that
+//! its user could not. All of it goes through `System`: `Live` in rolld, a
+//! table in the tests.
 
 use super::{Credentials, Cx, Draft, GroupConfig, Render};
 use crate::sys::User;
