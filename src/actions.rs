@@ -6,9 +6,10 @@
 use std::io::Write;
 use std::path::Path;
 
-/// Template instructions a render may run: the example's LB configs over
-/// 2000 ports take a fraction of it. A template that loops for ever (or nearly) ends
-/// here instead of holding a worker.
+/// minijinja's fuel for one render: its instructions and the bytes they
+/// build use it up. The example's LB configs over 2000 ports take a
+/// fraction of it; a template that loops for ever (or nearly) ends here
+/// instead of holding a worker.
 const FUEL: u64 = 2_000_000;
 /// What a render may write.
 const MAX_OUTPUT: usize = 16 << 20;
@@ -185,6 +186,17 @@ mod tests {
             assert_eq!(std::fs::read_to_string(&o).unwrap(), "old", "the output is not touched");
             render(&t, None, &o, "g", &[1], &[]).expect("rolld itself, root, still reads it");
             assert_eq!(std::fs::read_to_string(&o).unwrap(), "root:SECRET:19000");
+            // Another root process's memory map, /proc/PID/maps: its mode
+            // is 0444, and CAP_SYS_PTRACE would pass the kernel's ptrace
+            // check; the reading thread has no capability left.
+            let mut holder = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+            let t2 = dir.join("t2.templ");
+            std::os::unix::fs::symlink(format!("/proc/{}/maps", holder.id()), &t2).unwrap();
+            let err = render(&t2, Some(&as_nobody), &o, "g", &[1], &[]).unwrap_err();
+            let _ = holder.kill();
+            let _ = holder.wait();
+            assert!(err.ends_with("Permission denied (os error 13)"), "{err}");
+            assert_eq!(std::fs::read_to_string(&o).unwrap(), "root:SECRET:19000", "the output is not touched");
         } else {
             assert!(err.contains("Operation not permitted"), "only root can take another's identity: {err}");
             assert_eq!(std::fs::read_to_string(&o).unwrap(), "old");

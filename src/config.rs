@@ -176,8 +176,9 @@ const MAX_CONFIG: u64 = 16 << 20;
 /// FIFO's can wait for ever. So the path is first taken with `O_PATH`,
 /// which opens nothing, and its type checked; then that very file is
 /// opened through /proc/self/fd, so a path swapped in between opens
-/// nothing else. Without /proc, the path is opened again (non-blocking)
-/// and must still be the same file.
+/// nothing else. Without /proc the path is opened a second time,
+/// non-blocking, and must still be the same file: a device swapped in
+/// between the two opens would then be opened (and refused after).
 fn read_regular(path: &Path, max: u64) -> std::io::Result<String> {
     use std::io::Read;
     use std::os::fd::AsRawFd;

@@ -396,15 +396,15 @@ impl Daemon {
     /// The config read by `reload` number `n`: a round starts if it is
     /// valid. A read given up has its answer dropped.
     fn loaded(&mut self, n: u64, cfg: Result<Config, Vec<String>>) {
+        if self.exiting {
+            return;
+        }
         if self.loading.is_none_or(|(current, _)| current != n) {
             self.stuck_loads = self.stuck_loads.saturating_sub(1);
             log::info(ROLLD, "a read of the config given up has returned; its result is dropped");
             return;
         }
         self.loading = None;
-        if self.exiting {
-            return;
-        }
         match cfg {
             Ok(cfg) => self.begin_round(cfg, false),
             Err(errs) => {
@@ -519,6 +519,8 @@ impl Daemon {
     fn shutdown(&mut self) {
         self.exiting = true;
         self.reload_pending = false;
+        // A read of the config under way is no longer waited for.
+        self.loading = None;
         self.notifier.send("STOPPING=1");
         self.current.append(&mut self.waiting);
         self.broadcast("log rolld is stopping");

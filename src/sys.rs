@@ -337,14 +337,49 @@ pub fn set_credentials(cmd: &mut std::process::Command, uid: u32, gid: u32, grou
     }
 }
 
+/// Empties this thread's effective, permitted and inheritable capability
+/// sets (and so its ambient one), and checks that they are empty.
+fn drop_capabilities() -> io::Result<()> {
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: i32,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy, Default, PartialEq)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    const VERSION_3: u32 = 0x2008_0522;
+    let mut header = Header { version: VERSION_3, pid: 0 };
+    let none = [Data::default(); 2];
+    // SAFETY: a version 3 header and two data structs, as capset(2) reads
+    // them; pid 0 is the calling thread.
+    if unsafe { libc::syscall(libc::SYS_capset, &mut header, none.as_ptr()) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut now = [Data { effective: u32::MAX, permitted: u32::MAX, inheritable: u32::MAX }; 2];
+    // SAFETY: as above; capget writes two data structs.
+    if unsafe { libc::syscall(libc::SYS_capget, &mut header, now.as_mut_ptr()) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if now != none {
+        return Err(io::Error::other("cannot drop capabilities"));
+    }
+    Ok(())
+}
+
 /// Runs `f` on a thread of its own whose file-system identity is `uid`,
-/// `gid` and `groups`, and returns what it gives: what `f` opens is what
-/// that user could open (a root-only file behind a symlink is refused).
-/// The fsuid, the fsgid and the supplementary groups of the raw system
-/// calls belong to the calling thread alone (glibc's wrappers would change
-/// every thread's groups), and end with it. A root thread whose fsuid
-/// becomes another's loses its file capabilities (`CAP_DAC_OVERRIDE`...)
-/// with it.
+/// `gid` and `groups`, with no capability at all, and returns what it
+/// gives: what `f` opens is what that user could open (a root-only file
+/// behind a symlink is refused, and so is another process's file through
+/// /proc/PID/fd, which `CAP_SYS_PTRACE` would allow). The fsuid, the
+/// fsgid, the supplementary groups and the capabilities of these raw
+/// system calls belong to the calling thread alone (glibc's wrappers would
+/// change every thread's groups), and end with it; its real and effective
+/// uids stay rolld's, so the backend's user cannot signal it.
 pub fn with_fs_identity<T: Send + 'static>(
     uid: u32,
     gid: u32,
@@ -370,6 +405,7 @@ pub fn with_fs_identity<T: Send + 'static>(
         if (fsuid as u32, fsgid as u32) != (uid, gid) {
             return Err(io::Error::other(format!("cannot take uid {uid} and gid {gid} for file access")));
         }
+        drop_capabilities()?;
         Ok(f())
     })?;
     thread.join().map_err(|_| io::Error::other("the thread reading as the user panicked"))?
