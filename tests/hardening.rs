@@ -2,10 +2,10 @@
 //! rolld: the real binary (as root where the point is `user:`), with
 //! planted symlinks and FIFOs, root-only files, a crash that prints control
 //! characters, ignored signals, a closed stdout, a descriptor limit, no
-//! pidfds, a config read again that hangs, and a template that is a link
-//! to a root-only file.
+//! pidfds, a config read again that hangs, a template that is a link to a
+//! root-only file, and an LB config written through a user's directory.
 //!
-//! Ports: Harness k = 54..=59 and 65..=67 (25400-25912, 26500-26712).
+//! Ports: Harness k = 54..=59 and 65..=68 (25400-25912, 26500-26812).
 
 mod common;
 
@@ -425,6 +425,42 @@ fn a_template_is_read_as_the_groups_user() {
     assert!(out.contains("lb.templ: Permission denied (os error 13)"), "{out}");
     assert!(!out.contains("SECRET"), "{out}");
     assert_eq!(h.read("lb.conf"), rendered, "the LB's config is unchanged");
+    h.assert_live(0);
+    h.stop_ok(S(8));
+}
+
+/// An LB config under a directory the group's user may write is written
+/// as that user: it lands in the user's directory (and is the user's), and
+/// when the user turns a name on the way into a link to a directory of
+/// root's (standing for /etc/modprobe.d), the rollout rolls back with
+/// `Permission denied` and nothing is created there.
+#[test]
+fn an_output_under_a_users_directory_is_written_as_that_user() {
+    if !is_root() {
+        panic!("this test needs root (it runs backends as nobody)");
+    }
+    let mut h = Harness::new("hard-output-user", 68);
+    let (uid, gid) = nobody();
+    for d in ["logs", "userdir", "userdir/out"] {
+        std::fs::create_dir(h.path(d)).unwrap();
+        std::os::unix::fs::chown(h.path(d), Some(uid), Some(gid)).unwrap();
+    }
+    std::fs::create_dir(h.path("rootdir")).unwrap();
+    let yaml = h.yaml(&Cfg { script: "server.py", extra: "user: nobody", ..Cfg::default() });
+    let yaml = yaml.replace("'lb.conf'", "'userdir/out/lb.conf'");
+    assert!(yaml.contains("userdir/out/lb.conf"), "{yaml}");
+    std::fs::write(&h.config, yaml).unwrap();
+    h.start();
+    let meta = std::fs::metadata(h.path("userdir/out/lb.conf")).unwrap();
+    assert_eq!(meta.uid(), uid, "written as the user");
+    std::fs::remove_dir_all(h.path("userdir/out")).unwrap();
+    std::os::unix::fs::symlink(h.path("rootdir"), h.path("userdir/out")).unwrap();
+    let o = client(&h, &["reload", "--wait", "--timeout", "20"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let out = text(&o);
+    assert!(out.contains("Permission denied"), "{out}");
+    assert!(out.contains(&format!("written as uid {uid}")), "{out}");
+    assert_eq!(std::fs::read_dir(h.path("rootdir")).unwrap().count(), 0, "nothing created in root's directory");
     h.assert_live(0);
     h.stop_ok(S(8));
 }
