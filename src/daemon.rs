@@ -14,6 +14,7 @@ use crate::control::{self, Request};
 use crate::group::Set;
 use crate::group::{Action, Event, Group, Level, Outcome, fmt_duration, fmt_ports};
 use crate::notify::Notifier;
+use crate::output::Turn;
 use crate::session::{ClientId, Sessions};
 use crate::signals::Signals;
 use crate::state::{self, Recorder};
@@ -44,6 +45,8 @@ struct Slot {
     group: Group,
     cfg: Arc<GroupConfig>,
     last: Option<Last>,
+    /// Which of its after_start steps may write its output now.
+    turn: Turn,
 }
 
 /// The rollouts begun by one reload (or the first start), one per group.
@@ -197,7 +200,7 @@ pub fn run(path: &Path, run_dir: Option<&Path>) -> u8 {
 impl Daemon {
     fn add_slot(&mut self, group: Group, cfg: Arc<GroupConfig>) -> usize {
         self.next_id += 1;
-        self.slots.push(Slot { id: self.next_id, group, cfg, last: None });
+        self.slots.push(Slot { id: self.next_id, group, cfg, last: None, turn: Turn::default() });
         self.slots.len() - 1
     }
 
@@ -568,12 +571,21 @@ impl Daemon {
     /// Gives `ev` to group `i` and carries out what it asks, feeding each
     /// result back, until it asks for nothing more.
     fn feed(&mut self, i: usize, ev: Event) {
-        let mut queue: VecDeque<Action> = self.slots[i].group.handle(Instant::now(), ev).into();
+        let mut queue: VecDeque<Action> = self.handle(i, ev).into();
         while let Some(action) = queue.pop_front() {
             if let Some(ev) = self.perform(i, action) {
-                queue.extend(self.slots[i].group.handle(Instant::now(), ev));
+                queue.extend(self.handle(i, ev));
             }
         }
+    }
+
+    /// Gives `ev` to group `i`. A step it no longer waits for loses its
+    /// turn before anything else happens: a render given up never writes.
+    fn handle(&mut self, i: usize, ev: Event) -> Vec<Action> {
+        let slot = &mut self.slots[i];
+        let actions = slot.group.handle(Instant::now(), ev);
+        slot.turn.set(slot.group.step_awaited());
+        actions
     }
 
     /// Logs a line for group `i`, and passes it to the clients following
@@ -605,10 +617,12 @@ impl Daemon {
             Action::RunStep { cfg, seq, step, ports, old_ports } => match cfg.actions.get(step).cloned() {
                 Some(Step::RunProc { command }) => Some(self.run_proc(&cfg, seq, &command, &ports, &old_ports)),
                 Some(Step::ReplaceFile { template, output }) => {
+                    let commit = self.slots[i].turn.commit(seq);
                     self.work.submit(owner, move || {
                         let as_user = cfg.credentials.as_ref();
-                        let result = actions::render(&template, as_user, &output, &cfg.name, &ports, &old_ports)
-                            .map_err(|e| format!("replace_file {}: {e}", output.display()));
+                        let result =
+                            actions::render(&template, as_user, &output, &commit, &cfg.name, &ports, &old_ports)
+                                .map_err(|e| format!("replace_file {}: {e}", output.display()));
                         Event::StepDone { seq, result }
                     });
                     None

@@ -608,6 +608,15 @@ impl Group {
         out
     }
 
+    /// The after_start step the group waits for, if any: the only one
+    /// whose render may still write (`output::Turn`).
+    pub fn step_awaited(&self) -> Option<u64> {
+        match &self.phase {
+            Phase::Switching { job, .. } | Phase::Reverting { job, .. } => Some(job.seq),
+            _ => None,
+        }
+    }
+
     /// The process of the after_start step under way, if any.
     fn step_pid(&self) -> Option<i32> {
         match &self.phase {

@@ -9,6 +9,7 @@ pub mod daemon;
 pub mod group;
 pub mod log;
 pub mod notify;
+pub mod output;
 pub mod plan;
 pub mod process;
 pub mod session;

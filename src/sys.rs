@@ -598,3 +598,78 @@ pub fn poll_writable(fds: &[BorrowedFd<'_>], timeout: Duration) -> io::Result<Ve
     }
     Ok(pfds.iter().map(|p| p.revents != 0).collect())
 }
+
+/// A C string of `s`, for the `*at` calls.
+fn os_cstr(s: &std::ffi::OsStr) -> io::Result<std::ffi::CString> {
+    use std::os::unix::ffi::OsStrExt;
+    std::ffi::CString::new(s.as_bytes()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
+}
+
+/// openat(2): `name` looked up in the directory `dir` (the working
+/// directory for `None`), always close-on-exec.
+pub fn open_at(
+    dir: Option<BorrowedFd<'_>>,
+    name: &std::ffi::OsStr,
+    flags: i32,
+    mode: u32,
+) -> io::Result<std::fs::File> {
+    let name = os_cstr(name)?;
+    let dir = dir.map_or(libc::AT_FDCWD, |d| d.as_raw_fd());
+    // SAFETY: a valid NUL-terminated name; openat returns a new descriptor.
+    let fd = cvt(unsafe { libc::openat(dir, name.as_ptr(), flags | libc::O_CLOEXEC, mode as libc::c_uint) })?;
+    // SAFETY: fd is a fresh descriptor owned by nobody else.
+    Ok(std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) }))
+}
+
+/// The target of the symbolic link `link` refers to (a descriptor opened
+/// with `O_PATH | O_NOFOLLOW`): readlinkat(2) with an empty name.
+pub fn read_link_fd(link: BorrowedFd<'_>) -> io::Result<std::ffi::OsString> {
+    use std::os::unix::ffi::OsStringExt;
+    let mut buf = vec![0u8; libc::PATH_MAX as usize + 1];
+    // SAFETY: readlinkat writes at most buf.len() bytes into buf.
+    let n = unsafe { libc::readlinkat(link.as_raw_fd(), c"".as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if n as usize >= buf.len() {
+        return Err(io::Error::from_raw_os_error(libc::ENAMETOOLONG));
+    }
+    buf.truncate(n as usize);
+    Ok(std::ffi::OsString::from_vec(buf))
+}
+
+/// renameat(2) within the one directory `dir`: the names are looked up in
+/// the directory held, whatever its path leads to now.
+pub fn rename_at(dir: BorrowedFd<'_>, from: &std::ffi::OsStr, to: &std::ffi::OsStr) -> io::Result<()> {
+    let (from, to) = (os_cstr(from)?, os_cstr(to)?);
+    let d = dir.as_raw_fd();
+    // SAFETY: two valid NUL-terminated names.
+    cvt(unsafe { libc::renameat(d, from.as_ptr(), d, to.as_ptr()) }).map(|_| ())
+}
+
+/// unlinkat(2) of a file `name` in the directory `dir`.
+pub fn unlink_at(dir: BorrowedFd<'_>, name: &std::ffi::OsStr) -> io::Result<()> {
+    let name = os_cstr(name)?;
+    // SAFETY: a valid NUL-terminated name.
+    cvt(unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), 0) }).map(|_| ())
+}
+
+/// Whether the file `fd` refers to (an `O_PATH` descriptor will do)
+/// carries a POSIX access ACL, read through /proc/self/fd. A file system
+/// without ACLs has none; any other failure is an error, for the caller
+/// to fail closed on.
+pub fn has_access_acl(fd: BorrowedFd<'_>) -> io::Result<bool> {
+    let path = std::ffi::CString::new(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: valid NUL-terminated names; a null buffer of size 0 asks
+    // only for the value's size.
+    let n = unsafe { libc::getxattr(path.as_ptr(), c"system.posix_acl_access".as_ptr(), std::ptr::null_mut(), 0) };
+    if n >= 0 {
+        return Ok(true);
+    }
+    let e = io::Error::last_os_error();
+    match e.raw_os_error() {
+        Some(libc::ENODATA) | Some(libc::EOPNOTSUPP) => Ok(false),
+        _ => Err(e),
+    }
+}

@@ -462,5 +462,15 @@ fn an_output_under_a_users_directory_is_written_as_that_user() {
     assert!(out.contains(&format!("written as uid {uid}")), "{out}");
     assert_eq!(std::fs::read_dir(h.path("rootdir")).unwrap().count(), 0, "nothing created in root's directory");
     h.assert_live(0);
+    // Its own directory, made 0555 with the link in it: its owner may make
+    // it writable again whenever it likes, so it is still written as the
+    // user, and refused.
+    std::fs::set_permissions(h.path("userdir"), std::fs::Permissions::from_mode(0o555)).unwrap();
+    let o = client(&h, &["reload", "--wait", "--timeout", "20"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let out = text(&o);
+    assert!(out.contains("Permission denied") && out.contains(&format!("written as uid {uid}")), "{out}");
+    assert_eq!(std::fs::read_dir(h.path("rootdir")).unwrap().count(), 0, "nothing created in root's directory");
+    h.assert_live(0);
     h.stop_ok(S(8));
 }
