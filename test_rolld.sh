@@ -15,6 +15,8 @@ command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v ss >/dev/null 2>&1 || need+=(iproute2)
 command -v pgrep >/dev/null 2>&1 || need+=(procps)
 command -v setfacl >/dev/null 2>&1 || need+=(acl)
+# The slow-fsync file system of tests/hardening.rs: FUSE for the system python.
+/usr/bin/python3 -c 'import fusepy' 2>/dev/null || need+=(python3-fusepy)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
 command -v ansible-playbook >/dev/null 2>&1 || python3 -c 'import ensurepip, venv' 2>/dev/null || need+=(python3-venv)
 if [ ${#need[@]} -gt 0 ]; then

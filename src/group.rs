@@ -1263,11 +1263,17 @@ impl Group {
                 Phase::Starting { set, deadline, checks }
             }
             Phase::Switching { set, job } | Phase::Reverting { set, job } if now >= job.deadline => {
-                if let Some(pid) = job.pid {
-                    out.push(Action::Signal { pgid: pid, sig: libc::SIGKILL });
-                }
+                // A process is killed; a render, given up, loses its turn
+                // to write (`output::Turn`).
+                let ended = match job.pid {
+                    Some(pid) => {
+                        out.push(Action::Signal { pgid: pid, sig: libc::SIGKILL });
+                        "killed"
+                    }
+                    None => "given up, it will not write",
+                };
                 let limit = job.cfg.timing.action_timeout.as_secs_f64();
-                let e = format!("{} did not finish within {limit}s; killed", job.describe());
+                let e = format!("{} did not finish within {limit}s; {ended}", job.describe());
                 if job.revert {
                     self.reverted(set, Err(e), now, out)
                 } else {

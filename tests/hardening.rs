@@ -3,9 +3,11 @@
 //! planted symlinks and FIFOs, root-only files, a crash that prints control
 //! characters, ignored signals, a closed stdout, a descriptor limit, no
 //! pidfds, a config read again that hangs, a template that is a link to a
-//! root-only file, and an LB config written through a user's directory.
+//! root-only file, an LB config written through a user's directory, and a
+//! render given up on a slow fsync (a FUSE file system).
 //!
-//! Ports: Harness k = 54..=59 and 65..=68 (25400-25912, 26500-26812).
+//! Ports: Harness k = 54..=59, 65..=68 and 90 (25400-25912, 26500-26812,
+//! 29000-29012).
 
 mod common;
 
@@ -472,5 +474,81 @@ fn an_output_under_a_users_directory_is_written_as_that_user() {
     assert!(out.contains("Permission denied") && out.contains(&format!("written as uid {uid}")), "{out}");
     assert_eq!(std::fs::read_dir(h.path("rootdir")).unwrap().count(), 0, "nothing created in root's directory");
     h.assert_live(0);
+    h.stop_ok(S(8));
+}
+
+/// A FUSE file system of tests/slow_fsync_fs.py mounted on `dir`, unmounted
+/// and stopped when dropped.
+struct SlowFs {
+    dir: std::path::PathBuf,
+    child: std::process::Child,
+}
+
+impl SlowFs {
+    /// Mounts it; an fsync of a file holding `marker` waits for `release`.
+    fn mount(dir: std::path::PathBuf, marker: &str, release: &std::path::Path) -> SlowFs {
+        std::fs::create_dir_all(&dir).unwrap();
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/slow_fsync_fs.py");
+        // The system python: python3-fusepy is a Debian package.
+        let child = Command::new("/usr/bin/python3")
+            .arg(script)
+            .arg(&dir)
+            .arg(marker)
+            .arg(release)
+            .spawn()
+            .expect("python3 for the FUSE file system");
+        let fs = SlowFs { dir, child };
+        let mounted = || {
+            let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+            mounts.lines().any(|l| l.split(' ').nth(1) == fs.dir.to_str())
+        };
+        let t = Instant::now();
+        while !mounted() {
+            assert!(t.elapsed() < S(10), "the FUSE file system was not mounted on {} in 10 s", fs.dir.display());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        fs
+    }
+}
+
+impl Drop for SlowFs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A render given up never writes. The switch's render of the new ports
+/// meets a slow fsync (a FUSE file system that holds it) and is given up
+/// at action_timeout; the revert writes the old ports. When the fsync
+/// returns, the late render must not rename its file over the revert's:
+/// the LB would point at the set being stopped.
+#[test]
+fn a_render_given_up_never_writes() {
+    if !is_root() {
+        panic!("this test needs root (it mounts a FUSE file system)");
+    }
+    let mut h = Harness::new("hard-late-render", 90);
+    let release = h.path("release");
+    let fs = SlowFs::mount(h.path("lbfs"), &h.ports_text(1), &release);
+    let yaml = h.yaml(&Cfg { action_timeout: 1.0, ..Cfg::default() }).replace("'lb.conf'", "'lbfs/lb.conf'");
+    assert!(yaml.contains("lbfs/lb.conf"), "{yaml}");
+    std::fs::write(&h.config, yaml).unwrap();
+    h.start();
+    let conf = h.path("lbfs/lb.conf");
+    assert_eq!(std::fs::read_to_string(&conf).unwrap().trim(), h.ports_text(0));
+    let o = client(&h, &["reload", "--wait", "--timeout", "20"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("lb.conf did not finish within 1s; given up, it will not write"), "{}", text(&o));
+    assert_eq!(std::fs::read_to_string(&conf).unwrap().trim(), h.ports_text(0), "the revert wrote the old ports");
+    // The fsync returns; the render given up goes on to its rename.
+    std::fs::write(&release, "").unwrap();
+    let temps = || std::fs::read_dir(&fs.dir).unwrap().flatten().filter(|e| e.file_name() != "lb.conf").count();
+    h.wait_for("the late render's temporary file to go", S(10), || temps() == 0);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(std::fs::read_to_string(&conf).unwrap().trim(), h.ports_text(0), "the late render did not land");
+    h.assert_live(0);
+    drop(fs);
     h.stop_ok(S(8));
 }
