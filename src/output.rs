@@ -59,6 +59,7 @@ pub struct Commit {
 
 impl Commit {
     /// A right that is never taken back.
+    #[cfg(test)]
     pub fn always() -> Commit {
         let turn = Turn::default();
         turn.set(Some(u64::MAX));
