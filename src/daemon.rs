@@ -295,14 +295,16 @@ impl Daemon {
         self.tick();
     }
 
-    /// Feeds the exits of taken-over processes seen to end.
+    /// Feeds the exits of taken-over processes seen to end. Each one's
+    /// watch goes only after: the SIGKILL of what is left of its group is
+    /// sent through it.
     fn reap_watched(&mut self, gone: &[i32]) {
-        self.watched.retain(|(pid, _)| !gone.contains(pid));
         for &pid in gone {
             if let Some(i) = self.slots.iter().position(|s| s.group.owns(pid)) {
                 self.feed(i, Event::Exited { pid, status: sys::ExitStatus::Unknown });
             }
         }
+        self.watched.retain(|(pid, _)| !gone.contains(pid));
     }
 
     fn request_reload(&mut self, from: &str) {
@@ -639,8 +641,15 @@ impl Daemon {
             Action::CheckGroups { pgids } => {
                 Some(Event::GroupsAlive(pgids.into_iter().filter(|&p| state::group_alive(p)).collect()))
             }
+            // The group of a process taken over is signalled through its
+            // watch: rolld does not reap it, so its number is not known to
+            // be its own once it has ended.
             Action::Signal { pgid, sig } => {
-                if let Err(e) = sys::kill_group(pgid, sig) {
+                let sent = match self.watched.iter().find(|w| w.0 == pgid) {
+                    Some((pid, w)) => takeover::signal_group(*pid, w, sig),
+                    None => sys::kill_group(pgid, sig),
+                };
+                if let Err(e) = sent {
                     let msg = format!("cannot send signal {sig} to process group {pgid}: {e}");
                     self.say(i, Level::Error, None, &msg);
                 }

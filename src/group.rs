@@ -59,7 +59,9 @@ pub struct Proc {
 impl Proc {
     /// The leader was reaped (or, taken over, seen to end): what is left
     /// of its group is killed now, and the group is never signalled again.
-    /// The group, for a look at whether it has emptied.
+    /// (A taken-over group is reached only where the kernel can still tell
+    /// it apart: see `takeover::signal_group`.) The group, for a look at
+    /// whether it has emptied.
     fn reaped(&mut self, out: &mut Vec<Action>) -> Option<i32> {
         self.pid = None;
         let pgid = self.pgid.take()?;

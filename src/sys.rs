@@ -2,8 +2,8 @@
 //!
 //! The rest of the program sees safe functions that return `io::Result`:
 //! poll(2) on a set of descriptors, waitpid(2) for reaping, kill(2) on
-//! process groups, pidfd waits with a deadline, and the prctl that makes
-//! rolld a child subreaper.
+//! process groups (by number, or through a pidfd), pidfd waits with a
+//! deadline, and the prctl that makes rolld a child subreaper.
 
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
@@ -109,6 +109,42 @@ pub fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
         // SAFETY: fd is a fresh descriptor owned by nobody else.
         unsafe { OwnedFd::from_raw_fd(fd) }
     })
+}
+
+/// `pidfd_send_signal` with `flags`; the kernel fills the siginfo as
+/// kill(2) would.
+fn pidfd_send_signal(pidfd: BorrowedFd<'_>, sig: i32, flags: libc::c_uint) -> io::Result<()> {
+    let null = std::ptr::null::<libc::siginfo_t>();
+    // SAFETY: integers and a null siginfo pointer, which the kernel reads as none.
+    let r = unsafe { libc::syscall(libc::SYS_pidfd_send_signal, pidfd.as_raw_fd(), sig, null, flags) };
+    cvt(r as libc::c_int).map(|_| ())
+}
+
+/// Sends `sig` to the process group `pgid` led by the process behind
+/// `pidfd` (`pgid` is its pid), never to a group of someone else's that
+/// took the number. From Linux 6.9 the kernel finds the group through the
+/// process itself (`PIDFD_SIGNAL_PROCESS_GROUP`), so members left after
+/// the leader ended are reached, and a new group with its number is not.
+/// Before, `kill(-pgid)` right after the pidfd shows the leader not yet
+/// reaped (still holding its number); once it is reaped, nothing is sent.
+/// A group that no longer exists is not an error.
+pub fn pidfd_kill_group(pidfd: BorrowedFd<'_>, pgid: i32, sig: i32) -> io::Result<()> {
+    const PIDFD_SIGNAL_PROCESS_GROUP: libc::c_uint = 1 << 2;
+    match pidfd_send_signal(pidfd, sig, PIDFD_SIGNAL_PROCESS_GROUP) {
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => kill_group_while_led(pidfd, pgid, sig),
+        Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Ok(()),
+        r => r,
+    }
+}
+
+/// `kill(-pgid)` only while the leader behind `pidfd` is not yet reaped:
+/// as the daemon's own children are signalled (see `pidfd_kill_group`).
+pub fn kill_group_while_led(pidfd: BorrowedFd<'_>, pgid: i32, sig: i32) -> io::Result<()> {
+    match pidfd_send_signal(pidfd, 0, 0) {
+        Ok(()) => kill_group(pgid, sig),
+        Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 /// Makes rolld the reaper of every orphaned descendant, as PID 1 already is.

@@ -11,14 +11,18 @@
 //! pidfd_open), its identity in /proc is looked at every
 //! `POLL_INTERVAL` instead.
 //!
-//! It runs once, before the loop starts and before anything is served.
+//! It runs once, before the loop starts and before anything is served: the
+//! stop of what is not taken over waits here, up to the longest stop
+//! timeout. Every signal to a taken-over process group, here and in the
+//! loop, goes through `signal_group`.
 
 use crate::config::Config;
 use crate::group::{Group, Level, fmt_ports};
 use crate::state::{self, Entry};
 use crate::{log, sys};
 use std::collections::BTreeMap;
-use std::os::fd::{AsFd, OwnedFd};
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -114,51 +118,165 @@ pub fn take_over(state_path: &Path, cfg: &Config) -> (Vec<Group>, Vec<Watched>) 
     (groups, watched)
 }
 
-/// Stops processes of a predecessor that were not serving: stop signal,
-/// then SIGKILL after the stop timeout, waiting on their pidfds (or
-/// looking at /proc without one).
-fn stop_stale(cfg: &Config, stale: Vec<(Entry, Watch)>) {
-    let mut waiting = Vec::new();
-    let mut timeout = Duration::ZERO;
-    for (e, w) in stale {
-        let gc = cfg.groups.iter().find(|g| g.name == e.group);
-        let sig = gc.map_or(libc::SIGTERM, |g| g.stop_signal);
-        timeout = timeout.max(gc.map_or(Duration::from_secs(10), |g| g.timing.stop_timeout));
-        let msg = format!("stopping pid {} left by a previous rolld", e.pid);
-        log::log(Level::Warn, &e.group, Some(e.port), &msg);
-        if sys::kill_group(e.pid, sig).is_ok() {
-            waiting.push((e, w));
-        }
-    }
-    let deadline = Instant::now() + timeout;
-    for (e, w) in waiting {
-        if !wait_until(e.pid, &w, deadline) {
-            log::log(Level::Warn, &e.group, Some(e.port), &format!("pid {} still running: SIGKILL", e.pid));
-        }
-        let _ = sys::kill_group(e.pid, libc::SIGKILL);
+/// Sends `sig` to the process group of the taken-over process `pid`
+/// (watched by `w`) only while that group is known to be the one it led:
+/// through its pidfd (see `sys::pidfd_kill_group`: from Linux 6.9 even
+/// after it ended, to what is left of its group), or, without a pidfd,
+/// right after /proc shows it alive. Otherwise nothing is sent: the number
+/// may belong to someone else's group by then.
+pub fn signal_group(pid: i32, w: &Watch, sig: i32) -> io::Result<()> {
+    match w {
+        Watch::Pidfd(fd) => sys::pidfd_kill_group(fd.as_fd(), pid, sig),
+        Watch::Poll(start) if !ended(pid, *start) => sys::kill_group(pid, sig),
+        Watch::Poll(_) => Ok(()),
     }
 }
 
-/// Waits for the watched process to end, until `deadline`: whether it did.
-/// A signal that interrupts the wait is not the deadline.
-fn wait_until(pid: i32, w: &Watch, deadline: Instant) -> bool {
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let gone = match w {
-            Watch::Pidfd(fd) => matches!(sys::poll_readable(&[fd.as_fd()], Some(left)).as_deref(), Ok([true])),
-            Watch::Poll(start) => {
-                let gone = ended(pid, *start);
-                if !gone && !left.is_zero() {
-                    std::thread::sleep(left.min(Duration::from_millis(20)));
-                }
-                gone
+/// A process being stopped, and when it gets SIGKILL.
+type Stopping = (Entry, Watch, Instant);
+
+/// Stops processes of a predecessor that were not serving: the stop
+/// signal to each one's group, then SIGKILL to those still running after
+/// their stop timeout. They are all watched at once: a leader seen to end
+/// has what is left of its group killed at that moment (as the daemon's
+/// own children are when reaped), and is not signalled after it.
+fn stop_stale(cfg: &Config, stale: Vec<(Entry, Watch)>) {
+    let mut stopping: Vec<Stopping> = Vec::new();
+    for (e, w) in stale {
+        let gc = cfg.groups.iter().find(|g| g.name == e.group);
+        let sig = gc.map_or(libc::SIGTERM, |g| g.stop_signal);
+        let timeout = gc.map_or(Duration::from_secs(10), |g| g.timing.stop_timeout);
+        let msg = format!("stopping pid {} left by a previous rolld", e.pid);
+        log::log(Level::Warn, &e.group, Some(e.port), &msg);
+        match signal_group(e.pid, &w, sig) {
+            Ok(()) => stopping.push((e, w, Instant::now() + timeout)),
+            Err(err) => {
+                let msg = format!("cannot send signal {sig} to process group {}: {err}", e.pid);
+                log::log(Level::Error, &e.group, Some(e.port), &msg);
             }
-        };
-        if gone {
-            return true;
         }
-        if Instant::now() >= deadline {
-            return false;
+    }
+    while !stopping.is_empty() {
+        let mut ended = wait_any(&stopping).into_iter();
+        let now = Instant::now();
+        stopping.retain(|(e, w, kill_at)| {
+            let gone = ended.next().unwrap_or(false);
+            if !gone && now < *kill_at {
+                return true;
+            }
+            if !gone {
+                log::log(Level::Warn, &e.group, Some(e.port), &format!("pid {} still running: SIGKILL", e.pid));
+            }
+            let _ = signal_group(e.pid, w, libc::SIGKILL);
+            false
+        });
+    }
+}
+
+/// Waits until a process of `stopping` ends or the nearest SIGKILL is due
+/// (a signal may end the wait sooner): whether each has ended. Those
+/// without a pidfd are looked at in /proc every 20 ms.
+fn wait_any(stopping: &[Stopping]) -> Vec<bool> {
+    let next = stopping.iter().map(|s| s.2).min();
+    let mut timeout = next.map_or(Duration::ZERO, |t| t.saturating_duration_since(Instant::now()));
+    if stopping.iter().any(|s| matches!(s.1, Watch::Poll(_))) {
+        timeout = timeout.min(Duration::from_millis(20));
+    }
+    let fds: Vec<BorrowedFd<'_>> = stopping
+        .iter()
+        .filter_map(|s| match &s.1 {
+            Watch::Pidfd(fd) => Some(fd.as_fd()),
+            Watch::Poll(_) => None,
+        })
+        .collect();
+    let mut ready = sys::poll_readable(&fds, Some(timeout))
+        .unwrap_or_else(|_| {
+            std::thread::sleep(timeout);
+            vec![false; fds.len()]
+        })
+        .into_iter();
+    stopping
+        .iter()
+        .map(|(e, w, _)| match w {
+            Watch::Pidfd(_) => ready.next().unwrap_or(false),
+            Watch::Poll(start) => ended(e.pid, *start),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::process::{CommandExt, ExitStatusExt};
+    use std::process::{Command, Stdio};
+
+    /// Waits (5 s at most) until `pid` runs no more; whether it ended.
+    fn ends(pid: i32) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while state::identity(pid).is_some() {
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(10));
         }
+        true
+    }
+
+    /// Whether the kernel has `PIDFD_SIGNAL_PROCESS_GROUP` (Linux 6.9).
+    fn signals_groups_by_pidfd() -> bool {
+        let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
+        let mut v = release.split(|c: char| !c.is_ascii_digit()).map(|n| n.parse::<u32>().unwrap_or(0));
+        (v.next().unwrap_or(0), v.next().unwrap_or(0)) >= (6, 9)
+    }
+
+    #[test]
+    fn a_leader_alive_has_its_group_signalled_whatever_watches_it() {
+        for how in ["pidfd", "pidfd before 6.9", "/proc"] {
+            let mut child = Command::new("sleep").arg("30").process_group(0).spawn().unwrap();
+            let pid = child.id() as i32;
+            let fd = sys::pidfd_open(pid).unwrap();
+            let sent = match how {
+                "pidfd" => signal_group(pid, &Watch::Pidfd(fd), libc::SIGKILL),
+                "pidfd before 6.9" => sys::kill_group_while_led(fd.as_fd(), pid, libc::SIGKILL),
+                _ => signal_group(pid, &Watch::Poll(state::identity(pid).unwrap().0), libc::SIGKILL),
+            };
+            sent.unwrap();
+            assert_eq!(child.wait().unwrap().signal(), Some(libc::SIGKILL), "{how}");
+        }
+    }
+
+    /// The leader has ended and been reaped; a member of its group is left.
+    /// By number its group is no longer known to be its own: only the
+    /// pidfd's own group (Linux 6.9) reaches the member.
+    #[test]
+    fn a_group_whose_leader_is_reaped_is_reached_only_through_the_pidfd() {
+        let mut leader = Command::new("sh")
+            .args(["-c", "sleep 30 >/dev/null & echo $!"])
+            .process_group(0)
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let pid = leader.id() as i32;
+        // Read while the leader, not yet reaped, is at most a zombie.
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        let start = state::parse_stat(&stat).unwrap().start;
+        let fd = sys::pidfd_open(pid).unwrap();
+        let out = std::io::read_to_string(leader.stdout.take().unwrap()).unwrap();
+        let member: i32 = out.trim().parse().unwrap();
+        assert!(leader.wait().unwrap().success());
+        assert_eq!(state::identity(member).map(|i| i.1), Some(pid), "the member holds the group");
+
+        sys::kill_group_while_led(fd.as_fd(), pid, libc::SIGKILL).unwrap();
+        signal_group(pid, &Watch::Poll(start), libc::SIGKILL).unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        let alive = state::identity(member).is_some();
+        if signals_groups_by_pidfd() {
+            signal_group(pid, &Watch::Pidfd(fd), libc::SIGKILL).unwrap();
+            assert!(ends(member), "the pidfd's group is reached after its leader");
+        } else {
+            // The member still holds the number: it is its group.
+            sys::kill_group(pid, libc::SIGKILL).unwrap();
+        }
+        assert!(alive, "signalled by number once its leader was reaped");
     }
 }

@@ -14,21 +14,6 @@ use std::time::{Duration, Instant};
 
 const ANOTHER: &str = "another rolld already runs this config";
 
-/// Children that are SIGKILLed and reaped however the test ends.
-struct Kids(Vec<Child>);
-
-impl Drop for Kids {
-    fn drop(&mut self) {
-        for c in &mut self.0 {
-            // Only a child not yet reaped: a reaped one's pid may be reused.
-            if matches!(c.try_wait(), Ok(None)) {
-                kill(c.id() as i32, libc::SIGKILL);
-                let _ = c.wait();
-            }
-        }
-    }
-}
-
 /// Waits for `child` to exit within `deadline`; SIGKILLs it and panics on
 /// expiry.
 fn wait_child(child: &mut Child, deadline: Duration, what: &str) -> ExitStatus {

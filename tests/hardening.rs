@@ -3,10 +3,11 @@
 //! planted symlinks and FIFOs, root-only files, a crash that prints control
 //! characters, ignored signals, a closed stdout, a descriptor limit, no
 //! pidfds, a config read again that hangs, a template that is a link to a
-//! root-only file, an LB config written through a user's directory, and a
-//! render given up on a slow fsync (a FUSE file system).
+//! root-only file, an LB config written through a user's directory, a
+//! render given up on a slow fsync (a FUSE file system), and groups taken
+//! over whose numbers are handed to strangers.
 //!
-//! Ports: Harness k = 54..=59, 65..=68 and 90 (25400-25912, 26500-26812,
+//! Ports: Harness k = 54..=59, 65..=70 and 90 (25400-25912, 26500-27012,
 //! 29000-29012).
 
 mod common;
@@ -551,4 +552,136 @@ fn a_render_given_up_never_writes() {
     h.assert_live(0);
     drop(fs);
     h.stop_ok(S(8));
+}
+
+/// Whether `pid` runs (its zombie does not count).
+fn running(pid: i32) -> bool {
+    !matches!(proc_state(pid).as_str(), "" | "Z" | "X")
+}
+
+/// The start time of `pid` (field 22 of /proc/PID/stat), as a state file
+/// records it.
+fn start_time(pid: i32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    stat.rsplit_once(')').unwrap().1.split_whitespace().nth(19).unwrap().parse().unwrap()
+}
+
+/// Starts `cmd` as process `pid`, leading a process group of its own: the
+/// kernel's last pid is set just below `pid` (root only) until a spawn
+/// gets it. This is how a number rolld once saw is handed to a stranger.
+fn spawn_as_pid(cmd: &mut Command, pid: i32) -> std::process::Child {
+    use std::os::unix::process::CommandExt;
+    cmd.process_group(0);
+    for _ in 0..100 {
+        std::fs::write("/proc/sys/kernel/ns_last_pid", (pid - 1).to_string()).expect("root, to set ns_last_pid");
+        let mut c = cmd.spawn().unwrap();
+        if c.id() as i32 == pid {
+            return c;
+        }
+        kill(c.id() as i32, libc::SIGKILL);
+        let _ = c.wait();
+    }
+    panic!("cannot start a process as pid {pid}: another process holds it");
+}
+
+/// Point 6: the processes of a predecessor's rollout that a successor
+/// stops are watched all at once, and a group is signalled only while
+/// it is known to be the one its leader led. Three groups recorded as a
+/// rollout's: `slow` ignores SIGTERM (SIGKILLed after stop_timeout);
+/// `quick` ends at SIGTERM, and its number then goes to a stranger's new
+/// group, which must not get the SIGKILL; `leaky` ends at SIGTERM but a
+/// member that ignores it stays, and is killed as its leader ends, not
+/// once `slow` has had its stop timeout.
+#[test]
+fn a_takeover_stops_each_group_as_its_leader_ends_and_spares_its_number() {
+    if !is_root() {
+        panic!("this test needs root (it sets ns_last_pid)");
+    }
+    let mut h = Harness::new("hard-takeover-stop", 69);
+    h.write_config(&Cfg { stop_timeout: 3.0, ..Cfg::default() });
+    h.start();
+    let state = std::fs::read_dir(h.path("run"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "state"))
+        .expect("a state file");
+    h.stop_ok(S(8));
+    h.write("ignore.sh", "trap '' TERM\n[ -n \"$1\" ] && echo $$ > \"$1\"\nsleep 30\n");
+    h.write("leaky.sh", &format!("sh {} {}/straggler.pid &\nwait\n", h.path("ignore.sh").display(), h.dir.display()));
+    let spawn = |args: &[&str]| {
+        use std::os::unix::process::CommandExt;
+        Command::new(args[0]).args(&args[1..]).process_group(0).spawn().unwrap()
+    };
+    let ignore = h.path("ignore.sh").display().to_string();
+    let leaky = h.path("leaky.sh").display().to_string();
+    let mut kids = Kids(vec![spawn(&["sh", &ignore]), spawn(&["sh", &leaky]), spawn(&["sleep", "30"])]);
+    let [slow, leader, quick] = [0, 1, 2].map(|i| kids.0[i].id() as i32);
+    let pid_file = h.path("straggler.pid");
+    h.wait_for("the straggler to start", S(5), || h.read("straggler.pid").ends_with('\n'));
+    let straggler: i32 = std::fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap();
+    let [p1, p2] = h.ws[1];
+    let mut text = String::from("rolld-state 1\n");
+    for (port, pid) in [(p1, slow), (p2, quick), (p1 + 2, leader)] {
+        text.push_str(&format!("g other 1 {port} {pid} {}\n", start_time(pid)));
+    }
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&state).unwrap();
+        std::io::Write::write_all(&mut f, text.as_bytes()).unwrap();
+    }
+    h.spawn();
+    let mut ended = None;
+    h.wait_for("quick to end and be reaped", S(10), || {
+        ended = kids.0[2].try_wait().unwrap();
+        ended.is_some()
+    });
+    assert_eq!(std::os::unix::process::ExitStatusExt::signal(&ended.unwrap()), Some(libc::SIGTERM));
+    // Its number now leads a stranger's group.
+    kids.0.push(spawn_as_pid(Command::new("sleep").arg("30"), quick));
+    h.wait_for("the straggler of leaky to be killed", S(10), || !running(straggler));
+    assert!(kids.0[0].try_wait().unwrap().is_none(), "leaky's straggler was killed only with slow\n{}", h.log_text());
+    h.wait_log("slow's SIGKILL", &format!("pid {slow} still running: SIGKILL"), S(10));
+    h.wait_for("slow to be killed", S(5), || kids.0[0].try_wait().unwrap().is_some());
+    h.wait_count("live on", 2, S(20));
+    assert!(kids.0[3].try_wait().unwrap().is_none(), "the stranger's group with pid {quick} was killed");
+    h.stop_ok(S(8));
+}
+
+/// Point 6, in the loop: a taken-over process that ends has its group
+/// killed through its pidfd, never by number. Here rolld is stopped
+/// (SIGSTOP) when the process ends, so that its number already leads a
+/// stranger's group when rolld sees the end.
+#[test]
+fn a_taken_over_group_is_not_signalled_by_number_once_its_leader_ended() {
+    if !is_root() {
+        panic!("this test needs root (it sets ns_last_pid)");
+    }
+    let mut h = Harness::new("hard-takeover-reuse", 70);
+    h.write_config(&Cfg { script: "server.py", start_timeout: 60.0, ..Cfg::default() });
+    h.start();
+    h.signal(libc::SIGKILL);
+    h.wait_exit_any(S(5));
+    // The successor's new set never gets ready: the set taken over stays
+    // live for the test.
+    h.touch("never");
+    h.spawn();
+    h.wait_log("the takeover", "took over the live set", S(10));
+    let pid = *h.backend_pids("server.py", h.ws[0][0]).first().expect("the backend on the first port");
+    h.signal(libc::SIGSTOP);
+    h.wait_for("rolld to stop", S(5), || proc_state(h.pid()) == "T");
+    kill(pid, libc::SIGKILL);
+    h.wait_for("the backend to be reaped by its parent", S(10), || {
+        !std::path::Path::new(&format!("/proc/{pid}")).exists()
+    });
+    let mut kids = Kids(vec![spawn_as_pid(Command::new("sleep").arg("30"), pid)]);
+    h.signal(libc::SIGCONT);
+    h.wait_log("the exit seen", &format!("pid {pid} exited unexpectedly"), S(10));
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        kids.0[0].try_wait().unwrap().is_none(),
+        "the stranger's group with pid {pid} was killed\n{}",
+        h.log_text()
+    );
+    h.stop_ok(S(10));
 }

@@ -186,15 +186,38 @@ pub fn procs_matching(needle: &str) -> Vec<(i32, Vec<String>)> {
         if !text.contains(needle) {
             continue;
         }
-        let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
-        let state = stat.rsplit_once(')').and_then(|(_, r)| r.split_whitespace().next()).unwrap_or("");
-        if state == "Z" || state == "X" {
+        if matches!(proc_state(pid).as_str(), "Z" | "X") {
             continue;
         }
         let argv = text.split('\0').filter(|s| !s.is_empty()).map(str::to_string).collect();
         out.push((pid, argv));
     }
     out
+}
+
+/// The state letter of `pid` in /proc (`R`, `S`, `T`, `Z`...), or "".
+pub fn proc_state(pid: i32) -> String {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    stat.rsplit_once(')').and_then(|(_, r)| r.split_whitespace().next()).unwrap_or("").to_string()
+}
+
+/// Children of a test, SIGKILLed (with the process group each may lead)
+/// and reaped however the test ends.
+pub struct Kids(pub Vec<Child>);
+
+impl Drop for Kids {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            // Only a child not yet reaped: a reaped one's pid, and so the
+            // group it led, may be someone else's by now.
+            if matches!(c.try_wait(), Ok(None)) {
+                let pid = c.id() as i32;
+                kill(-pid, libc::SIGKILL);
+                kill(pid, libc::SIGKILL);
+                let _ = c.wait();
+            }
+        }
+    }
 }
 
 pub fn kill(pid: i32, sig: i32) {
