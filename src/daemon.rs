@@ -354,8 +354,13 @@ impl Daemon {
                     now,
                     groups: self.slots.iter().map(|s| View { group: &s.group, last: s.last.as_ref() }).collect(),
                 };
-                let text = if json { status::json(&snap) } else { status::text(&snap) };
-                self.sessions.send(id, &text);
+                if json {
+                    self.sessions.send(id, &status::json(&snap));
+                } else {
+                    for line in status::text(&snap) {
+                        self.sessions.send(id, &line);
+                    }
+                }
                 self.sessions.close(id, now);
             }
         }

@@ -6,9 +6,12 @@
 //! told why, logged and cut, and nobody else waits for it. Replies are
 //! buffered and written as the client reads them; a reply must be taken
 //! within `REPLY_TIMEOUT`, and a waiting `reload` client that stops reading
-//! is cut once `MAX_BUFFERED` bytes are queued for it. Poll results are
-//! matched to clients by id, as a client may be gone between the poll and
-//! the serve.
+//! is cut once `MAX_BUFFERED` bytes are queued for it.
+//!
+//! Every line a client is sent is escaped here (`log::escape`), where it is
+//! queued: whatever text a line carries, it is one line, so no message can
+//! end it and forge the next (an `end ok`). Poll results are matched to
+//! clients by id, as a client may be gone between the poll and the serve.
 
 use crate::control::Request;
 use crate::group::Level;
@@ -67,7 +70,7 @@ pub fn parse_request(line: &str) -> Result<Request, String> {
         "reload" => Ok(Request::Reload),
         "status" => Ok(Request::Status { json: false }),
         "status json" => Ok(Request::Status { json: true }),
-        other => Err(format!("unknown request {:?}", log::escape(other))),
+        other => Err(format!("unknown request {other:?}")),
     }
 }
 
@@ -167,7 +170,7 @@ impl Sessions {
         out
     }
 
-    /// Queues `line` for client `id`.
+    /// Queues `line` for client `id`, escaped: one line, whatever it holds.
     pub fn send(&mut self, id: ClientId, line: &str) {
         if let Some(c) = self.clients.iter_mut().find(|c| c.id == id) {
             c.queue(line);
@@ -289,16 +292,15 @@ impl Client {
     }
 
     fn queue(&mut self, line: &str) {
-        if self.output.len() + line.len() > MAX_BUFFERED {
+        let line = log::escape(line);
+        if self.output.len() + line.len() + 1 > MAX_BUFFERED {
             let msg = format!("control client cut: more than {MAX_BUFFERED} bytes queued and not read");
             log::log(Level::Warn, "rolld", None, &msg);
             self.done = true;
             return;
         }
         self.output.extend_from_slice(line.as_bytes());
-        if !line.ends_with('\n') {
-            self.output.push(b'\n');
-        }
+        self.output.push(b'\n');
         self.flush();
     }
 
@@ -332,7 +334,7 @@ mod tests {
         assert_eq!(parse_request("reload\n"), Ok(Request::Reload));
         assert_eq!(parse_request("status"), Ok(Request::Status { json: false }));
         assert_eq!(parse_request("status json\r"), Ok(Request::Status { json: true }));
-        assert_eq!(parse_request("stop\x1b"), Err("unknown request \"stop\\\\x1b\"".to_string()));
+        assert_eq!(parse_request("stop\x1b"), Err("unknown request \"stop\\u{1b}\"".to_string()));
     }
 
     fn pair(s: &mut Sessions, listener: &UnixListener, path: &std::path::Path, now: Instant) -> UnixStream {
@@ -386,6 +388,32 @@ mod tests {
         let mut got = String::new();
         second.read_to_string(&mut got).unwrap();
         assert_eq!(got, "log x\nend ok\n");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Whatever a line holds, the client gets one line, escaped.
+    #[test]
+    fn each_line_sent_is_one_line_escaped() {
+        let dir = std::env::temp_dir().join(format!("rolld-session-esc-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("s.sock");
+        let listener = UnixListener::bind(&path).unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let t0 = Instant::now();
+        let mut s = Sessions::default();
+        let mut c = pair(&mut s, &listener, &path, t0);
+        c.write_all(b"status\n").unwrap();
+        let id = poll_once(&mut s, t0)[0].0;
+        let mut want = Vec::new();
+        for (raw, shown) in log::HOSTILE {
+            s.send(id, &format!("log web {raw}"));
+            want.push(format!("log web {shown}"));
+        }
+        s.close(id, t0);
+        let mut got = Vec::new();
+        c.read_to_end(&mut got).unwrap();
+        assert_eq!(String::from_utf8(got).unwrap(), want.join("\n") + "\n");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
