@@ -5,8 +5,14 @@
 //! mistakes one for another: a daemon that is not there (2) is not a
 //! daemon that is slow to answer (3), and a rollout cut short by the
 //! daemon stopping (4) is not a rollback (1).
+//!
+//! The outcome is read only from a whole line of fixed words (`end ok`),
+//! which no text can make: the daemon sends each piece of text after a
+//! fixed word, escaped, on a line of its own. What a client prints is
+//! escaped again (an older daemon sent text raw): nothing the daemon
+//! relays reaches the terminal as an escape sequence.
 
-use crate::{config, control};
+use crate::{config, control, log};
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -106,9 +112,50 @@ pub fn reload(config: &Path, run_dir: Option<&Path>, wait: bool, timeout: Option
     match follow_reload(config, run_dir, wait, timeout) {
         Ok(code) => code,
         Err(Fail(code, msg)) => {
-            eprintln!("rolld reload: {msg}");
+            eprintln!("rolld reload: {}", log::escape(&msg));
             code
         }
+    }
+}
+
+/// What a line of the answer to `reload` means.
+#[derive(Debug, PartialEq)]
+enum Reply {
+    /// `queued`: the request is taken.
+    Queued,
+    /// Text to print, escaped.
+    Show(String),
+    /// `error WHY`: the request is refused.
+    Refused(String),
+    Live,
+    RolledBack,
+    Invalid,
+    Stopped,
+}
+
+/// Reads a line of the answer to `reload`, as received (with its newline).
+/// Only a whole line of fixed words ends the rollout; an `end` line this
+/// client does not know is not live. A line cut by the end of the
+/// connection is only shown.
+fn reply(raw: &[u8]) -> Reply {
+    let Some(raw) = raw.strip_suffix(b"\n") else { return Reply::Show(log::escape(&String::from_utf8_lossy(raw))) };
+    let line = String::from_utf8_lossy(raw);
+    let (kind, rest) = line.split_once(' ').unwrap_or((&line, ""));
+    match (kind, rest) {
+        ("end", "ok") => Reply::Live,
+        ("end", "invalid") => Reply::Invalid,
+        ("end", "stopped") => Reply::Stopped,
+        ("end", _) => Reply::RolledBack,
+        ("queued", _) => Reply::Queued,
+        ("phase" | "log", _) => Reply::Show(log::escape(rest)),
+        // done GROUP OUTCOME SUMMARY: the summary says the outcome.
+        ("done", _) => {
+            let mut f = rest.splitn(3, ' ');
+            let (group, summary) = (f.next().unwrap_or(""), f.nth(1).unwrap_or(""));
+            Reply::Show(log::escape(&format!("{group} {summary}")))
+        }
+        ("error", _) => Reply::Refused(rest.to_string()),
+        _ => Reply::Show(log::escape(&line)),
     }
 }
 
@@ -121,7 +168,7 @@ fn follow_reload(config: &Path, run_dir: Option<&Path>, wait: bool, timeout: Opt
     let shown = abs.display();
     send(&mut stream, "reload")?;
     let mut reader = BufReader::new(stream);
-    let mut line = String::new();
+    let mut line = Vec::new();
     let mut queued = false;
     loop {
         line.clear();
@@ -134,7 +181,7 @@ fn follow_reload(config: &Path, run_dir: Option<&Path>, wait: bool, timeout: Opt
         if by.is_none() {
             let _ = reader.get_ref().set_read_timeout(None);
         }
-        match reader.read_line(&mut line) {
+        match reader.read_until(b'\n', &mut line) {
             Ok(0) if !queued => {
                 return Err(Fail(NO_DAEMON, format!("the rolld of {shown} closed the connection without an answer")));
             }
@@ -150,37 +197,26 @@ fn follow_reload(config: &Path, run_dir: Option<&Path>, wait: bool, timeout: Opt
                 return Err(Fail(STOPPED, format!("lost the connection to the rolld of {shown}: {e}")));
             }
         }
-        let l = line.trim_end();
-        let (kind, rest) = l.split_once(' ').unwrap_or((l, ""));
-        match kind {
-            "queued" if !wait => {
+        match reply(&line) {
+            Reply::Queued if !wait => {
                 println!("rollout requested");
                 return Ok(OK);
             }
-            "queued" => {
+            Reply::Queued => {
                 queued = true;
                 println!("rollout requested; waiting");
             }
-            "phase" | "log" => println!("{rest}"),
-            // done GROUP OUTCOME SUMMARY: the summary says the outcome.
-            "done" => {
-                let mut f = rest.splitn(3, ' ');
-                let (group, summary) = (f.next().unwrap_or(""), f.nth(1).unwrap_or(""));
-                println!("{group} {summary}");
+            Reply::Show(text) => println!("{text}"),
+            Reply::Live => return Ok(OK),
+            Reply::RolledBack => return Ok(ROLLED_BACK),
+            Reply::Invalid => return Ok(NO_DAEMON),
+            Reply::Stopped => {
+                return Err(Fail(
+                    STOPPED,
+                    format!("the rolld of {shown} was stopped before the rollout ended; it stops every set"),
+                ));
             }
-            "end" => {
-                return match rest {
-                    "ok" => Ok(OK),
-                    "invalid" => Ok(NO_DAEMON),
-                    "stopped" => Err(Fail(
-                        STOPPED,
-                        format!("the rolld of {shown} was stopped before the rollout ended; it stops every set"),
-                    )),
-                    _ => Ok(ROLLED_BACK),
-                };
-            }
-            "error" => return Err(Fail(NO_DAEMON, rest.to_string())),
-            _ => println!("{l}"),
+            Reply::Refused(why) => return Err(Fail(NO_DAEMON, why)),
         }
     }
 }
@@ -207,14 +243,24 @@ fn too_late(queued: bool, config: &Path, after: Duration) -> Fail {
 pub fn status(config: &Path, run_dir: Option<&Path>, json: bool, timeout: Option<Duration>) -> u8 {
     match ask_status(config, run_dir, json, timeout.unwrap_or(ANSWER_TIMEOUT)) {
         Ok(text) => {
-            print!("{text}");
+            print!("{}", printable(&text, json));
             OK
         }
         Err(Fail(code, msg)) => {
-            eprintln!("rolld status: {msg}");
+            eprintln!("rolld status: {}", log::escape(&msg));
             code
         }
     }
+}
+
+/// The answer to `status`, as printed: each line escaped (JSON as in a
+/// JSON string, so that it stays valid), each with its newline.
+fn printable(answer: &str, json: bool) -> String {
+    if answer.is_empty() {
+        return String::new();
+    }
+    let lines = answer.strip_suffix('\n').unwrap_or(answer).split('\n');
+    lines.map(|l| if json { control::json_escape(l) } else { log::escape(l) } + "\n").collect()
 }
 
 fn ask_status(config: &Path, run_dir: Option<&Path>, json: bool, timeout: Duration) -> Result<String, Fail> {
@@ -256,4 +302,45 @@ fn no_answer(config: &Path, timeout: Duration, partly: bool) -> Fail {
             fmt_secs(timeout)
         ),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_whole_line_of_fixed_words_is_an_outcome() {
+        assert_eq!(reply(b"end ok\n"), Reply::Live);
+        assert_eq!(reply(b"end rolled-back\n"), Reply::RolledBack);
+        assert_eq!(reply(b"end invalid\n"), Reply::Invalid);
+        assert_eq!(reply(b"end stopped\n"), Reply::Stopped);
+        assert_eq!(reply(b"queued\n"), Reply::Queued);
+        assert_eq!(reply(b"error rolld is stopping\n"), Reply::Refused("rolld is stopping".into()));
+        for not_live in [&b"end ok\r\n"[..], b"end ok \n", b"end  ok\n", b"end ok\x1b\n", b"end later\n"] {
+            assert_eq!(reply(not_live), Reply::RolledBack, "{:?}", String::from_utf8_lossy(not_live));
+        }
+        // Cut by the end of the connection: shown, not taken.
+        assert_eq!(reply(b"end ok"), Reply::Show("end ok".into()));
+        assert_eq!(reply(b"log x end ok\n"), Reply::Show("x end ok".into()));
+    }
+
+    #[test]
+    fn what_a_client_prints_is_escaped() {
+        for (raw, shown) in log::HOSTILE {
+            assert_eq!(reply(format!("log web:8001 {raw}\n").as_bytes()), Reply::Show(format!("web:8001 {shown}")));
+            assert_eq!(reply(format!("phase web {raw}\n").as_bytes()), Reply::Show(format!("web {shown}")));
+            let done = format!("done web rolled-back {raw}\n");
+            assert_eq!(reply(done.as_bytes()), Reply::Show(format!("web {shown}")));
+            assert_eq!(reply(format!("{raw}\n").as_bytes()), Reply::Show(shown.to_string()));
+            // In the answer to `status`, a newline ends a line.
+            if !raw.contains('\n') {
+                assert_eq!(printable(&format!("a\n{raw}\n"), false), format!("a\n{shown}\n"));
+            }
+        }
+        // Bytes that are not UTF-8 are shown, not a reason to give up.
+        assert_eq!(reply(b"log web \xff\xfe\x1b[2J\n"), Reply::Show("web \u{fffd}\u{fffd}\\x1b[2J".into()));
+        // JSON stays JSON: an older daemon's DEL in a string, escaped.
+        assert_eq!(printable("{\"a\":\"\u{7f}\"}\n", true), "{\"a\":\"\\u007f\"}\n");
+        assert_eq!(printable("", false), "");
+    }
 }

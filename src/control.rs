@@ -16,7 +16,9 @@
 //! `reload`, `status` or `status json`. For `reload` the daemon answers
 //! `queued`, then, for the rollout that covers the request, `phase GROUP
 //! NAME DURATION`, `log LINE` and `done GROUP OUTCOME SUMMARY` lines, and
-//! last `end ok|rolled-back|invalid|stopped`.
+//! last `end ok|rolled-back|invalid|stopped`. Every line is escaped where
+//! it is written (`session`): text from outside comes only after the fixed
+//! words, and never holds a newline, so an `end` line is always rolld's.
 
 use crate::sys;
 use std::ffi::OsStr;
@@ -181,7 +183,8 @@ impl Drop for Server {
     }
 }
 
-/// A JSON string literal.
+/// A JSON string literal: `"` and `\` escaped, and every character that
+/// `log::is_unsafe` names, so that the literal holds none.
 pub fn json_str(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
@@ -189,15 +192,33 @@ pub fn json_str(s: &str) -> String {
         match c {
             '"' => out.push_str("\\\""),
             '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
+            c => push_json_char(&mut out, c),
         }
     }
     out.push('"');
     out
+}
+
+/// JSON text with every character that `log::is_unsafe` names escaped as
+/// in a string, the only place where valid JSON may hold one: valid JSON
+/// stays valid and means the same, and holds none of them.
+pub fn json_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        push_json_char(&mut out, c);
+    }
+    out
+}
+
+fn push_json_char(out: &mut String, c: char) {
+    match c {
+        '\n' => out.push_str("\\n"),
+        '\r' => out.push_str("\\r"),
+        '\t' => out.push_str("\\t"),
+        // All of them are in the BMP: four hex digits hold each.
+        c if crate::log::is_unsafe(c) => out.push_str(&format!("\\u{:04x}", c as u32)),
+        c => out.push(c),
+    }
 }
 
 #[cfg(test)]
@@ -216,6 +237,17 @@ mod tests {
     #[test]
     fn json_strings_are_escaped() {
         assert_eq!(json_str("a\"b\\c\nd\u{1}"), r#""a\"b\\c\nd\u0001""#);
+        assert_eq!(json_str("\u{7f}\u{9b}\u{202e}\0 \u{fffd}"), "\"\\u007f\\u009b\\u202e\\u0000 \u{fffd}\"");
+        for (raw, _) in crate::log::HOSTILE {
+            let lit = json_str(raw);
+            assert!(!lit.chars().any(crate::log::is_unsafe), "{lit:?}");
+            // YAML reads JSON: the literal means the text it was made of.
+            assert_eq!(serde_yaml::from_str::<String>(&lit).unwrap(), *raw, "{lit}");
+            assert_eq!(json_escape(&lit), lit, "nothing left to escape");
+        }
+        // An older daemon's JSON, with DEL and a C1 character raw in a string.
+        let old = "{\"name\":\"a\u{7f}b\u{9b}c\"}";
+        assert_eq!(json_escape(old), r#"{"name":"a\u007fb\u009bc"}"#);
     }
 
     #[test]

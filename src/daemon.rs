@@ -232,7 +232,9 @@ impl Daemon {
         let step_pids: Vec<i32> = steps.iter().map(|(pid, _)| *pid).collect();
         fds.extend(steps.into_iter().map(|(_, fd)| (fd, libc::POLLIN)));
         let sessions_at = fds.len();
-        fds.extend(self.sessions.fds());
+        let clients = self.sessions.fds();
+        let client_ids: Vec<ClientId> = clients.iter().map(|c| c.0).collect();
+        fds.extend(clients.into_iter().map(|(_, fd, ev)| (fd, ev)));
         let revents = match sys::poll(&fds, timeout) {
             Ok(r) => r,
             Err(e) => {
@@ -284,7 +286,10 @@ impl Daemon {
                 _ => {}
             }
         }
-        for (id, req) in self.sessions.serve(&revents[sessions_at..], now) {
+        // By client id: a broadcast, a reap or a signal above may have
+        // removed clients since the poll.
+        let polled: Vec<(ClientId, i16)> = client_ids.into_iter().zip(revents[sessions_at..].iter().copied()).collect();
+        for (id, req) in self.sessions.serve(&polled, now) {
             self.serve(id, req);
         }
         if revents[1] & libc::POLLIN != 0 {
@@ -354,8 +359,13 @@ impl Daemon {
                     now,
                     groups: self.slots.iter().map(|s| View { group: &s.group, last: s.last.as_ref() }).collect(),
                 };
-                let text = if json { status::json(&snap) } else { status::text(&snap) };
-                self.sessions.send(id, &text);
+                if json {
+                    self.sessions.send(id, &status::json(&snap));
+                } else {
+                    for line in status::text(&snap) {
+                        self.sessions.send(id, &line);
+                    }
+                }
                 self.sessions.close(id, now);
             }
         }

@@ -1,10 +1,25 @@
 //! One line per event on stderr: UTC time, level, group[:port], message.
+//!
+//! And the one escape of text that leaves rolld. Messages carry text from
+//! outside (a process's name, a backend's output, a template's error, a
+//! client's request) as it came; the sinks escape it, once: this log, the
+//! lines written to control clients (`session`, which carries `status`
+//! text too), the JSON of `status` (`control::json_str`), and what the
+//! clients and `rolld check` print. So no text can end a line and forge
+//! the next one, or reach a terminal as an escape sequence.
 
 use crate::group::Level;
 use std::io::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 pub fn log(level: Level, group: &str, port: Option<u16>, msg: &str) {
+    let line = line(SystemTime::now(), level, group, port, msg);
+    // One write per line, so lines of concurrent writers do not interleave.
+    let _ = std::io::stderr().lock().write_all(line.as_bytes());
+}
+
+/// A log line, escaped, with its newline.
+fn line(at: SystemTime, level: Level, group: &str, port: Option<u16>, msg: &str) -> String {
     let lvl = match level {
         Level::Info => "INFO",
         Level::Warn => "WARN",
@@ -14,9 +29,7 @@ pub fn log(level: Level, group: &str, port: Option<u16>, msg: &str) {
         Some(p) => format!("{group}:{p}"),
         None => group.to_string(),
     };
-    let line = format!("{} {lvl} {who} {msg}\n", timestamp(SystemTime::now()));
-    // One write per line, so lines of concurrent writers do not interleave.
-    let _ = std::io::stderr().lock().write_all(line.as_bytes());
+    format!("{} {lvl} {} {}\n", timestamp(at), escape(&who), escape(msg))
 }
 
 pub fn info(group: &str, msg: &str) {
@@ -27,15 +40,30 @@ pub fn error(group: &str, msg: &str) {
     log(Level::Error, group, None, msg);
 }
 
-/// `s` with control characters shown as `\xNN`, so that what a child or
-/// a client wrote cannot forge or break a log line.
+/// Whether `c` may not leave rolld as it is: a control character (C0 with
+/// newline, CR, ESC and NUL; DEL; C1, whose CSI a terminal may obey), or
+/// one that changes how a line reads (line and paragraph separators, and
+/// the bidirectional marks, embeddings, overrides and isolates). Every one
+/// is in the Basic Multilingual Plane.
+pub fn is_unsafe(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{2028}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// `s` with every character `is_unsafe` names shown as `\xNN` (or
+/// `\u{NNNN}` above U+00FF): the result holds none, so escaping it again
+/// changes nothing. A backslash is left as it is: `\x0a` in the text and
+/// an escaped newline read the same, but neither can end a line.
 pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
+    if !s.chars().any(is_unsafe) {
+        return s.to_string();
+    }
+    let mut out = String::with_capacity(s.len() + 8);
     for c in s.chars() {
-        if c.is_control() {
-            out.push_str(&format!("\\x{:02x}", c as u32));
-        } else {
-            out.push(c);
+        match c as u32 {
+            _ if !is_unsafe(c) => out.push(c),
+            n @ 0..=0xff => out.push_str(&format!("\\x{n:02x}")),
+            n => out.push_str(&format!("\\u{{{n:04x}}}")),
         }
     }
     out
@@ -65,14 +93,45 @@ pub fn timestamp(t: SystemTime) -> String {
     )
 }
 
+/// Text from outside, hostile, and how `escape` shows it: for the tests
+/// of every sink.
+#[cfg(test)]
+pub const HOSTILE: &[(&str, &str)] = &[
+    ("x\nend ok\nz", "x\\x0aend ok\\x0az"),
+    ("a\r\nb\rc", "a\\x0d\\x0ab\\x0dc"),
+    ("\x1b[2J\x1b]0;title\x07", "\\x1b[2J\\x1b]0;title\\x07"),
+    ("nul\0here\t", "nul\\x00here\\x09"),
+    ("del\u{7f} csi\u{9b}31m nel\u{85}", "del\\x7f csi\\x9b31m nel\\x85"),
+    ("ls\u{2028}ps\u{2029}rlo\u{202e}fsi\u{2068}", "ls\\u{2028}ps\\u{2029}rlo\\u{202e}fsi\\u{2068}"),
+    // Invalid UTF-8 arrives as U+FFFD, from a lossy decoding.
+    ("bad \u{fffd}\u{fffd} utf-8", "bad \u{fffd}\u{fffd} utf-8"),
+    ("caf\u{e9} \u{1f600} \\x0a", "caf\u{e9} \u{1f600} \\x0a"),
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::time::Duration;
 
     #[test]
-    fn escapes_control_characters() {
-        assert_eq!(escape("a\nb\x1b[2Jc\u{7f}"), "a\\x0ab\\x1b[2Jc\\x7f");
+    fn escapes_what_may_not_leave_rolld_and_only_that() {
+        for (raw, shown) in HOSTILE {
+            assert_eq!(escape(raw), *shown, "{raw:?}");
+            assert_eq!(escape(shown), *shown, "escaping twice changes nothing: {raw:?}");
+            assert!(!shown.chars().any(is_unsafe));
+        }
+        let lossy = String::from_utf8_lossy(b"a\xff\xfe\n\xc3");
+        assert_eq!(escape(&lossy), "a\u{fffd}\u{fffd}\\x0a\u{fffd}");
+    }
+
+    #[test]
+    fn a_log_line_is_one_line_whatever_its_text() {
+        for (raw, shown) in HOSTILE {
+            let l = line(UNIX_EPOCH, Level::Warn, "web", Some(8001), raw);
+            assert_eq!(l, format!("1970-01-01T00:00:00.000Z WARN web:8001 {shown}\n"));
+            let l = line(UNIX_EPOCH, Level::Error, raw, None, "msg");
+            assert_eq!(l, format!("1970-01-01T00:00:00.000Z ERROR {shown} msg\n"));
+        }
     }
 
     #[test]

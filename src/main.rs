@@ -3,7 +3,7 @@
 //! `main` reads argv, runs a subcommand and maps its result to the exit
 //! code; the logic lives in the library's modules.
 
-use rolld::{client, config, daemon, group};
+use rolld::{client, config, daemon, group, log};
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -95,17 +95,20 @@ fn main() -> ExitCode {
 }
 
 fn usage(problem: &str) -> ExitCode {
-    eprintln!("rolld: {problem}\n{USAGE}");
+    eprintln!("rolld: {}\n{USAGE}", log::escape(problem));
     ExitCode::from(2)
 }
 
+/// `rolld check`: what it prints is escaped (a template's error holds text
+/// the group's user wrote).
 fn check(path: &Path) -> u8 {
+    let shown = log::escape(&path.display().to_string());
     match config::load(path) {
         Ok(cfg) => {
             for w in config::warnings(&cfg.groups, config::ephemeral_range()) {
-                eprintln!("{}: warning: {w}", path.display());
+                eprintln!("{shown}: warning: {}", log::escape(&w));
             }
-            println!("{}: ok", path.display());
+            println!("{shown}: ok");
             for g in &cfg.groups {
                 let sets: Vec<String> = g.worksets.iter().map(|w| group::fmt_ports(w)).collect();
                 println!(
@@ -121,9 +124,9 @@ fn check(path: &Path) -> u8 {
         }
         Err(errs) => {
             for e in &errs {
-                eprintln!("{e}");
+                eprintln!("{}", log::escape(e));
             }
-            eprintln!("{}: {} problem(s)", path.display(), errs.len());
+            eprintln!("{shown}: {} problem(s)", errs.len());
             2
         }
     }

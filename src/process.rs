@@ -137,7 +137,7 @@ fn tail(path: &Path, n: usize, owner: Option<u32>) -> Option<Vec<String>> {
     let mut buf = Vec::new();
     (&mut f).take(4096).read_to_end(&mut buf).ok()?;
     let text = String::from_utf8_lossy(&buf);
-    let lines: Vec<String> = text.lines().filter(|l| !l.trim().is_empty()).map(crate::log::escape).collect();
+    let lines: Vec<String> = text.lines().filter(|l| !l.trim().is_empty()).map(str::to_string).collect();
     Some(lines[lines.len().saturating_sub(n)..].to_vec())
 }
 

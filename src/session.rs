@@ -7,6 +7,11 @@
 //! buffered and written as the client reads them; a reply must be taken
 //! within `REPLY_TIMEOUT`, and a waiting `reload` client that stops reading
 //! is cut once `MAX_BUFFERED` bytes are queued for it.
+//!
+//! Every line a client is sent is escaped here (`log::escape`), where it is
+//! queued: whatever text a line carries, it is one line, so no message can
+//! end it and forge the next (an `end ok`). Poll results are matched to
+//! clients by id, as a client may be gone between the poll and the serve.
 
 use crate::control::Request;
 use crate::group::Level;
@@ -65,7 +70,7 @@ pub fn parse_request(line: &str) -> Result<Request, String> {
         "reload" => Ok(Request::Reload),
         "status" => Ok(Request::Status { json: false }),
         "status json" => Ok(Request::Status { json: true }),
-        other => Err(format!("unknown request {:?}", log::escape(other))),
+        other => Err(format!("unknown request {other:?}")),
     }
 }
 
@@ -123,8 +128,9 @@ impl Sessions {
         }
     }
 
-    /// The descriptors to poll, each with the events it waits for.
-    pub fn fds(&self) -> Vec<(BorrowedFd<'_>, i16)> {
+    /// The descriptors to poll, each with its client and the events it
+    /// waits for.
+    pub fn fds(&self) -> Vec<(ClientId, BorrowedFd<'_>, i16)> {
         self.clients
             .iter()
             .map(|c| {
@@ -135,19 +141,21 @@ impl Sessions {
                 if !c.output.is_empty() {
                     ev |= libc::POLLOUT;
                 }
-                (c.stream.as_fd(), ev)
+                (c.id, c.stream.as_fd(), ev)
             })
             .collect()
     }
 
-    /// Serves the clients after a poll (`revents` in the order of `fds`);
-    /// the requests that arrived whole.
-    pub fn serve(&mut self, revents: &[i16], now: Instant) -> Vec<(ClientId, Request)> {
+    /// Serves the clients after a poll, given the `revents` of each client
+    /// polled; the requests that arrived whole. A client gone since the
+    /// poll is passed over.
+    pub fn serve(&mut self, polled: &[(ClientId, i16)], now: Instant) -> Vec<(ClientId, Request)> {
         let mut out = Vec::new();
-        for (c, &rev) in self.clients.iter_mut().zip(revents) {
+        for &(id, rev) in polled {
             if rev == 0 {
                 continue;
             }
+            let Some(c) = self.clients.iter_mut().find(|c| c.id == id) else { continue };
             if c.state == State::Reading
                 && let Some(req) = c.read(now)
             {
@@ -162,7 +170,7 @@ impl Sessions {
         out
     }
 
-    /// Queues `line` for client `id`.
+    /// Queues `line` for client `id`, escaped: one line, whatever it holds.
     pub fn send(&mut self, id: ClientId, line: &str) {
         if let Some(c) = self.clients.iter_mut().find(|c| c.id == id) {
             c.queue(line);
@@ -284,16 +292,15 @@ impl Client {
     }
 
     fn queue(&mut self, line: &str) {
-        if self.output.len() + line.len() > MAX_BUFFERED {
+        let line = log::escape(line);
+        if self.output.len() + line.len() + 1 > MAX_BUFFERED {
             let msg = format!("control client cut: more than {MAX_BUFFERED} bytes queued and not read");
             log::log(Level::Warn, "rolld", None, &msg);
             self.done = true;
             return;
         }
         self.output.extend_from_slice(line.as_bytes());
-        if !line.ends_with('\n') {
-            self.output.push(b'\n');
-        }
+        self.output.push(b'\n');
         self.flush();
     }
 
@@ -327,7 +334,7 @@ mod tests {
         assert_eq!(parse_request("reload\n"), Ok(Request::Reload));
         assert_eq!(parse_request("status"), Ok(Request::Status { json: false }));
         assert_eq!(parse_request("status json\r"), Ok(Request::Status { json: true }));
-        assert_eq!(parse_request("stop\x1b"), Err("unknown request \"stop\\\\x1b\"".to_string()));
+        assert_eq!(parse_request("stop\x1b"), Err("unknown request \"stop\\u{1b}\"".to_string()));
     }
 
     fn pair(s: &mut Sessions, listener: &UnixListener, path: &std::path::Path, now: Instant) -> UnixStream {
@@ -337,10 +344,77 @@ mod tests {
     }
 
     fn poll_once(s: &mut Sessions, now: Instant) -> Vec<(ClientId, Request)> {
+        let polled: Vec<(ClientId, i16)> = s.fds().iter().map(|(id, _, ev)| (*id, *ev)).collect();
+        s.serve(&polled, now)
+    }
+
+    /// Two `reload` clients, the first hung up: it is removed (its line
+    /// cannot be written) between the poll and the serve, and the second,
+    /// still there, is not cut by the first one's POLLHUP.
+    #[test]
+    fn a_hangup_is_matched_to_its_own_client() {
+        let dir = std::env::temp_dir().join(format!("rolld-session-hup-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("s.sock");
+        let listener = UnixListener::bind(&path).unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let t0 = Instant::now();
+        let mut s = Sessions::default();
+        let mut first = pair(&mut s, &listener, &path, t0);
+        let mut second = pair(&mut s, &listener, &path, t0);
+        first.write_all(b"reload\n").unwrap();
+        second.write_all(b"reload\n").unwrap();
+        let ids: Vec<ClientId> = poll_once(&mut s, t0).into_iter().map(|(id, _)| id).collect();
+        assert_eq!(ids.len(), 2);
+        for &id in &ids {
+            s.follow(id);
+        }
+        drop(first);
         let fds = s.fds();
-        let revents: Vec<i16> = fds.iter().map(|(_, ev)| *ev).collect();
-        drop(fds);
-        s.serve(&revents, now)
+        let polled: Vec<(BorrowedFd<'_>, i16)> = fds.iter().map(|(_, fd, ev)| (*fd, *ev)).collect();
+        let revents = sys::poll(&polled, Some(Duration::from_secs(1))).unwrap();
+        let revents: Vec<(ClientId, i16)> = fds.iter().map(|c| c.0).zip(revents).collect();
+        drop((fds, polled));
+        assert!(revents[0].1 & libc::POLLHUP != 0 && revents[1].1 == 0, "{revents:?}");
+        // A line for both, as a broadcast sends it: the first is gone.
+        s.send(ids[0], "log x");
+        s.send(ids[1], "log x");
+        assert!(!s.is_open(ids[0]) && s.is_open(ids[1]));
+        s.serve(&revents, t0);
+        assert!(s.is_open(ids[1]), "the second client was cut by the first one's hangup");
+        s.send(ids[1], "end ok");
+        s.close(ids[1], t0);
+        let mut got = String::new();
+        second.read_to_string(&mut got).unwrap();
+        assert_eq!(got, "log x\nend ok\n");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Whatever a line holds, the client gets one line, escaped.
+    #[test]
+    fn each_line_sent_is_one_line_escaped() {
+        let dir = std::env::temp_dir().join(format!("rolld-session-esc-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("s.sock");
+        let listener = UnixListener::bind(&path).unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let t0 = Instant::now();
+        let mut s = Sessions::default();
+        let mut c = pair(&mut s, &listener, &path, t0);
+        c.write_all(b"status\n").unwrap();
+        let id = poll_once(&mut s, t0)[0].0;
+        let mut want = Vec::new();
+        for (raw, shown) in log::HOSTILE {
+            s.send(id, &format!("log web {raw}"));
+            want.push(format!("log web {shown}"));
+        }
+        s.close(id, t0);
+        let mut got = Vec::new();
+        c.read_to_end(&mut got).unwrap();
+        assert_eq!(String::from_utf8(got).unwrap(), want.join("\n") + "\n");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -10,9 +10,9 @@
 //! host, is the loopback of both families, ::1 and 127.0.0.1, whatever
 //! /etc/hosts says (RFC 6761), so a backend bound to either one passes. A
 //! failed check says what happened at each address (refused, timed out,
-//! the status, the start of a body that lacks the expected text), with
-//! control characters escaped so that a backend's bytes never reach the
-//! log raw.
+//! the status, the start of a body that lacks the expected text, quoted
+//! as Rust writes a string literal). Other text from elsewhere (an OS or
+//! ureq error) is escaped where the message leaves rolld (`log::escape`).
 //!
 //! HTTP checks use a fresh ureq agent that keeps no idle connection, and
 //! send `Connection: close`: a pooled connection from rolld would later
@@ -224,7 +224,7 @@ fn resolve(name: &str, port: u16, deadline: Instant, timeout: Duration) -> Resul
             }
             if addrs.is_empty() { Err(format!("resolve {name}: no address")) } else { Ok(addrs) }
         }
-        Ok(Err(e)) => Err(format!("resolve {name}: {}", clean(&e.to_string()))),
+        Ok(Err(e)) => Err(format!("resolve {name}: {e}")),
         Err(_) => Err(format!("resolve {name}: no answer within {timeout:?}")),
     }
 }
@@ -293,7 +293,7 @@ impl Get {
         }
         let seen = match read {
             Err(e) => {
-                format!("reading it failed after {} bytes ({}), {}", got.len(), clean(&e.to_string()), excerpt(&got))
+                format!("reading it failed after {} bytes ({e}), {}", got.len(), excerpt(&got))
             }
             Ok(_) if got.len() as u64 == BODY_LIMIT => {
                 format!("not in its first {} KiB, {}", BODY_LIMIT >> 10, excerpt(&got))
@@ -307,7 +307,7 @@ impl Get {
         match e {
             ureq::Error::Timeout(_) => format!("timed out after {:?}", self.timeout),
             ureq::Error::Io(e) => io_failure(&e, self.timeout),
-            e => clean(&e.to_string()),
+            e => e.to_string(),
         }
     }
 }
@@ -317,7 +317,7 @@ fn io_failure(e: &std::io::Error, timeout: Duration) -> String {
     match e.kind() {
         ConnectionRefused => "refused".into(),
         TimedOut | WouldBlock => format!("timed out after {timeout:?}"),
-        _ => clean(&e.to_string()),
+        _ => e.to_string(),
     }
 }
 
@@ -331,25 +331,19 @@ fn excerpt(body: &[u8]) -> String {
         return "the body is empty".into();
     }
     let text = String::from_utf8_lossy(body);
-    let mut shown = escape(&text.chars().take(EXCERPT_CHARS).collect::<String>());
+    let mut shown = in_quotes(&text.chars().take(EXCERPT_CHARS).collect::<String>());
     if text.chars().nth(EXCERPT_CHARS).is_some() {
         shown.push_str("...");
     }
     format!("the body begins \"{shown}\"")
 }
 
-/// Text for between double quotes: control characters, `"` and `\`
-/// escaped as Rust writes them.
-fn escape(s: &str) -> String {
+/// Text for between double quotes, as Rust writes a string literal:
+/// control characters, `"` and `\` escaped.
+fn in_quotes(s: &str) -> String {
     s.chars()
         .map(|c| if c.is_control() || c == '"' || c == '\\' { c.escape_debug().to_string() } else { c.to_string() })
         .collect()
-}
-
-/// A message from elsewhere (an OS or ureq error) with its control
-/// characters escaped.
-fn clean(s: &str) -> String {
-    s.chars().map(|c| if c.is_control() { c.escape_debug().to_string() } else { c.to_string() }).collect()
 }
 
 #[cfg(test)]

@@ -121,8 +121,13 @@ impl Recorder {
 /// Start time (clock ticks since boot) and process group of `pid`, from
 /// /proc; `None` if there is no such process, or only its zombie.
 pub fn identity(pid: i32) -> Option<(u64, i32)> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let stat = read_stat(Path::new(&format!("/proc/{pid}/stat")))?;
     parse_stat(&stat).filter(|s| !s.zombie).map(|s| (s.start, s.pgrp))
+}
+
+/// A /proc/PID/stat, whatever bytes the process put in its name.
+fn read_stat(path: &Path) -> Option<String> {
+    std::fs::read(path).ok().map(|b| String::from_utf8_lossy(&b).into_owned())
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -154,7 +159,7 @@ pub fn group_alive(pgid: i32) -> bool {
     }
     let Ok(procs) = std::fs::read_dir("/proc") else { return true };
     procs.flatten().any(|p| {
-        let stat = std::fs::read_to_string(p.path().join("stat")).unwrap_or_default();
+        let stat = read_stat(&p.path().join("stat")).unwrap_or_default();
         parse_stat(&stat).is_some_and(|s| !s.zombie && s.pgrp == pgid)
     })
 }
@@ -233,6 +238,30 @@ mod tests {
         std::os::unix::fs::symlink(&p, &link).unwrap();
         assert!(read(&link).is_err(), "symlinks are not followed");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A process names itself with bytes that are not UTF-8 (its user may):
+    /// it is still seen, and its group alive.
+    #[test]
+    fn a_process_named_in_invalid_utf8_is_seen() {
+        use std::os::unix::process::CommandExt;
+        let mut child = std::process::Command::new("/bin/sh")
+            .args(["-c", r#"printf '\377\376(' > /proc/$$/comm; read x"#])
+            .stdin(std::process::Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let pid = child.id() as i32;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while std::fs::read(format!("/proc/{pid}/comm")).unwrap() != b"\xff\xfe(\n" {
+            assert!(std::time::Instant::now() < deadline, "the shell did not rename itself");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let (id, alive) = (identity(pid), group_alive(pid));
+        drop(child.stdin.take());
+        child.wait().unwrap();
+        assert!(id.is_some_and(|(_, pgrp)| pgrp == pid), "{id:?}");
+        assert!(alive, "its group is alive");
     }
 
     #[test]

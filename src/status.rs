@@ -1,5 +1,7 @@
 //! `rolld status`, text and JSON, as pure functions of a snapshot of the
-//! daemon. The JSON schema is documented in the README.
+//! daemon. The JSON schema is documented in the README. The text is a list
+//! of lines, each escaped where it is sent (`session`); the JSON is one
+//! line whose strings `json_str` escapes.
 
 use crate::control::json_str;
 use crate::group::{DrainView, Group, Outcome, fmt_duration, fmt_ports};
@@ -24,27 +26,28 @@ pub struct View<'a> {
     pub last: Option<&'a Last>,
 }
 
-pub fn text(s: &Snapshot) -> String {
-    let mut out = format!("rolld pid {}  config {}\n", s.pid, s.config.display());
-    out.push_str(&format!(
-        "{:<16} {:<13} {:<7} {:>5} {:>8} {:>9} {:>8}\n",
+/// The status as lines (without their newlines).
+pub fn text(s: &Snapshot) -> Vec<String> {
+    let mut out = vec![format!("rolld pid {}  config {}", s.pid, s.config.display())];
+    out.push(format!(
+        "{:<16} {:<13} {:<7} {:>5} {:>8} {:>9} {:>8}",
         "GROUP", "PHASE", "WORKSET", "PORT", "PID", "UPTIME", "RESTARTS"
     ));
     let now = s.now;
     for v in &s.groups {
         let g = v.group;
         let Some(live) = &g.live else {
-            out.push_str(&format!("{:<16} {:<13} -\n", g.name, g.phase_name()));
+            out.push(format!("{:<16} {:<13} -", g.name, g.phase_name()));
             if let Some(d) = g.draining() {
-                out.push_str(&format!("{:<16} {}\n", "", drain_line(&d, now)));
+                out.push(format!("{:<16} {}", "", drain_line(&d, now)));
             }
             continue;
         };
         for p in &live.procs {
             let pid = p.pid.map_or("-".to_string(), |p| p.to_string());
             let up = p.pid.map_or("-".to_string(), |_| fmt_uptime(now.saturating_duration_since(p.started).as_secs()));
-            out.push_str(&format!(
-                "{:<16} {:<13} {:<7} {:>5} {:>8} {:>9} {:>8}\n",
+            out.push(format!(
+                "{:<16} {:<13} {:<7} {:>5} {:>8} {:>9} {:>8}",
                 g.name,
                 g.phase_name(),
                 p.workset,
@@ -55,20 +58,21 @@ pub fn text(s: &Snapshot) -> String {
             ));
         }
         if let Some(d) = g.draining() {
-            out.push_str(&format!("{:<16} {}\n", "", drain_line(&d, now)));
+            out.push(format!("{:<16} {}", "", drain_line(&d, now)));
         }
         if let Some(new) = g.incoming() {
             let batch = g.batch().map_or(String::new(), |(b, of)| format!(" (batch {b} of {of})"));
-            out.push_str(&format!("{:<16} rollout to {}{batch}\n", "", fmt_ports(&new.ports())));
+            out.push(format!("{:<16} rollout to {}{batch}", "", fmt_ports(&new.ports())));
         }
         if let Some((at, _, summary)) = v.last {
-            out.push_str(&format!("{:<16} last: {} {summary}\n", "", log::timestamp(*at)));
+            out.push(format!("{:<16} last: {} {summary}", "", log::timestamp(*at)));
         }
     }
     out
 }
 
-/// The JSON status; its schema is documented in the README.
+/// The JSON status, one line (without its newline); its schema is
+/// documented in the README.
 pub fn json(s: &Snapshot) -> String {
     let now = s.now;
     let ports = |p: &[u16]| format!("[{}]", fmt_ports(p));
@@ -140,7 +144,7 @@ pub fn json(s: &Snapshot) -> String {
         })
         .collect();
     format!(
-        "{{\"version\":2,\"pid\":{},\"config\":{},\"reload_pending\":{},\"groups\":[{}]}}\n",
+        "{{\"version\":2,\"pid\":{},\"config\":{},\"reload_pending\":{},\"groups\":[{}]}}",
         s.pid,
         json_str(&s.config.display().to_string()),
         s.reload_pending,
@@ -185,5 +189,35 @@ fn fmt_uptime(s: u64) -> String {
         60..3600 => format!("{}m{:02}s", s / 60, s % 60),
         3600..86400 => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
         _ => format!("{}d{:02}h", s / 86400, s % 86400 / 3600),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::UNIX_EPOCH;
+
+    #[test]
+    fn json_is_one_line_that_holds_text_from_outside_escaped() {
+        let g = Group::new("web");
+        for (raw, _) in log::HOSTILE {
+            let last: Last = (UNIX_EPOCH, Outcome::RolledBack { reason: raw.to_string(), port: None }, raw.to_string());
+            let snap = Snapshot {
+                pid: 1,
+                config: Path::new(raw),
+                reload_pending: false,
+                now: Instant::now(),
+                groups: vec![View { group: &g, last: Some(&last) }],
+            };
+            let j = json(&snap);
+            assert!(!j.chars().any(log::is_unsafe), "{j:?}");
+            // YAML reads JSON: each string means the text it was made of.
+            let v: serde_yaml::Value = serde_yaml::from_str(&j).unwrap();
+            assert_eq!(v["config"].as_str(), Some(*raw), "{j}");
+            assert_eq!(v["groups"][0]["last_rollout"]["reason"].as_str(), Some(*raw), "{j}");
+            assert_eq!(v["groups"][0]["last_rollout"]["summary"].as_str(), Some(*raw), "{j}");
+            let t = text(&snap);
+            assert_eq!(t[0], format!("rolld pid 1  config {raw}"), "the text is lines, escaped where sent");
+        }
     }
 }

@@ -241,8 +241,10 @@ fn holder(inodes: &[u64]) -> String {
             if let Ok(target) = std::fs::read_link(fd.path())
                 && wanted.iter().any(|w| target.as_os_str() == w.as_str())
             {
-                let comm = std::fs::read_to_string(p.path().join("comm")).unwrap_or_default();
-                return format!("pid {pid} ({})", comm.trim());
+                // Any bytes its owner chose: shown escaped where the
+                // message leaves rolld.
+                let comm = std::fs::read(p.path().join("comm")).unwrap_or_default();
+                return format!("pid {pid} ({})", String::from_utf8_lossy(&comm).trim_end_matches('\n'));
             }
         }
     }

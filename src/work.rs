@@ -189,8 +189,7 @@ impl Work {
         o.flush_line();
         let text = String::from_utf8_lossy(&o.tail).into_owned();
         let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-        let tail = lines[lines.len().saturating_sub(5)..].join(" | ");
-        log::escape(&tail)
+        lines[lines.len().saturating_sub(5)..].join(" | ")
     }
 }
 
@@ -236,7 +235,7 @@ impl Output {
             return;
         }
         let text = String::from_utf8_lossy(&self.line).into_owned();
-        log::log(Level::Info, &self.group, None, &format!("after_start | {}", log::escape(&text)));
+        log::log(Level::Info, &self.group, None, &format!("after_start | {text}"));
         self.line.clear();
     }
 }

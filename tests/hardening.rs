@@ -4,11 +4,12 @@
 //! characters, ignored signals, a closed stdout, a descriptor limit, no
 //! pidfds, a config read again that hangs, a template that is a link to a
 //! root-only file, an LB config written through a user's directory, a
-//! render given up on a slow fsync (a FUSE file system), and groups taken
-//! over whose numbers are handed to strangers.
+//! render given up on a slow fsync (a FUSE file system), groups taken over
+//! whose numbers are handed to strangers, and a process name and a
+//! template error that would forge lines.
 //!
-//! Ports: Harness k = 54..=59, 65..=70 and 90 (25400-25912, 26500-27012,
-//! 29000-29012).
+//! Ports: Harness k = 38, 39, 54..=59, 65..=70 and 90 (23800-23912,
+//! 25400-25912, 26500-27012, 29000-29012).
 
 mod common;
 
@@ -684,4 +685,112 @@ fn a_taken_over_group_is_not_signalled_by_number_once_its_leader_ended() {
         h.log_text()
     );
     h.stop_ok(S(10));
+}
+
+/// What leaves rolld, line by line: every log line begins with its
+/// timestamp, and no line anywhere is `end ok` or begins with the `z` of
+/// a forged `x\nend ok\nz`; no raw ESC, CR or NUL reaches anyone.
+fn assert_nothing_forged(h: &Harness, outputs: &[&str]) {
+    let log = h.log_text();
+    for l in log.lines() {
+        assert!(line_time(l).is_some(), "a log line that is not rolld's: {l:?}\n{log}");
+    }
+    for text in outputs.iter().chain([&log.as_str()]) {
+        for l in text.lines() {
+            assert!(l != "end ok" && !l.starts_with('z'), "a forged line {l:?} in:\n{text}");
+        }
+        assert!(!text.contains(['\u{1b}', '\r', '\0']), "a raw control character in:\n{text:?}");
+    }
+}
+
+/// `rolld status --json`, parsed by python's json module: the summary of
+/// the last rollout of group `g`, decoded.
+fn json_summary(h: &Harness) -> String {
+    let o = client(h, &["status", "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let mut py = Command::new(python())
+        .args([
+            "-c",
+            "import json, sys; sys.stdout.write(json.load(sys.stdin)['groups'][0]['last_rollout']['summary'])",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(py.stdin.as_mut().unwrap(), &o.stdout).unwrap();
+    let out = py.wait_with_output().unwrap();
+    assert!(out.status.success(), "status --json is not valid JSON:\n{}", String::from_utf8_lossy(&o.stdout));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// A process whose name holds `x\nend ok\nz` (any local user can name a
+/// process so) listens on a port of the next workset: the rollout is
+/// refused naming it, escaped, and `reload --wait` exits 1, not 0 on a
+/// forged `end ok`; the log, `status` and `status --json` show the name
+/// escaped (the JSON decodes back to it).
+#[test]
+fn a_process_name_cannot_forge_an_outcome_or_a_line() {
+    let mut h = Harness::new("hard-forged-comm", 38);
+    h.write_config(&Cfg::default());
+    h.start();
+    let port = h.ws[1][0];
+    h.write(
+        "squat.py",
+        "import socket, sys, time\n\
+         open('/proc/self/comm', 'w').write('x\\nend ok\\nz')\n\
+         s = socket.socket()\n\
+         s.bind(('127.0.0.1', int(sys.argv[1])))\n\
+         s.listen()\n\
+         open(sys.argv[2], 'w').close()\n\
+         time.sleep(60)\n",
+    );
+    let mut squatter = Command::new(python())
+        .arg(h.path("squat.py"))
+        .arg(port.to_string())
+        .arg(h.path("squat.ready"))
+        .spawn()
+        .unwrap();
+    h.wait_for("the squatter to listen", S(10), || h.path("squat.ready").exists());
+    let o = client(&h, &["reload", "--wait", "--timeout", "20"]);
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(1), "a refused rollout is not live:\n{out}");
+    let name = format!("pid {} (x\\x0aend ok\\x0az)", squatter.id());
+    assert!(out.contains(&name), "no {name:?} in:\n{out}");
+    let status = text(&client(&h, &["status"]));
+    assert!(status.contains(&name), "no {name:?} in:\n{status}");
+    assert!(h.log_text().contains(&name), "no {name:?} in:\n{}", h.log_text());
+    assert_nothing_forged(&h, &[&out, &status]);
+    let summary = json_summary(&h);
+    assert!(summary.contains(&format!("pid {} (x\nend ok\nz)", squatter.id())), "{summary:?}");
+    squatter.kill().unwrap();
+    squatter.wait().unwrap();
+    h.assert_live(0);
+    h.stop_ok(S(8));
+}
+
+/// A template (the group's user may own it) whose error text holds a
+/// newline, `end ok`, then CR, ESC and NUL: the config is invalid, and
+/// `reload --wait` exits 2, not 0 on a forged `end ok`; the log and
+/// `rolld check` show the text escaped.
+#[test]
+fn a_template_error_cannot_forge_an_outcome_or_a_line() {
+    let mut h = Harness::new("hard-forged-template", 39);
+    h.write_config(&Cfg::default());
+    h.start();
+    let rendered = h.read("lb.conf");
+    h.write("lb.templ", "{{ ports|sort(**{\"x\\nend ok\\nz\\r\\u001b[2J\\u0000\": 1}) }}\n");
+    let o = client(&h, &["reload", "--wait", "--timeout", "20"]);
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(2), "an invalid config:\n{out}");
+    let shown = "x\\x0aend ok\\x0az\\x0d\\x1b[2J\\x00";
+    assert!(out.contains(shown), "no {shown:?} in:\n{out}");
+    assert!(h.log_text().contains(shown), "no {shown:?} in:\n{}", h.log_text());
+    let check = Command::new(rolld_bin()).arg("check").arg(&h.config).output().unwrap();
+    assert_eq!(check.status.code(), Some(2), "{}", text(&check));
+    let check = text(&check);
+    assert!(check.contains(shown), "rolld check: no {shown:?} in:\n{check}");
+    assert_nothing_forged(&h, &[&out, &check]);
+    assert_eq!(h.read("lb.conf"), rendered, "the LB's config is unchanged");
+    h.assert_live(0);
+    h.stop_ok(S(8));
 }
