@@ -56,6 +56,28 @@ pub struct GroupConfig {
     pub surge: Option<usize>,
     /// Who the children run as, from `user:` and `group:`.
     pub credentials: Option<Credentials>,
+    /// `listen:`: rolld holds the public port itself (see `pool`).
+    pub listen: Option<Listen>,
+}
+
+/// A group that holds its public port (`listen:`, `procs:`): two banks of
+/// `procs` sockets on `addr`, each process given one. The group's
+/// "ports" are then names of sockets: socket i is `check_from + i`, the
+/// loopback source port rolld's checks of it come from; its worksets are
+/// the two banks, `[check_from, +procs)` and `[check_from + procs, +procs)`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Listen {
+    pub addr: std::net::SocketAddr,
+    pub procs: usize,
+    pub check_from: u16,
+}
+
+impl Listen {
+    /// The socket index of the name `port`, when it is one of this group's.
+    pub fn index(&self, port: u16) -> Option<usize> {
+        let i = usize::from(port.checked_sub(self.check_from)?);
+        (i < 2 * self.procs).then_some(i)
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -137,8 +159,16 @@ impl std::fmt::Display for Host {
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Action {
-    ReplaceFile { template: PathBuf, output: PathBuf },
-    RunProc { command: String },
+    ReplaceFile {
+        template: PathBuf,
+        output: PathBuf,
+    },
+    RunProc {
+        command: String,
+    },
+    /// A `listen:` group's switch: new connections to the sockets of the
+    /// set's ports, and to no other. The first step of such a group.
+    Route,
 }
 
 /// Reads, parses and resolves `path`. On failure, every problem found, one
@@ -355,7 +385,15 @@ pub fn warnings(groups: &[GroupConfig], ephemeral: Option<(u16, u16)>) -> Vec<St
         if g.checks.is_empty() {
             out.push(format!("{}: no smoke_test: a new set goes live as soon as it is spawned, ready or not", g.name));
         }
-        if let Some((lo, hi)) = ephemeral {
+        if let (Some((lo, hi)), Some(l)) = (ephemeral, &g.listen) {
+            let last = u32::from(l.check_from) + 2 * l.procs as u32 - 1;
+            if u32::from(l.check_from) <= u32::from(hi) && last >= u32::from(lo) {
+                out.push(format!(
+                    "{}.check_from: ports {}-{last} overlap net.ipv4.ip_local_port_range {lo}-{hi}: a connection from this host to {} out of one of them would be taken for a check",
+                    g.name, l.check_from, l.addr
+                ));
+            }
+        } else if let Some((lo, hi)) = ephemeral {
             for (i, w) in g.worksets.iter().enumerate() {
                 let inside: Vec<String> = w.iter().filter(|p| (lo..=hi).contains(*p)).map(u16::to_string).collect();
                 if !inside.is_empty() {
@@ -395,6 +433,9 @@ pub fn valid_group_name(name: &str) -> Result<(), String> {
 pub fn with_port(s: &str, port: u16) -> String {
     s.replace("{numproc}", &port.to_string())
 }
+
+/// The descriptor a process of a `listen:` group gets its socket on.
+pub const LISTEN_FD: i32 = 3;
 
 #[cfg(test)]
 #[path = "config/load_tests.rs"]

@@ -639,6 +639,7 @@ impl Daemon {
                     });
                     None
                 }
+                Some(Step::Route) => Some(Event::StepDone { seq, result: self.route(i, &ports) }),
                 None => Some(Event::StepDone { seq, result: Ok(()) }),
             },
             Action::Count { seq, ports } => {
@@ -684,6 +685,13 @@ impl Daemon {
                 None
             }
         }
+    }
+
+    /// Points new connections of group `i`'s public port at the sockets
+    /// of `ports` (`listen:`).
+    fn route(&mut self, i: usize, ports: &[u16]) -> Result<(), String> {
+        let _ = (i, ports);
+        Err("listen: is not built yet".into())
     }
 
     /// Starts a run_proc step as a child in its own process group, its

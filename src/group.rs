@@ -310,6 +310,7 @@ impl Job {
         match self.cfg.actions.get(self.step) {
             Some(Step::RunProc { command }) => format!("run_proc: `{command}`"),
             Some(Step::ReplaceFile { output, .. }) => format!("replace_file {}", output.display()),
+            Some(Step::Route) => "the switch of new connections".into(),
             None => "after_start".into(),
         }
     }
@@ -1514,6 +1515,7 @@ mod tests {
             drain_signal: None,
             surge: None,
             credentials: None,
+            listen: None,
         })
     }
 

@@ -86,6 +86,7 @@ mod tests {
             drain_signal: None,
             surge,
             credentials: None,
+            listen: None,
         }
     }
 

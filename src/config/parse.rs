@@ -4,14 +4,20 @@
 //! and `group:` are kept as names. Nothing here touches the system: the
 //! same text gives the same result anywhere.
 
-use super::{Action, Check, Cx, GroupConfig, Host, Timing, valid_group_name};
+use super::{Action, Check, Cx, GroupConfig, Host, Listen, Timing, valid_group_name};
 use serde_yaml::{Mapping, Value};
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 const DEFAULT_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+/// At most this many processes in a set of a `listen:` group.
+const MAX_PROCS: usize = 128;
+/// Without `check_from:`, a `listen:` group's check ports are the ones
+/// just below this (Linux's default ephemeral range starts here), group
+/// after group in file order.
+const CHECK_PORTS_BELOW: u32 = 32768;
 
 /// A group as its text says, before the system is asked anything.
 #[derive(Clone, Debug, PartialEq)]
@@ -64,6 +70,7 @@ pub fn parse(text: &str, file: &str, base: &Path) -> Parsed {
     };
     let mut cx = Cx { file, errs: Vec::new() };
     let mut drafts: Vec<Draft> = Vec::new();
+    let mut below = CHECK_PORTS_BELOW;
     for (k, v) in &top {
         let Some(name) = k.as_str() else {
             cx.err("", format!("group name {} is not a string", show(k)));
@@ -73,9 +80,15 @@ pub fn parse(text: &str, file: &str, base: &Path) -> Parsed {
             cx.err("", format!("group name {}: {why}", show(k)));
             continue;
         }
-        drafts.extend(group(&mut cx, name, v, base));
+        drafts.extend(group(&mut cx, name, v, base, &mut below));
     }
     let mut seen: HashMap<u16, String> = HashMap::new();
+    for l in drafts.iter().filter_map(|d| d.cfg.listen.as_ref().map(|l| (l, &d.cfg.name))) {
+        let here = format!("{}.listen", l.1);
+        if let Some(first) = seen.insert(l.0.addr.port(), here.clone()) {
+            cx.err(&here, format!("port {} is already used by {first}", l.0.addr.port()));
+        }
+    }
     for d in &drafts {
         for (i, ws) in d.cfg.worksets.iter().enumerate() {
             for &p in ws {
@@ -207,6 +220,26 @@ fn numprocs(cx: &mut Cx, key: &str, v: &Value) -> bool {
     false
 }
 
+/// `listen:`: a port (on 0.0.0.0), or an address and port
+/// (`127.0.0.1:8080`, `[::]:8080`).
+fn listen_addr(cx: &mut Cx, key: &str, v: &Value) -> Option<SocketAddr> {
+    let addr = match v {
+        Value::Number(n) => n.as_u64().and_then(|p| u16::try_from(p).ok()).map(|p| (Ipv4Addr::UNSPECIFIED, p).into()),
+        Value::String(s) => {
+            s.parse::<SocketAddr>().ok().or_else(|| s.parse::<u16>().ok().map(|p| (Ipv4Addr::UNSPECIFIED, p).into()))
+        }
+        _ => None,
+    };
+    match addr {
+        Some(a) if a.port() != 0 => Some(a),
+        _ => {
+            let want = "expected a port, or an address and port ('127.0.0.1:8080', '[::]:8080')";
+            cx.err(key, format!("{want}, got {}", show(v)));
+            None
+        }
+    }
+}
+
 /// `rel` joined to `dir`, with the `.` components and repeated slashes
 /// dropped (`..` stays: it means what the file system makes of it).
 fn join(dir: &Path, rel: &str) -> PathBuf {
@@ -214,7 +247,8 @@ fn join(dir: &Path, rel: &str) -> PathBuf {
 }
 
 /// A group as far as it could be read; `None` if it is not a mapping.
-fn group(cx: &mut Cx, name: &str, v: &Value, base: &Path) -> Option<Draft> {
+/// `below`: where the default check ports of the next `listen:` group end.
+fn group(cx: &mut Cx, name: &str, v: &Value, base: &Path, below: &mut u32) -> Option<Draft> {
     let m = map(cx, name, v)?;
     let mut cmd = None;
     let mut cmd_seen = false;
@@ -234,8 +268,10 @@ fn group(cx: &mut Cx, name: &str, v: &Value, base: &Path) -> Option<Draft> {
         drain_signal: None,
         surge: None,
         credentials: None,
+        listen: None,
     };
     let mut has_workset = false;
+    let (mut listen, mut procs, mut check_from) = (None, None, None);
     let (mut user, mut gid) = (None, None);
     let mut renders = Vec::new();
     for (key, v) in entries(cx, name, m) {
@@ -294,11 +330,64 @@ fn group(cx: &mut Cx, name: &str, v: &Value, base: &Path) -> Option<Draft> {
                 Some(n) if n >= 1 => g.surge = Some(n as usize),
                 _ => cx.err(&k, format!("expected a number of processes, 1 or more, got {}", show(v))),
             },
+            "listen" => listen = listen_addr(cx, &k, v),
+            "procs" => match v.as_u64() {
+                Some(n) if (1..=MAX_PROCS as u64).contains(&n) => procs = Some(n as usize),
+                _ => cx.err(&k, format!("expected a number of processes, 1 to {MAX_PROCS}, got {}", show(v))),
+            },
+            "check_from" => match v.as_u64() {
+                Some(n) if (1..=65535).contains(&n) => check_from = Some(n as u16),
+                _ => cx.err(&k, format!("expected a port, 1 to 65535, got {}", show(v))),
+            },
             _ => cx.err(&k, "unknown key"),
         }
     }
-    if !has_workset {
-        cx.err(&format!("{name}.workset"), "missing (at least two worksets are needed)");
+    let keyed = |key: &str| m.contains_key(Value::from(key));
+    match (listen, procs) {
+        (Some(addr), Some(n)) => {
+            let from = match check_from {
+                Some(p) => u32::from(p),
+                None => below.saturating_sub(2 * n as u32),
+            };
+            *below = (*below).min(from);
+            if from == 0 || from + 2 * n as u32 - 1 > 65535 {
+                let why = format!("the {} check ports from {from} do not fit below 65536", 2 * n);
+                cx.err(&format!("{name}.check_from"), why);
+            } else {
+                let l = Listen { addr, procs: n, check_from: from as u16 };
+                let bank = |b: u16| (0..n as u16).map(|s| l.check_from + b * n as u16 + s).collect::<Vec<u16>>();
+                g.worksets = vec![bank(0), bank(1)];
+                g.actions.insert(0, Action::Route);
+                g.listen = Some(l);
+            }
+            if has_workset {
+                let why = "listen: and workset: exclude each other (with listen:, rolld holds the port and gives each process a socket of it)";
+                cx.err(&format!("{name}.workset"), why);
+            }
+        }
+        (Some(_), None) if !keyed("procs") => {
+            cx.err(&format!("{name}.procs"), "missing (how many processes serve the listen: port)")
+        }
+        (Some(_), None) => {}
+        (None, _) if !keyed("listen") => {
+            for key in ["procs", "check_from"].into_iter().filter(|k| keyed(k)) {
+                cx.err(&format!("{name}.{key}"), "only with listen: (a port rolld holds itself)");
+            }
+            if !has_workset {
+                cx.err(&format!("{name}.workset"), "missing (at least two worksets are needed, or listen: and procs:)");
+            }
+        }
+        (None, _) => {}
+    }
+    if g.listen.is_none() && !keyed("listen") {
+        let fd_in = |s: &str| s.contains("{fd}");
+        let cmd_has = cmd.as_deref().is_some_and(fd_in);
+        for key in cmd_has.then_some("cmd").into_iter().chain(g.env.iter().filter(|e| fd_in(&e.1)).map(|_| "env")) {
+            cx.err(
+                &format!("{name}.{key}"),
+                "{fd} is the socket of a listen: group's process; this group has no listen:",
+            );
+        }
     }
     if let (Some(k), Some(first)) = (g.surge, g.worksets.first()) {
         let n = first.len();

@@ -471,7 +471,7 @@ const FILE_ROWS: &[(&str, &[&str])] = &[
         &["g.cmd: trailing backslash"],
     ),
     // worksets and ports
-    ("g:\n  cmd: prog\n", &["g.workset: missing (at least two worksets are needed)"]),
+    ("g:\n  cmd: prog\n", &["g.workset: missing (at least two worksets are needed, or listen: and procs:)"]),
     (
         "g:\n  cmd: prog\n  workset:\n    - numprocs: [9001, 9002]\n",
         &["g.workset: at least two worksets are needed (one serves while the next starts)"],
@@ -707,6 +707,7 @@ fn defaults_when_optional_keys_are_absent() {
                 drain_signal: None,
                 surge: None,
                 credentials: None,
+                listen: None,
             },
             user: None,
             gid: None,
@@ -793,6 +794,7 @@ fn seed_config_parses_unchanged_apart_from_its_directory() {
                 drain_signal: None,
                 surge: None,
                 credentials: None,
+                listen: None,
             },
             user: None,
             gid: None,
@@ -1209,6 +1211,18 @@ fn warnings_for_no_smoke_test_and_ephemeral_ports() {
     );
     let g = one(&with("  smoke_test:\n    - check_all_tcp_ports: numprocs\n"));
     assert!(crate::config::warnings(&[g], Some((32768, 60999))).is_empty());
+    // A listen: group's check ports: a connection out of one of them would
+    // be sent to the socket it names.
+    let g = one(&listening("  listen: 8080\n  procs: 2\n  smoke_test:\n    - check_all_tcp_ports: numprocs\n"));
+    assert!(crate::config::warnings(std::slice::from_ref(&g), Some((32768, 60999))).is_empty());
+    assert_eq!(
+        crate::config::warnings(&[g], Some((32767, 60999))),
+        vec![
+            "w.check_from: ports 32764-32767 overlap net.ipv4.ip_local_port_range 32767-60999: \
+             a connection from this host to 0.0.0.0:8080 out of one of them would be taken for a check"
+                .to_string()
+        ]
+    );
 }
 
 // ------------------------------------------------------------ split_shell
@@ -1289,4 +1303,121 @@ fn split_shell_line_continuation_between_words() {
     assert_eq!(words("a \\\n b"), ["a", "b"]);
     assert_eq!(words("a \\\n"), ["a"]);
     assert_eq!(words("prog --a \\\n  {numproc}\n"), ["prog", "--a", "{numproc}"]);
+}
+
+// ------------------------------------------------------------ listen: rolld holds the port
+
+/// A `listen:` group `w` with `extra` lines.
+fn listening(extra: &str) -> String {
+    let cmd = if extra.contains("  cmd: ") { "" } else { "  cmd: 'app --fd {fd}'\n" };
+    format!("w:\n{cmd}{extra}")
+}
+
+const LISTEN_ROWS: &[(&str, &[&str])] = &[
+    ("  listen: 8080\n", &["w.procs: missing (how many processes serve the listen: port)"]),
+    (
+        "  procs: 2\n",
+        &[
+            "w.procs: only with listen: (a port rolld holds itself)",
+            "w.workset: missing (at least two worksets are needed, or listen: and procs:)",
+            "w.cmd: {fd} is the socket of a listen: group's process; this group has no listen:",
+        ],
+    ),
+    (
+        "  listen: 8080\n  procs: 2\n  workset:\n    - numprocs: [9001]\n    - numprocs: [9002]\n",
+        &[
+            "w.workset: listen: and workset: exclude each other (with listen:, rolld holds the port and gives each process a socket of it)",
+        ],
+    ),
+    (
+        "  listen: 0\n  procs: 2\n",
+        &["w.listen: expected a port, or an address and port ('127.0.0.1:8080', '[::]:8080'), got 0 (a number)"],
+    ),
+    (
+        "  listen: 70000\n  procs: 2\n",
+        &["w.listen: expected a port, or an address and port ('127.0.0.1:8080', '[::]:8080'), got 70000 (a number)"],
+    ),
+    (
+        "  listen: 'localhost:8080'\n  procs: 2\n",
+        &["w.listen: expected a port, or an address and port ('127.0.0.1:8080', '[::]:8080'), got \"localhost:8080\""],
+    ),
+    (
+        "  listen: '[::]'\n  procs: 2\n",
+        &["w.listen: expected a port, or an address and port ('127.0.0.1:8080', '[::]:8080'), got \"[::]\""],
+    ),
+    (
+        "  listen: [8080]\n  procs: 2\n",
+        &["w.listen: expected a port, or an address and port ('127.0.0.1:8080', '[::]:8080'), got a list"],
+    ),
+    ("  listen: 8080\n  procs: 0\n", &["w.procs: expected a number of processes, 1 to 128, got 0 (a number)"]),
+    ("  listen: 8080\n  procs: 129\n", &["w.procs: expected a number of processes, 1 to 128, got 129 (a number)"]),
+    ("  listen: 8080\n  procs: 2\n  check_from: 0\n", &["w.check_from: expected a port, 1 to 65535, got 0 (a number)"]),
+    (
+        "  listen: 8080\n  procs: 2\n  check_from: 65533\n",
+        &["w.check_from: the 4 check ports from 65533 do not fit below 65536"],
+    ),
+    ("  listen: 8080\n  procs: 2\n  check_from: 8078\n", &["w.workset[1]: port 8080 is already used by w.listen"]),
+    ("  listen: 8080\n  procs: 2\n  surge: 3\n", &["w.surge: 3 is more than the 2 processes of a workset"]),
+    // {fd} is a listen: group's
+    (
+        "  cmd: 'app --fd {fd}'\n",
+        &["g.cmd: {fd} is the socket of a listen: group's process; this group has no listen:"],
+    ),
+    (
+        "  env:\n    FD: '{fd}'\n",
+        &["g.env: {fd} is the socket of a listen: group's process; this group has no listen:"],
+    ),
+];
+
+#[test]
+fn rejected_listen_groups() {
+    let (with_g, without_g): (Vec<_>, Vec<_>) = LISTEN_ROWS.iter().partition(|(y, _)| y.contains("{fd}"));
+    rows(&without_g.into_iter().copied().collect::<Vec<_>>(), listening);
+    rows(&with_g.into_iter().copied().collect::<Vec<_>>(), with);
+}
+
+#[test]
+fn a_listen_port_is_a_port_of_the_whole_file() {
+    let text = format!(
+        "{}a:\n  cmd: prog\n  workset:\n    - numprocs: [8080]\n    - numprocs: [8081]\n",
+        listening("  listen: 8080\n  procs: 1\n")
+    );
+    let p = parse(&text, FILE, Path::new(BASE));
+    assert_eq!(p.errors, vec![format!("{FILE}: a.workset[0]: port 8080 is already used by w.listen")]);
+    let two = format!(
+        "{}{}",
+        listening("  listen: '127.0.0.1:8080'\n  procs: 1\n"),
+        listening("  listen: 8080\n  procs: 1\n").replace("w:", "v:")
+    );
+    let p = parse(&two, FILE, Path::new(BASE));
+    assert_eq!(p.errors, vec![format!("{FILE}: v.listen: port 8080 is already used by w.listen")]);
+}
+
+#[test]
+fn a_listen_group_is_two_banks_of_check_ports_and_a_route_first() {
+    let g = one(&listening("  listen: 8080\n  procs: 3\n  after_start:\n    - run_proc: 'notify'\n"));
+    let l = g.listen.clone().unwrap();
+    assert_eq!(l.addr, "0.0.0.0:8080".parse().unwrap(), "a bare port is every IPv4 address");
+    assert_eq!((l.procs, l.check_from), (3, 32762), "the 6 ports just below 32768");
+    assert_eq!(g.worksets, vec![vec![32762, 32763, 32764], vec![32765, 32766, 32767]]);
+    assert_eq!(g.actions, vec![Action::Route, Action::RunProc { command: "notify".into() }]);
+    assert_eq!((l.index(32762), l.index(32767), l.index(32761), l.index(32768)), (Some(0), Some(5), None, None));
+    let g = one(&listening("  listen: '[::]:8443'\n  procs: 1\n  check_from: 20000\n"));
+    let l = g.listen.unwrap();
+    assert_eq!((l.addr, l.check_from), ("[::]:8443".parse().unwrap(), 20000));
+    assert_eq!(g.worksets, vec![vec![20000], vec![20001]]);
+    assert_eq!(g.actions, vec![Action::Route]);
+    assert_eq!(one(&listening("  listen: '8080'\n  procs: 1\n")).listen.unwrap().addr.port(), 8080);
+}
+
+#[test]
+fn default_check_ports_of_several_listen_groups_do_not_meet() {
+    let text = format!(
+        "{}{}",
+        listening("  listen: 8080\n  procs: 2\n"),
+        listening("  listen: 8081\n  procs: 3\n").replace("w:", "v:")
+    );
+    let d = drafts(&text);
+    assert_eq!(d[0].cfg.worksets, vec![vec![32764, 32765], vec![32766, 32767]]);
+    assert_eq!(d[1].cfg.worksets, vec![vec![32758, 32759, 32760], vec![32761, 32762, 32763]]);
 }
