@@ -1,15 +1,18 @@
 #!/usr/bin/env python3
 """Tiny demo backend for the rolld example (Python standard library only).
 
-Usage: python3 app.py PORT
+Usage: python3 app.py PORT [--fd N]
 
   GET /          -> 200 "port PORT\n"
   GET /slow?s=X  -> sleeps X seconds (float), then 200 "slow done port PORT\n"
   GET /events    -> Server-Sent Events: "retry: 500", then "data: port PORT
                     tick N" every 100 ms, until the server lets go of it
 
-Binds 127.0.0.1:PORT. Each request runs in its own (non-daemon) thread and the
-connection is closed after every response (HTTP/1.0 style).
+Binds 127.0.0.1:PORT; with --fd N it serves instead the listening socket it
+inherited as descriptor N (behind rolld's `listen:`, cmd
+'python3 app.py {numproc} --fd {fd}'), PORT then only naming it in answers.
+Each request runs in its own (non-daemon) thread and the connection is closed
+after every response (HTTP/1.0 style).
 
 On SIGUSR1 (rolld's `drain_signal` in example/rolld.yml: "the load balancer
 sends you nothing new; let go of your clients") the server ends each open
@@ -26,6 +29,7 @@ the graceful stop rolld relies on when it retires an old workset.
 
 import os
 import signal
+import socket
 import socketserver
 import sys
 import threading
@@ -152,12 +156,28 @@ class Server(ThreadingHTTPServer):
         self.server_port = self.server_address[1]
 
 
+def make_server(port, fd):
+    """The server of PORT: bound to 127.0.0.1:PORT, or, when fd is given,
+    on the listening socket inherited as that descriptor."""
+    if fd is None:
+        return Server(("127.0.0.1", port), Handler)
+    server = Server(("127.0.0.1", port), Handler, bind_and_activate=False)
+    server.socket.close()
+    server.socket = socket.socket(fileno=fd)
+    server.socket.setblocking(True)  # whoever made it may have left it non-blocking
+    server.server_name = "127.0.0.1"
+    server.server_port = port
+    return server
+
+
 def main():
-    if len(sys.argv) != 2:
-        sys.stderr.write("usage: app.py PORT\n")
+    args = sys.argv[1:]
+    if len(args) not in (1, 3) or (len(args) == 3 and args[1] != "--fd"):
+        sys.stderr.write("usage: app.py PORT [--fd N]\n")
         return 2
-    port = int(sys.argv[1])
-    server = Server(("127.0.0.1", port), Handler)
+    port = int(args[0])
+    fd = int(args[2]) if len(args) == 3 else None
+    server = make_server(port, fd)
     server.streams = Streams()
     stopping = threading.Event()
 
@@ -181,7 +201,7 @@ def main():
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGUSR1, on_drain)
 
-    log("port %d: listening" % port)
+    log("port %d: listening%s" % (port, "" if fd is None else " on descriptor %d" % fd))
     server.serve_forever(poll_interval=0.1)
 
     # Serve connections the kernel already queued for us, then close the

@@ -613,7 +613,7 @@ impl Daemon {
         let owner = self.slots[i].id;
         match action {
             Action::Spawn { cfg, ports } => {
-                Some(Event::Spawned(ports.into_iter().map(|p| (p, process::spawn(&cfg, p))).collect()))
+                Some(Event::Spawned(ports.into_iter().map(|p| (p, process::spawn(&cfg, p, None))).collect()))
             }
             Action::Smoke { cfg, seq, ports } => {
                 for port in ports {

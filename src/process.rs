@@ -4,8 +4,13 @@
 //! forks), stdin from /dev/null, no descriptor of rolld's beyond 0, 1 and
 //! 2 (std opens everything close-on-exec and resets the signal mask), every
 //! signal at its default action, the open-files limit rolld was started
-//! with, and no NOTIFY_SOCKET: only rolld speaks to systemd. Children are
-//! never waited on through `Child`: the daemon's reaper is the one owner of
+//! with, and no NOTIFY_SOCKET: only rolld speaks to systemd. A backend of a
+//! group that listens through rolld also gets its listening socket as
+//! descriptor 3, with the variables of systemd's socket activation
+//! (sd_listen_fds(3)). rolld has threads, so between fork and exec nothing
+//! is allocated: a backend's whole environment is built before the fork,
+//! and the child execs itself (`sys::exec_in_child`). Children are never
+//! waited on through `Child`: the daemon's reaper is the one owner of
 //! waitpid.
 //!
 //! The stdout and stderr files of a backend that runs as another user
@@ -17,8 +22,11 @@
 
 use crate::config::{GroupConfig, with_port};
 use crate::sys;
+use std::collections::BTreeMap;
+use std::ffi::{CString, OsString};
 use std::fs::OpenOptions;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -52,17 +60,38 @@ pub fn set_child_nofile(lim: libc::rlimit) {
     let _ = NOFILE.set(lim);
 }
 
+/// The descriptor a backend finds its listening socket on.
+pub const LISTEN_FD: RawFd = 3;
+
+/// `{numproc}` replaced by the port and, for a backend that is handed a
+/// listening socket, `{fd}` by the descriptor it finds it on.
+pub fn with_port_fd(s: &str, port: u16, listening: bool) -> String {
+    let s = with_port(s, port);
+    if listening { s.replace("{fd}", &LISTEN_FD.to_string()) } else { s }
+}
+
 /// Starts the backend for `port`; its pid, which is also its process group.
-pub fn spawn(cfg: &GroupConfig, port: u16) -> Result<i32, String> {
-    let argv: Vec<String> = cfg.argv.iter().map(|a| with_port(a, port)).collect();
+/// With `socket`, the backend gets that listening socket as descriptor 3
+/// and is told so as systemd tells a service (`LISTEN_FDS=1`,
+/// `LISTEN_FDNAMES` the group's name, `LISTEN_PID` its own pid).
+pub fn spawn(cfg: &GroupConfig, port: u16, socket: Option<BorrowedFd<'_>>) -> Result<i32, String> {
+    let listening = socket.is_some();
+    let argv: Vec<String> = cfg.argv.iter().map(|a| with_port_fd(a, port, listening)).collect();
+    if let Some(s) = socket
+        && s.as_raw_fd() <= 2
+    {
+        return Err(format!("{}: the listening socket is descriptor {}, one of 0, 1 and 2", argv[0], s.as_raw_fd()));
+    }
     let mut cmd = Command::new(&argv[0]);
-    cmd.args(&argv[1..]).current_dir(&cfg.directory).stdin(Stdio::null()).process_group(0);
-    cmd.env_remove("NOTIFY_SOCKET");
+    cmd.current_dir(&cfg.directory).stdin(Stdio::null()).process_group(0);
+    let mut env = inherited_env();
     let (mut dirs, mut outputs) = (Vec::new(), Vec::new());
     match &cfg.credentials {
         Some(c) => {
             if let Some((user, home)) = &c.user {
-                cmd.env("USER", user).env("LOGNAME", user).env("HOME", home);
+                for (k, v) in [("USER", user), ("LOGNAME", user), ("HOME", home)] {
+                    env.insert(k.into(), v.into());
+                }
             }
             sys::set_credentials(&mut cmd, c.uid, c.gid, c.groups.clone());
             for (template, fd) in [(&cfg.stdout, 1), (&cfg.stderr, 2)] {
@@ -85,8 +114,25 @@ pub fn spawn(cfg: &GroupConfig, port: u16) -> Result<i32, String> {
     let opened: Vec<String> = outputs.iter().map(|(p, _)| p.to_string_lossy().into_owned()).collect();
     sys::child_setup(&mut cmd, NOFILE.get().copied(), dirs, outputs);
     for (k, v) in &cfg.env {
-        cmd.env(k, with_port(v, port));
+        env.insert(k.into(), with_port_fd(v, port, listening).into());
     }
+    if listening {
+        env.insert("LISTEN_FDS".into(), "1".into());
+        env.insert("LISTEN_FDNAMES".into(), cfg.name.clone().into());
+    }
+    let nul = |what: String| format!("{}: a NUL byte in {what}", argv[0]);
+    let c_argv: Vec<CString> = argv
+        .iter()
+        .map(|a| CString::new(a.as_str()).map_err(|_| nul("its arguments".into())))
+        .collect::<Result<_, _>>()?;
+    let c_env: Vec<CString> = env
+        .iter()
+        .map(|(k, v)| {
+            let entry = [k.as_bytes(), b"=", v.as_bytes()].concat();
+            CString::new(entry).map_err(|_| nul(format!("the variable {}", k.to_string_lossy())))
+        })
+        .collect::<Result<_, _>>()?;
+    sys::exec_in_child(&mut cmd, c_argv, c_env, listening.then_some("LISTEN_PID"), socket.map(|s| s.as_raw_fd()));
     let child = cmd.spawn().map_err(|e| match (&cfg.credentials, opened.is_empty()) {
         (Some(c), false) => format!("{}: {e} (as uid {}, before exec, opening {})", argv[0], c.uid, opened.join(", ")),
         _ => format!("{}: {e}", argv[0]),
@@ -94,9 +140,21 @@ pub fn spawn(cfg: &GroupConfig, port: u16) -> Result<i32, String> {
     Ok(child.id() as i32)
 }
 
+/// rolld's own environment, for a backend's to start from: without
+/// NOTIFY_SOCKET (only rolld speaks to systemd) and without the LISTEN_*
+/// variables that describe rolld's own descriptors, not the backend's.
+fn inherited_env() -> BTreeMap<OsString, OsString> {
+    std::env::vars_os()
+        .filter(|(k, _)| {
+            let k = k.as_bytes();
+            k != b"NOTIFY_SOCKET" && !k.starts_with(b"LISTEN_")
+        })
+        .collect()
+}
+
 /// The ancestors of `path` that do not exist yet, outermost first, added
 /// to `dirs` (once each).
-fn missing_parents(path: &Path, dirs: &mut Vec<std::ffi::CString>) {
+fn missing_parents(path: &Path, dirs: &mut Vec<CString>) {
     let mut missing: Vec<&Path> =
         path.ancestors().skip(1).take_while(|d| std::fs::symlink_metadata(d).is_err()).collect();
     missing.reverse();
@@ -109,9 +167,8 @@ fn missing_parents(path: &Path, dirs: &mut Vec<std::ffi::CString>) {
     }
 }
 
-fn cstring(p: &Path) -> Result<std::ffi::CString, String> {
-    use std::os::unix::ffi::OsStrExt;
-    std::ffi::CString::new(p.as_os_str().as_bytes()).map_err(|_| format!("{}: a NUL byte in the path", p.display()))
+fn cstring(p: &Path) -> Result<CString, String> {
+    CString::new(p.as_os_str().as_bytes()).map_err(|_| format!("{}: a NUL byte in the path", p.display()))
 }
 
 /// The last `n` lines of the backend's stderr file, when it has one: at
@@ -162,3 +219,7 @@ pub fn spawn_shell(command: &str, dir: &Path, env: &[(&str, String)], output: Ow
     let child = cmd.spawn().map_err(|e| format!("cannot run /bin/sh: {e}"))?;
     Ok(child.id() as i32)
 }
+
+#[cfg(test)]
+#[path = "process_tests.rs"]
+mod tests;

@@ -540,6 +540,123 @@ pub fn child_setup(
     }
 }
 
+/// What a child runs, made whole before the fork: `argv` (the program
+/// first) and the complete environment `env`, plus, when `pid_var` is
+/// given, that variable set to the child's own pid, and, when `socket` is
+/// given, that descriptor as the child's descriptor 3 (not close-on-exec;
+/// the socket must not be 0, 1 or 2). Registered after every other step
+/// of `cmd`'s child (`set_credentials`, `child_setup`): it is the child's
+/// last one, and execs itself, so that the pid can be written into the
+/// environment in the child. The program is looked for in the PATH of
+/// `env`, as std does. Nothing is allocated after the fork (the digits go
+/// into room made before it); a failed exec is reported by `cmd.spawn()`.
+pub fn exec_in_child(
+    cmd: &mut std::process::Command,
+    argv: Vec<std::ffi::CString>,
+    env: Vec<std::ffi::CString>,
+    pid_var: Option<&str>,
+    socket: Option<RawFd>,
+) {
+    use std::os::unix::process::CommandExt;
+    /// The arrays execvpe takes, and the buffers they point into.
+    struct Image {
+        argv_ptrs: Vec<*const libc::c_char>,
+        env_ptrs: Vec<*const libc::c_char>,
+        /// Where the pid's digits go: room for 10 and a NUL.
+        pid_digits: Option<*mut u8>,
+        _argv: Vec<std::ffi::CString>,
+        _env: Vec<std::ffi::CString>,
+        _pid_entry: Option<Box<[u8]>>,
+    }
+    // SAFETY: the pointers point into the heap buffers the Image owns
+    // (moving it moves none of them), and only the child, which has one
+    // thread, writes through them.
+    unsafe impl Send for Image {}
+    // SAFETY: as above.
+    unsafe impl Sync for Image {}
+
+    let mut pid_entry: Option<Box<[u8]>> =
+        pid_var.map(|name| [name.as_bytes(), b"=", &[0u8; PID_ROOM]].concat().into_boxed_slice());
+    let mut env_ptrs: Vec<*const libc::c_char> = env.iter().map(|e| e.as_ptr()).collect();
+    let pid_digits = pid_entry.as_mut().map(|entry| {
+        let start = entry.as_mut_ptr();
+        env_ptrs.push(start.cast_const().cast());
+        // SAFETY: the entry is the name, '=' and PID_ROOM bytes.
+        unsafe { start.add(entry.len() - PID_ROOM) }
+    });
+    env_ptrs.push(std::ptr::null());
+    let mut argv_ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
+    argv_ptrs.push(std::ptr::null());
+    let image = Image { argv_ptrs, env_ptrs, pid_digits, _argv: argv, _env: env, _pid_entry: pid_entry };
+    // SAFETY: the closure runs between fork and exec and calls only
+    // async-signal-safe functions (getpid, dup2, fcntl, execvpe,
+    // whose glibc version allocates nothing) on what was prepared before
+    // the fork; the digits are written within the room made for them.
+    unsafe {
+        cmd.pre_exec(move || {
+            // The whole Image, not its fields one by one: it is Send and Sync.
+            let image = &image;
+            if let Some(at) = image.pid_digits {
+                let (digits, n) = decimal(libc::getpid() as u32);
+                std::ptr::copy_nonoverlapping(digits.as_ptr(), at, n);
+                *at.add(n) = 0;
+            }
+            if let Some(fd) = socket {
+                // What the child has as 3 is one of rolld's descriptors,
+                // all close-on-exec, and not std's pipe for exec errors
+                // (whose read end, opened first, takes the lower number):
+                // dup2 replaces it. The socket's own number closes at
+                // exec. dup2 onto itself leaves the flag as it was: it is
+                // cleared either way.
+                if fd != 3 {
+                    cvt(libc::dup2(fd, 3))?;
+                }
+                cvt(libc::fcntl(3, libc::F_SETFD, 0))?;
+            }
+            // glibc's execvpe looks the program up in the PATH of the
+            // environment it runs in: make that the child's.
+            libc::environ = image.env_ptrs.as_ptr().cast_mut().cast();
+            libc::execvpe(image.argv_ptrs[0], image.argv_ptrs.as_ptr(), image.env_ptrs.as_ptr());
+            Err(io::Error::last_os_error())
+        });
+    }
+}
+
+/// Room for a pid's digits (at most 10) and a NUL.
+const PID_ROOM: usize = 11;
+
+/// The decimal digits of `n` and how many there are, without allocating.
+fn decimal(mut n: u32) -> ([u8; 10], usize) {
+    let mut digits = [0u8; 10];
+    let mut len = 0;
+    loop {
+        digits[len] = b'0' + (n % 10) as u8;
+        len += 1;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    digits[..len].reverse();
+    (digits, len)
+}
+
+/// Waits up to `timeout` for the child `pid` to end, and reaps it; on
+/// expiry kills its process group first. `None`: it did not end in time.
+#[cfg(test)]
+pub fn wait_child(pid: i32, timeout: Duration) -> Option<ExitStatus> {
+    use std::os::fd::AsFd;
+    let pidfd = pidfd_open(pid).ok()?;
+    let ended = poll_readable(&[pidfd.as_fd()], Some(timeout)).is_ok_and(|r| r[0]);
+    if !ended {
+        let _ = kill_group(pid, libc::SIGKILL);
+    }
+    let mut status = 0;
+    // SAFETY: waitpid writes only into `status`, a valid c_int.
+    let reaped = unsafe { libc::waitpid(pid, &mut status, 0) };
+    (ended && reaped == pid).then(|| decode(status))
+}
+
 /// Marks every descriptor from 3 up close-on-exec: those rolld inherited
 /// from whoever started it must not reach its children either.
 pub fn cloexec_from_3() -> io::Result<()> {
@@ -707,5 +824,18 @@ pub fn has_access_acl(fd: BorrowedFd<'_>) -> io::Result<bool> {
     match e.raw_os_error() {
         Some(libc::ENODATA) | Some(libc::EOPNOTSUPP) => Ok(false),
         _ => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::decimal;
+
+    #[test]
+    fn decimal_digits_without_padding() {
+        for n in [0, 7, 10, 4_194_304, u32::MAX] {
+            let (digits, len) = decimal(n);
+            assert_eq!(&digits[..len], n.to_string().as_bytes(), "{n}");
+        }
     }
 }

@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
 """Backend of tests/e2e_surge.sh (standard library only).
 
-  release_backend.py PORT
+  release_backend.py PORT [--fd N]
 
 Reads the release it runs from the file `release` beside it, once, at
 start. When the file `fail-PORT-RELEASE` exists beside it, that release
 refuses to start on that port (exit 3). Otherwise it serves on
-127.0.0.1:PORT, one request per connection:
+127.0.0.1:PORT (with --fd N: on the listening socket it inherited as
+descriptor N, PORT then only naming it), one request per connection:
 
   GET /         -> 200 "port PORT\\n"
   GET /release  -> 200 "RELEASE\\n"
@@ -16,13 +17,19 @@ On SIGTERM it stops accepting, finishes the requests in flight, exits 0.
 
 import os
 import signal
+import socket
 import socketserver
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 here = os.path.dirname(os.path.abspath(__file__))
-port = int(sys.argv[1])
+args = sys.argv[1:]
+if len(args) not in (1, 3) or (len(args) == 3 and args[1] != "--fd"):
+    sys.stderr.write("usage: release_backend.py PORT [--fd N]\n")
+    sys.exit(2)
+port = int(args[0])
+fd = int(args[2]) if len(args) == 3 else None
 with open(os.path.join(here, "release")) as f:
     release = f.read().strip()
 if os.path.exists(os.path.join(here, "fail-%d-%s" % (port, release))):
@@ -58,7 +65,13 @@ class Server(ThreadingHTTPServer):
         self.server_port = port
 
 
-server = Server(("127.0.0.1", port), Handler)
+if fd is None:
+    server = Server(("127.0.0.1", port), Handler)
+else:
+    server = Server(("127.0.0.1", port), Handler, bind_and_activate=False)
+    server.socket.close()
+    server.socket = socket.socket(fileno=fd)
+    server.socket.setblocking(True)  # whoever made it may have left it non-blocking
 signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown, daemon=True).start())
 server.serve_forever(poll_interval=0.05)
 server.server_close()
