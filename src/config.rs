@@ -434,9 +434,6 @@ pub fn with_port(s: &str, port: u16) -> String {
     s.replace("{numproc}", &port.to_string())
 }
 
-/// The descriptor a process of a `listen:` group gets its socket on.
-pub const LISTEN_FD: i32 = 3;
-
 #[cfg(test)]
 #[path = "config/load_tests.rs"]
 mod tests;
