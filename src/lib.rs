@@ -11,6 +11,7 @@ pub mod log;
 pub mod notify;
 pub mod output;
 pub mod plan;
+pub mod pool;
 pub mod process;
 pub mod session;
 pub mod signals;
