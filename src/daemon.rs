@@ -15,6 +15,7 @@ use crate::group::Set;
 use crate::group::{Action, Event, Group, Level, Outcome, fmt_duration, fmt_ports};
 use crate::notify::Notifier;
 use crate::output::Turn;
+use crate::pool::Pool;
 use crate::session::{ClientId, Sessions};
 use crate::signals::Signals;
 use crate::state::{self, Recorder};
@@ -47,6 +48,9 @@ struct Slot {
     last: Option<Last>,
     /// Which of its after_start steps may write its output now.
     turn: Turn,
+    /// A `listen:` group's sockets, and the ones new connections go to.
+    pool: Option<Arc<Pool>>,
+    routed: Vec<usize>,
 }
 
 /// The rollouts begun by one reload (or the first start), one per group.
@@ -200,7 +204,7 @@ pub fn run(path: &Path, run_dir: Option<&Path>) -> u8 {
 impl Daemon {
     fn add_slot(&mut self, group: Group, cfg: Arc<GroupConfig>) -> usize {
         self.next_id += 1;
-        self.slots.push(Slot { id: self.next_id, group, cfg, last: None, turn: Turn::default() });
+        self.slots.push(Slot { id: self.next_id, group, cfg, last: None, turn: Turn::default(), pool: None, routed: Vec::new() });
         self.slots.len() - 1
     }
 
@@ -476,6 +480,10 @@ impl Daemon {
                 }
                 None => self.add_slot(Group::new(&gc.name), gc.clone()),
             };
+            if let Err(reason) = self.open_pool(i, &gc) {
+                self.feed(i, Event::StartRefused(reason));
+                continue;
+            }
             if !self.slots[i].group.is_idle() {
                 // A set taken over while it drained: it drains first, and
                 // the rollout follows as another round.
@@ -505,6 +513,44 @@ impl Daemon {
                 }
             };
             self.feed(i, ev);
+        }
+    }
+
+    /// The sockets of group `i` when its config has `listen:`: opened the
+    /// first time, new connections queued for its first bank until its
+    /// first set is live; kept for the group's life, never resized.
+    fn open_pool(&mut self, i: usize, gc: &GroupConfig) -> Result<(), String> {
+        let slot = &mut self.slots[i];
+        let Some(l) = &gc.listen else { return Ok(()) };
+        if let Some(pool) = &slot.pool {
+            if (pool.addr(), pool.slots(), pool.check_from()) == (l.addr, l.procs, l.check_from) {
+                return Ok(());
+            }
+            return Err(format!(
+                "listen: {}, procs: {} and check_from: {} cannot change while the group runs on {} with {} \
+                 from {}: rolld holds those sockets for its life; restart it to change them",
+                l.addr,
+                l.procs,
+                l.check_from,
+                pool.addr(),
+                pool.slots(),
+                pool.check_from()
+            ));
+        }
+        let first: Vec<usize> = (0..l.procs).collect();
+        match Pool::open(l.addr, l.procs, l.check_from, &first) {
+            Ok(pool) => {
+                log::info(&gc.name, &format!("holding {} in {} sockets", l.addr, 2 * l.procs + 1));
+                slot.pool = Some(Arc::new(pool));
+                slot.routed = first;
+                Ok(())
+            }
+            Err(e) if slot.group.live.is_some() => Err(format!(
+                "{e}: the processes a previous rolld left hold the sockets of {}, and rolld cannot take them over: \
+                 they keep serving; stop them, and reload, to start the group anew",
+                l.addr
+            )),
+            Err(e) => Err(format!("cannot hold {}: {e}", l.addr)),
         }
     }
 
@@ -597,7 +643,34 @@ impl Daemon {
         let slot = &mut self.slots[i];
         let actions = slot.group.handle(Instant::now(), ev);
         slot.turn.set(slot.group.step_awaited());
+        self.follow_live(i);
         actions
+    }
+
+    /// A `listen:` group between switches: new connections go to the live
+    /// processes that run (a crashed one's socket keeps what waits in its
+    /// queue for its successor); to every live socket when none runs.
+    /// During a switch, its route step decides.
+    fn follow_live(&mut self, i: usize) {
+        let slot = &mut self.slots[i];
+        let (Some(pool), Some(live), None) = (&slot.pool, &slot.group.live, slot.group.step_awaited()) else {
+            return;
+        };
+        let Some(l) = &live.cfg.listen else { return };
+        let all: Vec<usize> = live.procs.iter().filter_map(|p| l.index(p.port)).collect();
+        let running: Vec<usize> =
+            live.procs.iter().filter(|p| p.pid.is_some()).filter_map(|p| l.index(p.port)).collect();
+        let want = if running.is_empty() { all } else { running };
+        if want == slot.routed || want.is_empty() {
+            return;
+        }
+        match pool.route(&want) {
+            Ok(()) => slot.routed = want,
+            Err(e) => {
+                let msg = format!("cannot route new connections of {} to sockets {want:?}: {e}", pool.addr());
+                log::log(Level::Error, &slot.group.name, None, &msg);
+            }
+        }
     }
 
     /// Logs a line for group `i`, and passes it to the clients following
@@ -613,15 +686,34 @@ impl Daemon {
         let owner = self.slots[i].id;
         match action {
             Action::Spawn { cfg, ports } => {
-                Some(Event::Spawned(ports.into_iter().map(|p| (p, process::spawn(&cfg, p, None))).collect()))
+                let pool = self.slots[i].pool.clone();
+                let socket = |p: u16| {
+                    let l = cfg.listen.as_ref()?;
+                    Some(pool.as_ref().and_then(|pool| pool.socket(l.index(p)?)).ok_or("no socket of the group for it"))
+                };
+                let spawned = ports.into_iter().map(|p| {
+                    let started = match socket(p) {
+                        None => process::spawn(&cfg, p, None),
+                        Some(Ok(fd)) => process::spawn(&cfg, p, Some(fd)),
+                        Some(Err(e)) => Err(e.to_string()),
+                    };
+                    (p, started)
+                });
+                Some(Event::Spawned(spawned.collect()))
             }
             Action::Smoke { cfg, seq, ports } => {
+                let public = self.slots[i].pool.as_ref().map(|p| p.addr());
                 for port in ports {
                     let cfg = cfg.clone();
                     self.work.submit(owner, move || Event::Checked {
                         seq,
                         port,
-                        result: smoke::check_port(&cfg.checks, port),
+                        result: match public {
+                            // A check of a listen: group's process: through
+                            // the public port, from the check port naming it.
+                            Some(public) => smoke::check_through(&cfg.checks, public, port),
+                            None => smoke::check_port(&cfg.checks, port),
+                        },
                     });
                 }
                 None
@@ -643,7 +735,16 @@ impl Daemon {
                 None => Some(Event::StepDone { seq, result: Ok(()) }),
             },
             Action::Count { seq, ports } => {
-                self.work.submit(owner, move || Event::Connections { seq, counts: tcp::connections_per_port(&ports) });
+                match self.slots[i].pool.clone() {
+                    Some(pool) => {
+                        let groups = self.process_groups(i, &ports);
+                        self.work.submit(owner, move || Event::Connections { seq, counts: held(&pool, &ports, &groups) });
+                    }
+                    None => self.work.submit(owner, move || Event::Connections {
+                        seq,
+                        counts: tcp::connections_per_port(&ports),
+                    }),
+                }
                 None
             }
             // A member killed after its leader is a zombie child of rolld
@@ -688,10 +789,29 @@ impl Daemon {
     }
 
     /// Points new connections of group `i`'s public port at the sockets
-    /// of `ports` (`listen:`).
+    /// of `ports` (`listen:`): the switch, one setsockopt. The group's
+    /// sockets are checked first, and put right where a process changed
+    /// them.
     fn route(&mut self, i: usize, ports: &[u16]) -> Result<(), String> {
-        let _ = (i, ports);
-        Err("listen: is not built yet".into())
+        let slot = &mut self.slots[i];
+        let (Some(pool), Some(l)) = (&slot.pool, slot.cfg.listen.as_ref()) else {
+            return Err("the group has no sockets of its own (listen:)".into());
+        };
+        let want: Vec<usize> = ports.iter().filter_map(|&p| l.index(p)).collect();
+        let started = Instant::now();
+        pool.check().and_then(|()| pool.route(&want)).map_err(|e| format!("route to sockets {want:?}: {e}"))?;
+        slot.routed = want;
+        let took = fmt_duration(started.elapsed());
+        log::info(&slot.group.name, &format!("new connections of {} go to {} now (switched in {took})", pool.addr(), fmt_ports(ports)));
+        Ok(())
+    }
+
+    /// The process group of each of `ports`' processes in group `i`, if it
+    /// runs (`None`: nothing of it to count).
+    fn process_groups(&self, i: usize, ports: &[u16]) -> Vec<Option<i32>> {
+        let sets = self.slots[i].group.sets();
+        let pgid = |port: u16| sets.iter().flat_map(|(s, _)| s.procs.iter()).find(|p| p.port == port).and_then(|p| p.pgid);
+        ports.iter().map(|&p| pgid(p)).collect()
     }
 
     /// Starts a run_proc step as a child in its own process group, its
@@ -754,6 +874,24 @@ impl Daemon {
 
 /// Whether the live set has one process per slot, in slot order, as a
 /// rollout by batches needs.
+/// What the processes of a `listen:` group on `ports` (in `groups`) still
+/// have: the connections waiting in their sockets' queues, and those they
+/// hold. An error when either cannot be told: a drain goes on.
+fn held(pool: &Pool, ports: &[u16], groups: &[Option<i32>]) -> Result<Vec<(u16, usize)>, String> {
+    let index = |p: u16| usize::from(p.wrapping_sub(pool.check_from()));
+    let queued: Vec<usize> = ports
+        .iter()
+        .map(|&p| pool.queued(index(p)).map(|n| n as usize))
+        .collect::<std::io::Result<_>>()
+        .map_err(|e| format!("accept queues of {}: {e}", pool.addr()))?;
+    let running: Vec<i32> = groups.iter().flatten().copied().collect();
+    let mut holding = crate::pool::held(pool.addr().port(), &running)
+        .map_err(|e| format!("connections of {}: {e}", pool.addr()))?
+        .into_iter();
+    let counts = groups.iter().zip(queued).map(|(g, q)| q + g.map_or(0, |_| holding.next().unwrap_or(0)));
+    Ok(ports.iter().copied().zip(counts).collect())
+}
+
 fn slots_laid_out(live: &Set, cfg: &GroupConfig) -> bool {
     let n = cfg.worksets.first().map_or(0, Vec::len);
     live.procs.len() == n && live.procs.iter().enumerate().all(|(i, p)| p.slot == i)
@@ -762,7 +900,7 @@ fn slots_laid_out(live: &Set, cfg: &GroupConfig) -> bool {
 /// The ports of `cfg`'s worksets that something listens on now.
 fn busy_ports_of(cfg: &GroupConfig) -> Vec<u16> {
     let all: Vec<u16> = cfg.worksets.iter().flatten().copied().collect();
-    match tcp::busy_ports(&all) {
+    match busy_ports(cfg, &all) {
         Ok(busy) => {
             for (p, who) in &busy {
                 log::log(
@@ -782,6 +920,15 @@ fn busy_ports_of(cfg: &GroupConfig) -> Vec<u16> {
     }
 }
 
+/// Which of `ports` something listens on, with who. A `listen:` group's
+/// ports name its own sockets: nothing else can hold one.
+fn busy_ports(cfg: &GroupConfig, ports: &[u16]) -> Result<Vec<(u16, String)>, String> {
+    if cfg.listen.is_some() {
+        return Ok(Vec::new());
+    }
+    tcp::busy_ports(ports)
+}
+
 /// The first workset from `first` on, wrapping, that shares no port with
 /// `avoid` (the live set) and whose ports nothing listens on.
 fn choose_workset(cfg: &GroupConfig, first: usize, avoid: &[u16]) -> Result<usize, String> {
@@ -793,7 +940,7 @@ fn choose_workset(cfg: &GroupConfig, first: usize, avoid: &[u16]) -> Result<usiz
         if ports.iter().any(|p| avoid.contains(p)) {
             continue;
         }
-        let busy = tcp::busy_ports(ports).map_err(|e| format!("cannot tell whether workset {index} is free: {e}"))?;
+        let busy = busy_ports(cfg, ports).map_err(|e| format!("cannot tell whether workset {index} is free: {e}"))?;
         if busy.is_empty() {
             return Ok(index);
         }
