@@ -204,7 +204,15 @@ pub fn run(path: &Path, run_dir: Option<&Path>) -> u8 {
 impl Daemon {
     fn add_slot(&mut self, group: Group, cfg: Arc<GroupConfig>) -> usize {
         self.next_id += 1;
-        self.slots.push(Slot { id: self.next_id, group, cfg, last: None, turn: Turn::default(), pool: None, routed: Vec::new() });
+        self.slots.push(Slot {
+            id: self.next_id,
+            group,
+            cfg,
+            last: None,
+            turn: Turn::default(),
+            pool: None,
+            routed: Vec::new(),
+        });
         self.slots.len() - 1
     }
 
@@ -738,12 +746,12 @@ impl Daemon {
                 match self.slots[i].pool.clone() {
                     Some(pool) => {
                         let groups = self.process_groups(i, &ports);
-                        self.work.submit(owner, move || Event::Connections { seq, counts: held(&pool, &ports, &groups) });
+                        self.work
+                            .submit(owner, move || Event::Connections { seq, counts: held(&pool, &ports, &groups) });
                     }
-                    None => self.work.submit(owner, move || Event::Connections {
-                        seq,
-                        counts: tcp::connections_per_port(&ports),
-                    }),
+                    None => self
+                        .work
+                        .submit(owner, move || Event::Connections { seq, counts: tcp::connections_per_port(&ports) }),
                 }
                 None
             }
@@ -802,7 +810,10 @@ impl Daemon {
         pool.check().and_then(|()| pool.route(&want)).map_err(|e| format!("route to sockets {want:?}: {e}"))?;
         slot.routed = want;
         let took = fmt_duration(started.elapsed());
-        log::info(&slot.group.name, &format!("new connections of {} go to {} now (switched in {took})", pool.addr(), fmt_ports(ports)));
+        log::info(
+            &slot.group.name,
+            &format!("new connections of {} go to {} now (switched in {took})", pool.addr(), fmt_ports(ports)),
+        );
         Ok(())
     }
 
@@ -810,7 +821,8 @@ impl Daemon {
     /// runs (`None`: nothing of it to count).
     fn process_groups(&self, i: usize, ports: &[u16]) -> Vec<Option<i32>> {
         let sets = self.slots[i].group.sets();
-        let pgid = |port: u16| sets.iter().flat_map(|(s, _)| s.procs.iter()).find(|p| p.port == port).and_then(|p| p.pgid);
+        let pgid =
+            |port: u16| sets.iter().flat_map(|(s, _)| s.procs.iter()).find(|p| p.port == port).and_then(|p| p.pgid);
         ports.iter().map(|&p| pgid(p)).collect()
     }
 

@@ -96,7 +96,7 @@ impl Pool {
         let context = |what: &str, e: io::Error| io::Error::new(e.kind(), format!("{addr}: {what}: {e}"));
         let mut socks = Vec::with_capacity(members + 1);
         for _ in 0..=members {
-            let s = sys::tcp_socket(&addr).map_err(|e| context("socket", e))?;
+            let s = sys::tcp_socket(&addr, 0).map_err(|e| context("socket", e))?;
             sys::set_sockopt(s.as_fd(), libc::SOL_SOCKET, libc::SO_REUSEADDR, 1)
                 .map_err(|e| context("SO_REUSEADDR", e))?;
             sys::set_sockopt(s.as_fd(), libc::SOL_SOCKET, libc::SO_REUSEPORT, 1)
@@ -647,7 +647,7 @@ mod tests {
     fn connect_from(to: SocketAddr, sport: u16) -> io::Result<TcpStream> {
         let from: SocketAddr =
             if to.is_ipv4() { ([127, 0, 0, 1], sport).into() } else { (addr("[::1]:0").ip(), sport).into() };
-        let s = sys::tcp_socket(&from)?;
+        let s = sys::tcp_socket(&from, 0)?;
         sys::set_sockopt(s.as_fd(), libc::SOL_SOCKET, libc::SO_REUSEADDR, 1)?;
         sys::bind(s.as_fd(), &from)?;
         sys::connect(s.as_fd(), &to)?;
@@ -775,7 +775,7 @@ mod tests {
     /// A listener of the same user with SO_REUSEPORT on the same address:
     /// the kernel would let the pool's sockets join its group.
     fn sharer(at: SocketAddr) -> OwnedFd {
-        let s = sys::tcp_socket(&at).unwrap();
+        let s = sys::tcp_socket(&at, 0).unwrap();
         sys::set_sockopt(s.as_fd(), libc::SOL_SOCKET, libc::SO_REUSEPORT, 1).unwrap();
         sys::bind(s.as_fd(), &at).unwrap();
         sys::listen(s.as_fd(), 16).unwrap();

@@ -17,13 +17,24 @@
 //! HTTP checks use a fresh ureq agent that keeps no idle connection, and
 //! send `Connection: close`: a pooled connection from rolld would later
 //! count as a request in flight and hold up the drain of that port.
+//!
+//! A process of a `listen:` group has no port of its own: rolld holds the
+//! public port and its program hands each connection to one process's
+//! socket, a check's by its loopback source port (`check_through`). Such a
+//! check connects to the public address from that port, on a socket bound
+//! with SO_REUSEADDR and closed with SO_LINGER 0 (a reset), so that it
+//! leaves no TIME_WAIT behind and the next check from the same port can
+//! start at once. Its TCP check passes only once the process accepted the
+//! connection: the kernel completes the handshake into rolld's socket
+//! whether anyone accepts or not.
 
 use crate::config::{Check, Host};
 use std::io::Read;
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream, ToSocketAddrs};
 use std::os::fd::AsFd;
-use std::sync::{Arc, mpsc};
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
+use ureq::unversioned::transport::{Buffers, ConnectionDetails, Connector, LazyBuffers, NextTimeout, Transport};
 
 /// How much of a body is searched for `body:`.
 const BODY_LIMIT: u64 = 1 << 20;
@@ -31,6 +42,10 @@ const BODY_LIMIT: u64 = 1 << 20;
 const EXCERPT_CHARS: usize = 80;
 /// At most this many addresses of a resolved name are tried.
 const MAX_ADDRS: usize = 8;
+/// How long a check of a `listen:` process waits between two looks at
+/// whether the process accepted its connection, or between two tries to
+/// connect from a port that an earlier connection still holds.
+const RETRY_EVERY: Duration = Duration::from_millis(5);
 
 /// Runs every check on `port`; the first failure, described, or Ok. Each
 /// check takes at most its own timeout.
@@ -61,6 +76,121 @@ pub fn check_port(checks: &[Check], port: u16) -> Result<(), String> {
             tcp().map_err(|e| format!("connect to {host}:{port}: {e}"))
         }
     })
+}
+
+/// Runs every check of one process of a `listen:` group: through the
+/// public address `public`, from the loopback source port `from`, so that
+/// rolld's program sends the connection to that process's socket (see
+/// `through`). Each check takes at most its own timeout. A check's `host:`
+/// names only the Host header here (`host:port` with the public port,
+/// unless `headers:` sets one): the connection goes to the public address,
+/// whatever `host:` is or resolves to.
+pub fn check_through(checks: &[Check], public: SocketAddr, from: u16) -> Result<(), String> {
+    let (target, source) = through(public, from);
+    checks.iter().try_for_each(|c| match c {
+        Check::Http { host, path, status, headers, body, timeout } => {
+            let get = Get {
+                authority: format!("{host}:{}", public.port()),
+                path: path.clone(),
+                status: *status,
+                headers: headers.clone(),
+                body: body.clone(),
+                timeout: *timeout,
+            };
+            let sent = get.header("host").unwrap_or(&get.authority);
+            let what = format!("GET http://{target}{path} from port {from} (Host: {sent})");
+            get.call_from(source, target).map_err(|e| format!("{what}: {e}"))
+        }
+        Check::Tcp { timeout, .. } => {
+            accept_check(source, target, *timeout).map_err(|e| format!("connect to {target} from port {from}: {e}"))
+        }
+    })
+}
+
+/// Where a check of a `listen:` process connects, and from where: to the
+/// public address (the loopback of its family when it is the unspecified
+/// one, 0.0.0.0 or `[::]`), from port `from` of that same loopback,
+/// 127.0.0.1 or ::1. Traffic from the loopback to any address of this
+/// host stays on `lo`, where the program looks for check source ports. An
+/// IPv4-mapped IPv6 address is the IPv4 address it maps.
+pub fn through(public: SocketAddr, from: u16) -> (SocketAddr, SocketAddr) {
+    let ip = public.ip().to_canonical();
+    let loopback = if ip.is_ipv4() { IpAddr::V4(Ipv4Addr::LOCALHOST) } else { IpAddr::V6(Ipv6Addr::LOCALHOST) };
+    let to = if ip.is_unspecified() { loopback } else { ip };
+    (SocketAddr::new(to, public.port()), SocketAddr::new(loopback, from))
+}
+
+/// A connection from `source` to `target`, connected before `deadline`,
+/// non-blocking; a socket of `sys::bound_tcp_socket`.
+fn connect_from(
+    source: SocketAddr,
+    target: SocketAddr,
+    deadline: Instant,
+    timeout: Duration,
+) -> Result<TcpStream, String> {
+    let sock = crate::sys::bound_tcp_socket(&source).map_err(|e| format!("cannot bind {source}: {e}"))?;
+    // The reset that ends an earlier check's connection from this port
+    // leaves when its last descriptor closes, and a child rolld forks
+    // holds a copy of it until its exec: until then the pair of addresses
+    // is taken. The connect is tried again, until the deadline.
+    let started = loop {
+        match crate::sys::connect_begin(&sock, &target) {
+            Err(e) if e.raw_os_error() == Some(libc::EADDRNOTAVAIL) => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left <= RETRY_EVERY {
+                    return Err(format!("{source} to {target} is still in use by an earlier connection: {e}"));
+                }
+                std::thread::sleep(RETRY_EVERY);
+            }
+            r => break r.map_err(|e| io_failure(&e, timeout))?,
+        }
+    };
+    if started {
+        return Ok(sock);
+    }
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(format!("timed out after {timeout:?}"));
+        }
+        if crate::sys::poll_writable(&[sock.as_fd()], left).map_err(|e| format!("poll: {e}"))?[0] {
+            break;
+        }
+    }
+    match connected(&sock, timeout) {
+        Outcome::Open => Ok(sock),
+        Outcome::Failed(e) => Err(e),
+        Outcome::Pending => Err(format!("timed out after {timeout:?}")),
+    }
+}
+
+/// A TCP check of a `listen:` process: passes once the process accepted
+/// the connection, seen through sock_diag (`tcp::accepted`) or, when the
+/// process has closed it again already, by what it sent: nothing else
+/// sends on a connection still waiting in an accept queue. A reset is no
+/// proof: the kernel may send one for a connection nobody accepted.
+fn accept_check(source: SocketAddr, target: SocketAddr, timeout: Duration) -> Result<(), String> {
+    let deadline = Instant::now() + timeout;
+    let sock = connect_from(source, target, deadline, timeout)?;
+    loop {
+        match crate::tcp::accepted(target, source) {
+            Ok(true) => return Ok(()),
+            Ok(false) => {}
+            Err(e) => return Err(format!("connected, but cannot tell whether a process accepted it: {e}")),
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(format!("connected, but no process accepted it within {timeout:?}"));
+        }
+        let wait = left.min(RETRY_EVERY);
+        if crate::sys::poll_readable(&[sock.as_fd()], Some(wait)).map_err(|e| format!("poll: {e}"))?[0] {
+            match sock.peek(&mut [0u8; 1]) {
+                Ok(_) => return Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(format!("connected, then {e} before a process was seen to accept it")),
+            }
+        }
+    }
 }
 
 /// The addresses a check of `host` tries, or None for a name, which has to
@@ -131,11 +261,7 @@ fn connect_all(addrs: &[SocketAddr], deadline: Instant, timeout: Duration) -> Ve
                 still.push((i, sock));
                 continue;
             }
-            out[i] = match sock.take_error() {
-                Ok(None) if sock.peer_addr().is_ok() => Outcome::Open,
-                Ok(None) => Outcome::Failed("connection closed at once".into()),
-                Ok(Some(e)) | Err(e) => Outcome::Failed(io_failure(&e, timeout)),
-            };
+            out[i] = connected(&sock, timeout);
         }
         pending = still;
         if opened {
@@ -144,6 +270,15 @@ fn connect_all(addrs: &[SocketAddr], deadline: Instant, timeout: Duration) -> Ve
         opened = out.contains(&Outcome::Open);
     }
     out
+}
+
+/// What became of a connect that `poll_writable` found done.
+fn connected(sock: &TcpStream, timeout: Duration) -> Outcome {
+    match sock.take_error() {
+        Ok(None) if sock.peer_addr().is_ok() => Outcome::Open,
+        Ok(None) => Outcome::Failed("connection closed at once".into()),
+        Ok(Some(e)) | Err(e) => Outcome::Failed(io_failure(&e, timeout)),
+    }
 }
 
 /// Every address with what became of it.
@@ -259,13 +394,29 @@ impl Get {
         if left.is_zero() {
             return Err(format!("timed out after {:?}", self.timeout));
         }
-        let agent = ureq::Agent::config_builder()
-            .timeout_global(Some(left))
-            .http_status_as_error(false)
-            .max_idle_connections(0)
-            .max_redirects(0)
-            .build()
-            .new_agent();
+        self.ask(&agent_config(left).build().new_agent(), addr)
+    }
+
+    /// The GET on a connection of its own from `source` to `target` (see
+    /// `check_through`), made before ureq is asked: ureq writes the request
+    /// on it and reads the answer, as it would on one it made.
+    fn call_from(&self, source: SocketAddr, target: SocketAddr) -> Result<(), String> {
+        let deadline = Instant::now() + self.timeout;
+        let sock = connect_from(source, target, deadline, self.timeout)?;
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(format!("timed out after {:?}", self.timeout));
+        }
+        sock.set_nonblocking(false).map_err(|e| e.to_string())?;
+        // No proxy from the environment: the connection is made already.
+        let config = agent_config(left).proxy(None).build();
+        let resolver = ureq::unversioned::resolver::DefaultResolver::default();
+        self.ask(&ureq::Agent::with_parts(config, Handover(Mutex::new(Some(sock))), resolver), target)
+    }
+
+    /// Sends the GET for `http://addr/path` through `agent` and judges the
+    /// answer.
+    fn ask(&self, agent: &ureq::Agent, addr: SocketAddr) -> Result<(), String> {
         let mut req = agent.get(format!("http://{addr}{}", self.path)).header("Connection", "close");
         if self.header("host").is_none() {
             req = req.header("Host", &self.authority);
@@ -309,6 +460,100 @@ impl Get {
             ureq::Error::Io(e) => io_failure(&e, self.timeout),
             e => e.to_string(),
         }
+    }
+}
+
+/// The settings of every check's ureq agent: the time left, no redirect,
+/// no idle connection kept, any status an answer to judge.
+fn agent_config(left: Duration) -> ureq::config::ConfigBuilder<ureq::typestate::AgentScope> {
+    ureq::Agent::config_builder()
+        .timeout_global(Some(left))
+        .http_status_as_error(false)
+        .max_idle_connections(0)
+        .max_redirects(0)
+}
+
+/// A ureq connector that hands over one connection made beforehand, once.
+#[derive(Debug)]
+struct Handover(Mutex<Option<TcpStream>>);
+
+impl Connector for Handover {
+    type Out = Connection;
+
+    fn connect(&self, details: &ConnectionDetails, _: Option<()>) -> Result<Option<Connection>, ureq::Error> {
+        let taken = self.0.lock().map(|mut s| s.take()).unwrap_or(None);
+        let sock = taken.ok_or_else(|| ureq::Error::Io(std::io::Error::other("the one connection is used up")))?;
+        let (input, output) = (details.config.input_buffer_size(), details.config.output_buffer_size());
+        Ok(Some(Connection { sock, buffers: LazyBuffers::new(input, output) }))
+    }
+}
+
+/// The connection `Handover` gives ureq: blocking reads and writes, each
+/// bounded by the time ureq says is left. Never reused.
+#[derive(Debug)]
+struct Connection {
+    sock: TcpStream,
+    buffers: LazyBuffers,
+}
+
+impl Connection {
+    /// The bound of one read or write, or the timeout when none is left.
+    fn limit(timeout: NextTimeout) -> Result<Option<Duration>, ureq::Error> {
+        match *timeout.after {
+            _ if timeout.after.is_not_happening() => Ok(None),
+            d if d.is_zero() => Err(ureq::Error::Timeout(timeout.reason)),
+            d => Ok(Some(d)),
+        }
+    }
+
+    fn failed(e: std::io::Error, timeout: &NextTimeout) -> ureq::Error {
+        match e.kind() {
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => ureq::Error::Timeout(timeout.reason),
+            _ => ureq::Error::Io(e),
+        }
+    }
+}
+
+impl Transport for Connection {
+    fn buffers(&mut self) -> &mut dyn Buffers {
+        &mut self.buffers
+    }
+
+    fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), ureq::Error> {
+        use std::io::Write;
+        let timeout = timeout.for_write();
+        self.sock.set_write_timeout(Self::limit(timeout)?)?;
+        let out = &self.buffers.output()[..amount];
+        (&self.sock).write_all(out).map_err(|e| Self::failed(e, &timeout))
+    }
+
+    fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
+        let timeout = timeout.for_read();
+        let limit = Self::limit(timeout)?;
+        let until = limit.map(|d| Instant::now() + d);
+        self.sock.set_read_timeout(limit)?;
+        // A signal ends a read that has a timeout (signal(7)), whatever
+        // SA_RESTART says: it goes on with the time left.
+        let n = loop {
+            match (&self.sock).read(self.buffers.input_append_buf()) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {
+                    if let Some(until) = until {
+                        let left = until.saturating_duration_since(Instant::now());
+                        if left.is_zero() {
+                            return Err(ureq::Error::Timeout(timeout.reason));
+                        }
+                        self.sock.set_read_timeout(Some(left))?;
+                    }
+                }
+                r => break r.map_err(|e| Self::failed(e, &timeout))?,
+            }
+        };
+        self.buffers.input_appended(n);
+        Ok(n > 0)
+    }
+
+    fn is_open(&mut self) -> bool {
+        false
     }
 }
 

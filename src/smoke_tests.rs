@@ -1,6 +1,7 @@
 //! Unit tests of the smoke checks, against listeners of their own on
-//! loopback (ports 26050-26099, each test its own). They need ::1 on lo and
-//! fail, not skip, without it.
+//! loopback (ports 26050-26099, each test its own; for the checks of
+//! `listen:` processes, listeners on 28900-28949 and source ports
+//! 28950-28999). They need ::1 on lo and fail, not skip, without it.
 
 use super::*;
 use std::io::Write;
@@ -64,24 +65,41 @@ fn tcp(host: Host) -> Check {
 /// out whether the address accepts).
 fn serve(l: TcpListener, response: &'static [u8], n: usize) -> JoinHandle<(Vec<String>, usize)> {
     std::thread::spawn(move || {
-        let (mut heads, mut empty) = (Vec::new(), 0);
-        while heads.len() < n {
-            let (mut s, _) = l.accept().unwrap();
-            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-            let mut head = Vec::new();
-            let mut b = [0u8; 1];
-            while !head.ends_with(b"\r\n\r\n") && s.read(&mut b).unwrap_or(0) == 1 {
-                head.push(b[0]);
-            }
-            if head.is_empty() {
-                empty += 1;
-                continue;
-            }
-            let _ = s.write_all(response);
-            heads.push(String::from_utf8_lossy(&head).into_owned());
-        }
-        (heads, empty)
+        let (got, empty) = answer(&l, response, n);
+        (got.into_iter().map(|(_, head)| head).collect(), empty)
     })
+}
+
+/// `serve`, with the address each request came from.
+fn serve_peers(l: TcpListener, response: &'static [u8], n: usize) -> JoinHandle<Vec<(SocketAddr, String)>> {
+    std::thread::spawn(move || answer(&l, response, n).0)
+}
+
+fn answer(l: &TcpListener, response: &[u8], n: usize) -> (Vec<(SocketAddr, String)>, usize) {
+    let (mut got, mut empty) = (Vec::new(), 0);
+    while got.len() < n {
+        let (mut s, peer) = l.accept().unwrap();
+        let head = read_head(&mut s);
+        if head.is_empty() {
+            empty += 1;
+            continue;
+        }
+        let _ = s.write_all(response);
+        got.push((peer, String::from_utf8_lossy(&head).into_owned()));
+    }
+    (got, empty)
+}
+
+/// The head of the request on `s`, up to its empty line; empty when the
+/// connection closed without one.
+fn read_head(s: &mut TcpStream) -> Vec<u8> {
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut head = Vec::new();
+    let mut b = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") && s.read(&mut b).unwrap_or(0) == 1 {
+        head.push(b[0]);
+    }
+    head
 }
 
 /// The header lines of a request head, lowercased names, in order.
@@ -284,4 +302,209 @@ fn a_check_never_takes_longer_than_its_timeout() {
         e,
         "GET http://localhost:26063/: [::1]:26063 timed out after 600ms; 127.0.0.1:26063 timed out after 600ms"
     );
+}
+
+// ------------------------------------------------------------ listen: processes
+
+#[test]
+fn through_the_public_address_from_its_loopback() {
+    let v4 = |s: &str| -> SocketAddr { s.parse().unwrap() };
+    let table = [
+        ("0.0.0.0:8080", "127.0.0.1:8080", "127.0.0.1:32761"),
+        ("127.0.0.1:8080", "127.0.0.1:8080", "127.0.0.1:32761"),
+        ("10.0.0.5:8080", "10.0.0.5:8080", "127.0.0.1:32761"),
+        ("[::]:8080", "[::1]:8080", "[::1]:32761"),
+        ("[::1]:8080", "[::1]:8080", "[::1]:32761"),
+        ("[fd00::2]:8080", "[fd00::2]:8080", "[::1]:32761"),
+        ("[::ffff:10.0.0.5]:8080", "10.0.0.5:8080", "127.0.0.1:32761"),
+    ];
+    for (public, target, source) in table {
+        assert_eq!(through(v4(public), 32761), (v4(target), v4(source)), "{public}");
+    }
+}
+
+/// Accepts connections on `l` and holds them until the test ends; the
+/// address of each, as it comes.
+fn accept_and_hold(l: TcpListener) -> mpsc::Receiver<SocketAddr> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        // A connection reset while it waited has no peer any more: the
+        // address comes from accept itself.
+        while let Ok((s, peer)) = l.accept() {
+            let _ = tx.send(peer);
+            held.push(s);
+        }
+    });
+    rx
+}
+
+/// The first `n` addresses from `accept_and_hold`, each within 5 s.
+fn first(accepted: &mpsc::Receiver<SocketAddr>, n: usize) -> Vec<SocketAddr> {
+    (0..n).map_while(|_| accepted.recv_timeout(Duration::from_secs(5)).ok()).collect()
+}
+
+fn tcp_ms(timeout_ms: u64) -> Check {
+    Check::Tcp { host: Host::Localhost, timeout: Duration::from_millis(timeout_ms) }
+}
+
+#[test]
+fn http_through_comes_from_the_source_port_with_the_configured_host() {
+    let server = serve_peers(bind(v4(28900)), OK, 2);
+    let public: SocketAddr = "0.0.0.0:28900".parse().unwrap();
+    assert_eq!(check_through(&[http(Host::Localhost, 2000)], public, 28950), Ok(()));
+    let named = with_headers(http(Host::Name("app.internal".into()), 2000), &[("X-Probe", "1")]);
+    assert_eq!(check_through(&[named], public, 28950), Ok(()));
+    let got = server.join().unwrap();
+    assert_eq!(got.len(), 2, "one connection per check, no probe first: {got:?}");
+    for (peer, _) in &got {
+        assert_eq!(*peer, v4(28950), "{got:?}");
+    }
+    let host =
+        |i: usize| header_lines(&got[i].1).into_iter().filter(|(n, _)| n == "host").map(|(_, v)| v).collect::<Vec<_>>();
+    assert_eq!(host(0), vec!["localhost:28900".to_string()], "{got:?}");
+    assert_eq!(host(1), vec!["app.internal:28900".to_string()], "the host: setting only names the Host header");
+    assert!(header_lines(&got[1].1).contains(&("x-probe".into(), "1".into())), "{got:?}");
+    assert!(header_lines(&got[1].1).contains(&("connection".into(), "close".into())), "{got:?}");
+}
+
+#[test]
+fn http_through_failure_names_the_address_the_source_port_and_the_answer() {
+    let server = serve(bind(v4(28901)), b"HTTP/1.1 500 Oops\r\nConnection: close\r\n\r\nboom", 1);
+    let public: SocketAddr = "127.0.0.1:28901".parse().unwrap();
+    let c = with_headers(http(Host::Localhost, 2000), &[("Host", "app.example"), ("Authorization", "s3cret")]);
+    let e = check_through(&[c], public, 28951).unwrap_err();
+    server.join().unwrap();
+    assert_eq!(
+        e,
+        "GET http://127.0.0.1:28901/ from port 28951 (Host: app.example): answered 500 (want 200), \
+         the body begins \"boom\""
+    );
+    let e = check_through(&[http(Host::Localhost, 500)], public, 28951).unwrap_err();
+    assert_eq!(e, "GET http://127.0.0.1:28901/ from port 28951 (Host: localhost:28901): refused");
+    let e = check_through(&[tcp_ms(500)], public, 28951).unwrap_err();
+    assert_eq!(e, "connect to 127.0.0.1:28901 from port 28951: refused");
+}
+
+#[test]
+fn tcp_through_passes_only_once_a_process_accepted() {
+    let l = bind(v4(28902));
+    let public: SocketAddr = "0.0.0.0:28902".parse().unwrap();
+    let t = Instant::now();
+    let e = check_through(&[tcp_ms(300)], public, 28952).unwrap_err();
+    assert_eq!(e, "connect to 127.0.0.1:28902 from port 28952: connected, but no process accepted it within 300ms");
+    assert!(t.elapsed() < Duration::from_millis(800), "took {:?}", t.elapsed());
+    let accepted = accept_and_hold(l);
+    assert_eq!(check_through(&[tcp_ms(2000)], public, 28952), Ok(()));
+    // The reset connection of the failed check first, then this check's.
+    assert_eq!(first(&accepted, 2), [v4(28952), v4(28952)]);
+}
+
+#[test]
+fn tcp_through_passes_when_the_process_accepted_and_closed_already() {
+    let l = bind(v4(28903));
+    let closer = std::thread::spawn(move || {
+        // Late enough that the check has looked, and found nothing, first.
+        std::thread::sleep(Duration::from_millis(50));
+        drop(l.accept().unwrap());
+    });
+    assert_eq!(check_through(&[tcp_ms(2000)], "127.0.0.1:28903".parse().unwrap(), 28953), Ok(()));
+    closer.join().unwrap();
+}
+
+#[test]
+fn two_hundred_checks_in_a_row_from_one_source_port() {
+    let n = 200;
+    let server = serve_peers(bind(v4(28904)), OK, n);
+    let public: SocketAddr = "0.0.0.0:28904".parse().unwrap();
+    for i in 0..n {
+        assert_eq!(check_through(&[http(Host::Localhost, 2000)], public, 28954), Ok(()), "HTTP check {i}");
+    }
+    assert_eq!(server.join().unwrap().len(), n);
+    // A server that keeps each connection open after its answer: rolld's
+    // end closes first.
+    let l = bind(v4(28909));
+    let keeper = std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for _ in 0..n {
+            let (mut s, _) = l.accept().unwrap();
+            read_head(&mut s);
+            s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok").unwrap();
+            held.push(s);
+        }
+    });
+    let public: SocketAddr = "0.0.0.0:28909".parse().unwrap();
+    for i in 0..n {
+        assert_eq!(check_through(&[http(Host::Localhost, 2000)], public, 28959), Ok(()), "HTTP check {i}, kept open");
+    }
+    keeper.join().unwrap();
+    let accepted = accept_and_hold(bind(v4(28905)));
+    let public: SocketAddr = "0.0.0.0:28905".parse().unwrap();
+    for i in 0..n {
+        assert_eq!(check_through(&[tcp_ms(2000)], public, 28955), Ok(()), "TCP check {i}");
+    }
+    assert_eq!(first(&accepted, n).len(), n);
+}
+
+#[test]
+fn ipv6_through_comes_from_the_v6_loopback() {
+    let server = serve_peers(bind(v6(28906)), OK, 1);
+    let public: SocketAddr = "[::]:28906".parse().unwrap();
+    assert_eq!(check_through(&[http(Host::Localhost, 2000)], public, 28956), Ok(()));
+    let got = server.join().unwrap();
+    assert_eq!(got[0].0, v6(28956));
+    assert!(header_lines(&got[0].1).contains(&("host".into(), "localhost:28906".into())), "{got:?}");
+    let l = bind(v6(28907));
+    let public: SocketAddr = "[::1]:28907".parse().unwrap();
+    let e = check_through(&[tcp_ms(200)], public, 28957).unwrap_err();
+    assert_eq!(e, "connect to [::1]:28907 from port 28957: connected, but no process accepted it within 200ms");
+    let accepted = accept_and_hold(l);
+    assert_eq!(check_through(&[tcp_ms(2000)], public, 28957), Ok(()));
+    assert_eq!(first(&accepted, 2), [v6(28957), v6(28957)]);
+}
+
+#[test]
+fn a_source_port_held_by_someone_else_is_named() {
+    let _l = bind(v4(28908));
+    let _other = bind(v4(28958));
+    let public: SocketAddr = "0.0.0.0:28908".parse().unwrap();
+    let e = check_through(&[tcp_ms(500)], public, 28958).unwrap_err();
+    assert!(e.starts_with("connect to 127.0.0.1:28908 from port 28958: cannot bind 127.0.0.1:28958: "), "{e}");
+    let e = check_through(&[http(Host::Localhost, 500)], public, 28958).unwrap_err();
+    let want = "GET http://127.0.0.1:28908/ from port 28958 (Host: localhost:28908): cannot bind 127.0.0.1:28958: ";
+    assert!(e.starts_with(want), "{e}");
+}
+
+/// Sets its flag when dropped, a failed assertion included.
+struct StopOnDrop(Arc<std::sync::atomic::AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+#[test]
+fn checks_from_one_port_pass_while_children_are_forked() {
+    // A child holds a copy of every descriptor from its fork to its exec,
+    // the socket of a check that just ended included: its reset leaves
+    // late, and the next check from the port finds the pair taken a while.
+    let stop = StopOnDrop(Arc::new(std::sync::atomic::AtomicBool::new(false)));
+    let stopped = Arc::clone(&stop.0);
+    let forker = std::thread::spawn(move || {
+        while !stopped.load(std::sync::atomic::Ordering::Relaxed) {
+            let mut c = std::process::Command::new("true");
+            crate::sys::child_setup(&mut c, None, Vec::new(), Vec::new());
+            c.status().unwrap();
+        }
+    });
+    let n = 200;
+    let server = serve_peers(bind(v4(28910)), OK, n);
+    let public: SocketAddr = "0.0.0.0:28910".parse().unwrap();
+    for i in 0..n {
+        assert_eq!(check_through(&[http(Host::Localhost, 2000)], public, 28960), Ok(()), "check {i}");
+    }
+    assert_eq!(server.join().unwrap().len(), n);
+    drop(stop);
+    forker.join().unwrap();
 }

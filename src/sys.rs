@@ -690,46 +690,9 @@ pub fn cloexec_from_3() -> io::Result<()> {
 /// it is not, the socket becomes writable once the connect is done, and
 /// `take_error` gives its outcome.
 pub fn connect_start(addr: &std::net::SocketAddr) -> io::Result<(std::net::TcpStream, bool)> {
-    use std::net::SocketAddr;
-    // SAFETY: all-zero bytes are a valid sockaddr_storage.
-    let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
-    let (family, len) = match addr {
-        SocketAddr::V4(a) => {
-            let sin = libc::sockaddr_in {
-                sin_family: libc::AF_INET as libc::sa_family_t,
-                sin_port: a.port().to_be(),
-                sin_addr: libc::in_addr { s_addr: u32::from_ne_bytes(a.ip().octets()) },
-                sin_zero: [0; 8],
-            };
-            // SAFETY: sockaddr_storage is larger than sockaddr_in and aligned for it.
-            unsafe { std::ptr::write((&raw mut storage).cast(), sin) };
-            (libc::AF_INET, std::mem::size_of::<libc::sockaddr_in>())
-        }
-        SocketAddr::V6(a) => {
-            let sin6 = libc::sockaddr_in6 {
-                sin6_family: libc::AF_INET6 as libc::sa_family_t,
-                sin6_port: a.port().to_be(),
-                sin6_flowinfo: a.flowinfo(),
-                sin6_addr: libc::in6_addr { s6_addr: a.ip().octets() },
-                sin6_scope_id: a.scope_id(),
-            };
-            // SAFETY: sockaddr_storage is larger than sockaddr_in6 and aligned for it.
-            unsafe { std::ptr::write((&raw mut storage).cast(), sin6) };
-            (libc::AF_INET6, std::mem::size_of::<libc::sockaddr_in6>())
-        }
-    };
-    let kind = libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
-    // SAFETY: socket(2) with constant arguments.
-    let fd = cvt(unsafe { libc::socket(family, kind, 0) })?;
-    // SAFETY: fd is a new socket that nothing else owns.
-    let sock = std::net::TcpStream::from(unsafe { OwnedFd::from_raw_fd(fd) });
-    // SAFETY: storage holds a sockaddr of `len` bytes.
-    let r = unsafe { libc::connect(fd, (&raw const storage).cast(), len as libc::socklen_t) };
-    match cvt(r) {
-        Ok(_) => Ok((sock, true)),
-        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => Ok((sock, false)),
-        Err(e) => Err(e),
-    }
+    let sock = std::net::TcpStream::from(tcp_socket(addr, libc::SOCK_NONBLOCK)?);
+    let connected = connect_begin(&sock, addr)?;
+    Ok((sock, connected))
 }
 
 /// Waits until one of `fds` is writable, or has an error or a hangup,
@@ -827,8 +790,8 @@ pub fn has_access_acl(fd: BorrowedFd<'_>) -> io::Result<bool> {
     }
 }
 
-/// A sockaddr for `addr`, and its length.
-fn sockaddr(addr: &std::net::SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
+/// `addr` as the C sockaddr that bind(2) and connect(2) take, and its length.
+fn raw_sockaddr(addr: &std::net::SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
     use std::net::SocketAddr;
     // SAFETY: all-zero bytes are a valid sockaddr_storage.
     let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
@@ -860,20 +823,19 @@ fn sockaddr(addr: &std::net::SocketAddr) -> (libc::sockaddr_storage, libc::sockl
     (storage, len as libc::socklen_t)
 }
 
-/// A new TCP socket of the family of `addr`: blocking, close-on-exec.
-pub fn tcp_socket(addr: &std::net::SocketAddr) -> io::Result<OwnedFd> {
+/// A new TCP socket of the family of `addr`, close-on-exec, with `flags`
+/// (`SOCK_NONBLOCK`, or 0: blocking).
+pub fn tcp_socket(addr: &std::net::SocketAddr, flags: i32) -> io::Result<OwnedFd> {
     let family = if addr.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 };
     // SAFETY: socket(2) with constant arguments.
-    let fd = cvt(unsafe { libc::socket(family, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) })?;
+    let fd = cvt(unsafe { libc::socket(family, libc::SOCK_STREAM | libc::SOCK_CLOEXEC | flags, 0) })?;
     // SAFETY: fd is a new socket that nothing else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// setsockopt(2) of an integer option.
 pub fn set_sockopt(fd: BorrowedFd<'_>, level: i32, name: i32, value: i32) -> io::Result<()> {
-    let size = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-    // SAFETY: value is a c_int, valid for reads of `size` bytes.
-    cvt(unsafe { libc::setsockopt(fd.as_raw_fd(), level, name, (&raw const value).cast(), size) }).map(|_| ())
+    set_option(fd, level, name, &(value as libc::c_int))
 }
 
 /// getsockopt(2) of an integer option.
@@ -887,7 +849,7 @@ pub fn sockopt(fd: BorrowedFd<'_>, level: i32, name: i32) -> io::Result<i32> {
 
 /// bind(2) to `addr`.
 pub fn bind(fd: BorrowedFd<'_>, addr: &std::net::SocketAddr) -> io::Result<()> {
-    let (storage, len) = sockaddr(addr);
+    let (storage, len) = raw_sockaddr(addr);
     // SAFETY: storage holds a sockaddr of `len` bytes.
     cvt(unsafe { libc::bind(fd.as_raw_fd(), (&raw const storage).cast(), len) }).map(|_| ())
 }
@@ -900,7 +862,7 @@ pub fn listen(fd: BorrowedFd<'_>, backlog: i32) -> io::Result<()> {
 
 /// connect(2) to `addr`, waiting for the handshake (a blocking socket).
 pub fn connect(fd: BorrowedFd<'_>, addr: &std::net::SocketAddr) -> io::Result<()> {
-    let (storage, len) = sockaddr(addr);
+    let (storage, len) = raw_sockaddr(addr);
     // SAFETY: storage holds a sockaddr of `len` bytes.
     cvt(unsafe { libc::connect(fd.as_raw_fd(), (&raw const storage).cast(), len) }).map(|_| ())
 }
@@ -946,6 +908,40 @@ pub fn inode(fd: BorrowedFd<'_>) -> io::Result<u64> {
     // SAFETY: st is valid for writes.
     cvt(unsafe { libc::fstat(fd.as_raw_fd(), &mut st) })?;
     Ok(st.st_ino)
+}
+
+/// Starts connecting `sock` (from `bound_tcp_socket`, or as
+/// `connect_start` makes it) to `addr`: whether it is connected already
+/// (else it becomes writable once the connect is done).
+pub fn connect_begin(sock: &std::net::TcpStream, addr: &std::net::SocketAddr) -> io::Result<bool> {
+    let (storage, len) = raw_sockaddr(addr);
+    // SAFETY: storage holds a sockaddr of `len` bytes.
+    let r = unsafe { libc::connect(sock.as_raw_fd(), (&raw const storage).cast(), len) };
+    match cvt(r) {
+        Ok(_) => Ok(true),
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// setsockopt(2) of one plain value.
+fn set_option<T>(fd: BorrowedFd<'_>, level: i32, name: i32, value: &T) -> io::Result<()> {
+    let len = std::mem::size_of::<T>() as libc::socklen_t;
+    // SAFETY: value is valid for reads of `len` bytes.
+    cvt(unsafe { libc::setsockopt(fd.as_raw_fd(), level, name, (value as *const T).cast(), len) }).map(|_| ())
+}
+
+/// A TCP socket bound to `from` (non-blocking, close-on-exec), ready for
+/// `connect_begin`: with SO_REUSEADDR, and SO_LINGER 0, so that
+/// closing it sends a reset and leaves nothing in TIME_WAIT on either
+/// side: the next connection from the same port may start at once.
+pub fn bound_tcp_socket(from: &std::net::SocketAddr) -> io::Result<std::net::TcpStream> {
+    use std::os::fd::AsFd;
+    let sock = std::net::TcpStream::from(tcp_socket(from, libc::SOCK_NONBLOCK)?);
+    set_sockopt(sock.as_fd(), libc::SOL_SOCKET, libc::SO_REUSEADDR, 1)?;
+    set_option(sock.as_fd(), libc::SOL_SOCKET, libc::SO_LINGER, &libc::linger { l_onoff: 1, l_linger: 0 })?;
+    bind(sock.as_fd(), from)?;
+    Ok(sock)
 }
 
 #[cfg(test)]

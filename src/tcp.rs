@@ -6,7 +6,8 @@
 //! NETLINK_SOCK_DIAG, asking the kernel for the wanted states and ports
 //! only, so the kernel walks the host's sockets but formats and sends just
 //! the few that matter; the text of /proc/net/tcp and tcp6, parsed whole,
-//! is the fallback. Both parsers are pure.
+//! is the fallback. Both parsers are pure. A third question, whether a
+//! process accepted one given connection, is an exact netlink lookup.
 
 /// States in which a server-side socket may still carry a request:
 /// ESTABLISHED (01), SYN_RECV (03) and CLOSE_WAIT (08: the client has sent
@@ -85,20 +86,27 @@ pub fn port_filter(ports: &[u16]) -> Vec<u8> {
 /// `filter` bytecode when it is not empty.
 pub fn diag_request(family: u8, states: u32, filter: &[u8]) -> Vec<u8> {
     let total = 72 + if filter.is_empty() { 0 } else { 4 + filter.len() };
-    let mut m = Vec::with_capacity(total);
-    m.extend_from_slice(&(total as u32).to_ne_bytes());
-    m.extend_from_slice(&SOCK_DIAG_BY_FAMILY.to_ne_bytes());
-    m.extend_from_slice(&NLM_F_REQUEST_DUMP.to_ne_bytes());
-    m.extend_from_slice(&1u32.to_ne_bytes()); // seq
-    m.extend_from_slice(&0u32.to_ne_bytes()); // pid: the kernel
-    m.extend_from_slice(&[family, libc::IPPROTO_TCP as u8, 0, 0]);
-    m.extend_from_slice(&states.to_ne_bytes());
+    let mut m = diag_head(total, NLM_F_REQUEST_DUMP, family, states);
     m.resize(72, 0); // inet_diag_sockid: no address filter
     if !filter.is_empty() {
         m.extend_from_slice(&((4 + filter.len()) as u16).to_ne_bytes());
         m.extend_from_slice(&INET_DIAG_REQ_BYTECODE.to_ne_bytes());
         m.extend_from_slice(filter);
     }
+    m
+}
+
+/// The netlink header and the inet_diag_req_v2 of a request of `total`
+/// bytes, up to its inet_diag_sockid.
+fn diag_head(total: usize, flags: u16, family: u8, states: u32) -> Vec<u8> {
+    let mut m = Vec::with_capacity(total);
+    m.extend_from_slice(&(total as u32).to_ne_bytes());
+    m.extend_from_slice(&SOCK_DIAG_BY_FAMILY.to_ne_bytes());
+    m.extend_from_slice(&flags.to_ne_bytes());
+    m.extend_from_slice(&1u32.to_ne_bytes()); // seq
+    m.extend_from_slice(&0u32.to_ne_bytes()); // pid: the kernel
+    m.extend_from_slice(&[family, libc::IPPROTO_TCP as u8, 0, 0]);
+    m.extend_from_slice(&states.to_ne_bytes());
     m
 }
 
@@ -249,6 +257,57 @@ fn holder(inodes: &[u64]) -> String {
         }
     }
     "a process rolld cannot see".into()
+}
+
+/// An inet_diag request for the one TCP socket whose local address is
+/// `local` and whose peer is `remote`: an exact lookup, not a dump. Both
+/// of one family.
+fn lookup_request(local: std::net::SocketAddr, remote: std::net::SocketAddr) -> Vec<u8> {
+    const NLM_F_REQUEST: u16 = 1;
+    let family = if local.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 };
+    // Any state: a lookup does not filter by state.
+    let mut m = diag_head(72, NLM_F_REQUEST, family as u8, u32::MAX);
+    let raw = |ip: std::net::IpAddr| match ip {
+        std::net::IpAddr::V4(v4) => {
+            let mut a = [0u8; 16];
+            a[..4].copy_from_slice(&v4.octets());
+            a
+        }
+        std::net::IpAddr::V6(v6) => v6.octets(),
+    };
+    m.extend_from_slice(&local.port().to_be_bytes());
+    m.extend_from_slice(&remote.port().to_be_bytes());
+    m.extend_from_slice(&raw(local.ip()));
+    m.extend_from_slice(&raw(remote.ip()));
+    m.extend_from_slice(&0u32.to_ne_bytes()); // any interface
+    m.extend_from_slice(&[0xff; 8]); // INET_DIAG_NOCOOKIE
+    m
+}
+
+/// Whether a process has accepted the connection whose server side is at
+/// `local` with peer `remote`. The kernel completes a handshake into the
+/// listening socket whether or not anyone accepts; the connection then
+/// waits in the accept queue as a socket without an inode, and gets one
+/// when a process accepts it (it loses it again when that process closes
+/// it). `Ok(false)` as well when there is no such connection.
+pub fn accepted(local: std::net::SocketAddr, remote: std::net::SocketAddr) -> Result<bool, String> {
+    let ask = || -> std::io::Result<Vec<u8>> {
+        let nl = crate::sys::Netlink::open(NETLINK_SOCK_DIAG)?;
+        nl.send(&lookup_request(local, remote))?;
+        let mut buf = vec![0u8; 8192];
+        let n = nl.recv(&mut buf)?;
+        buf.truncate(n);
+        Ok(buf)
+    };
+    let answer = ask().map_err(|e| format!("sock_diag: {e}"))?;
+    if nlmsg_errno(&answer) == Some(libc::ENOENT) {
+        return Ok(false);
+    }
+    let mut rows = Vec::new();
+    parse_diag(&answer, &mut rows)?;
+    // Without a connection of that address pair, the kernel may answer
+    // with the listening socket itself: that one has an inode too.
+    Ok(rows.iter().any(|r| r.state != LISTEN && r.port == local.port() && r.inode != 0))
 }
 
 #[cfg(test)]
@@ -418,5 +477,40 @@ mod tests {
         let ops: Vec<(u8, u8, u16)> = bc.chunks(4).map(|c| (c[0], c[1], u16::from_ne_bytes([c[2], c[3]]))).collect();
         assert_eq!(ops, vec![(11, 8, 12), (0, 0, 80), (1, 4, 12), (11, 8, 12), (0, 0, 443)]);
         assert_eq!(port_filter(&[8001]).len(), 8);
+    }
+
+    /// The evidence behind `accepted`: a connection the kernel completed
+    /// into a listening socket has no inode until a process accepts it.
+    #[test]
+    fn a_connection_has_an_inode_once_accepted_and_not_before() {
+        use std::net::{TcpListener, TcpStream};
+        for any in ["127.0.0.1:0", "[::1]:0"] {
+            let l = TcpListener::bind(any).unwrap();
+            let c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+            let (server, client) = (c.peer_addr().unwrap(), c.local_addr().unwrap());
+            let other = std::net::SocketAddr::new(client.ip(), client.port().wrapping_add(1).max(1));
+            assert_eq!(accepted(server, client), Ok(false), "{any}: in the accept queue");
+            assert_eq!(accepted(server, other), Ok(false), "{any}: no such connection, only the listener");
+            let (s, _) = l.accept().unwrap();
+            assert_eq!(accepted(server, client), Ok(true), "{any}: accepted");
+            drop(s);
+            assert_eq!(accepted(server, client), Ok(false), "{any}: closed by the process again");
+            drop(c);
+        }
+    }
+
+    #[test]
+    fn lookup_request_names_one_socket() {
+        let m = lookup_request("10.0.0.5:8080".parse().unwrap(), "127.0.0.1:32761".parse().unwrap());
+        assert_eq!(m.len(), 72);
+        assert_eq!(u16::from_ne_bytes([m[6], m[7]]), 1, "a request, not a dump");
+        assert_eq!(&m[16..18], &[libc::AF_INET as u8, libc::IPPROTO_TCP as u8]);
+        assert_eq!(&m[24..28], &[0x1f, 0x90, 0x7f, 0xf9], "ports in network order");
+        assert_eq!(&m[28..32], &[10, 0, 0, 5]);
+        assert_eq!(&m[44..48], &[127, 0, 0, 1]);
+        assert_eq!(&m[64..72], &[0xff; 8]);
+        let m6 = lookup_request("[::1]:8080".parse().unwrap(), "[::1]:32761".parse().unwrap());
+        assert_eq!(m6[16], libc::AF_INET6 as u8);
+        assert_eq!(m6[43], 1);
     }
 }
