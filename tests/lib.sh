@@ -459,7 +459,8 @@ e2e_begin() {
         ROLLD=$REPO/target/release/rolld
     fi
     [[ -x $ROLLD ]] || fail "no rolld binary at $ROLLD"
-    lib_find_nginx || fail "nginx is required"
+    # E2E_LB=none: a test with no load balancer (tests/e2e_listen.sh).
+    [[ ${E2E_LB:-nginx} == none ]] || lib_find_nginx || fail "nginx is required"
     local tool
     for tool in python3 wrk curl ss pgrep awk timeout; do
         command -v "$tool" >/dev/null || fail "$tool is required"

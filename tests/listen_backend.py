@@ -60,7 +60,7 @@ class Handler(BaseHTTPRequestHandler):
         data = body.encode()
         self.send_response(500 if release.startswith("bad-") else 200)
         self.send_header("Content-Length", str(len(data)))
-        if draining.is_set():
+        if draining.is_set() or self.close_connection:
             self.send_header("Connection", "close")
             self.close_connection = True
         self.end_headers()
