@@ -408,8 +408,7 @@ impl Get {
             return Err(format!("timed out after {:?}", self.timeout));
         }
         sock.set_nonblocking(false).map_err(|e| e.to_string())?;
-        // No proxy from the environment: the connection is made already.
-        let config = agent_config(left).proxy(None).build();
+        let config = agent_config(left).build();
         let resolver = ureq::unversioned::resolver::DefaultResolver::default();
         self.ask(&ureq::Agent::with_parts(config, Handover(Mutex::new(Some(sock))), resolver), target)
     }
@@ -464,9 +463,12 @@ impl Get {
 }
 
 /// The settings of every check's ureq agent: the time left, no redirect,
-/// no idle connection kept, any status an answer to judge.
+/// no idle connection kept, any status an answer to judge, and no proxy
+/// from the environment (`HTTP_PROXY`, set for a service's outgoing
+/// traffic, must not carry checks of a backend on this host).
 fn agent_config(left: Duration) -> ureq::config::ConfigBuilder<ureq::typestate::AgentScope> {
     ureq::Agent::config_builder()
+        .proxy(None)
         .timeout_global(Some(left))
         .http_status_as_error(false)
         .max_idle_connections(0)

@@ -550,3 +550,18 @@ fn sigint_stops_everything() {
     }
     h.assert_nothing_left();
 }
+
+/// A proxy in rolld's environment (`HTTP_PROXY`, set for a service's
+/// outgoing traffic) does not carry its smoke checks: they go straight to
+/// the backends on this host.
+#[test]
+fn smoke_checks_ignore_a_proxy_in_the_environment() {
+    let mut h = Harness::new("no-proxy", 91);
+    for var in ["HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"] {
+        h.env.push((var.into(), "http://127.0.0.1:9".into()));
+    }
+    h.write_config(&server(|c| c.start_timeout = 5.0));
+    h.start();
+    h.assert_live(0);
+    h.stop_ok(S(8));
+}
