@@ -111,6 +111,19 @@ fn check(path: &Path) -> u8 {
             println!("{shown}: ok");
             for g in &cfg.groups {
                 let sets: Vec<String> = g.worksets.iter().map(|w| group::fmt_ports(w)).collect();
+                if let Some(l) = &g.listen {
+                    let steps = g.actions.len() - 1;
+                    println!(
+                        "  {}: listen {}, {} process(es) each on a socket of its own (check ports [{}]), {} check(s), {} after_start action(s)",
+                        g.name,
+                        l.addr,
+                        l.procs,
+                        sets.join(" | "),
+                        g.checks.len(),
+                        steps
+                    );
+                    continue;
+                }
                 println!(
                     "  {}: {} workset(s) [{}], {} check(s), {} after_start action(s)",
                     g.name,
