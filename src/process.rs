@@ -55,8 +55,9 @@ pub fn set_child_nofile(lim: libc::rlimit) {
 /// Starts the backend for `port`; its pid, which is also its process group.
 pub fn spawn(cfg: &GroupConfig, port: u16) -> Result<i32, String> {
     let argv: Vec<String> = cfg.argv.iter().map(|a| with_port(a, port)).collect();
-    let mut cmd = Command::new(&argv[0]);
-    cmd.args(&argv[1..]).current_dir(&cfg.directory).stdin(Stdio::null()).process_group(0);
+    let Some((prog, args)) = argv.split_first() else { return Err("no command".into()) };
+    let mut cmd = Command::new(prog);
+    cmd.args(args).current_dir(&cfg.directory).stdin(Stdio::null()).process_group(0);
     cmd.env_remove("NOTIFY_SOCKET");
     let (mut dirs, mut outputs) = (Vec::new(), Vec::new());
     match &cfg.credentials {
@@ -88,8 +89,8 @@ pub fn spawn(cfg: &GroupConfig, port: u16) -> Result<i32, String> {
         cmd.env(k, with_port(v, port));
     }
     let child = cmd.spawn().map_err(|e| match (&cfg.credentials, opened.is_empty()) {
-        (Some(c), false) => format!("{}: {e} (as uid {}, before exec, opening {})", argv[0], c.uid, opened.join(", ")),
-        _ => format!("{}: {e}", argv[0]),
+        (Some(c), false) => format!("{}: {e} (as uid {}, before exec, opening {})", prog, c.uid, opened.join(", ")),
+        _ => format!("{prog}: {e}"),
     })?;
     Ok(child.id() as i32)
 }
