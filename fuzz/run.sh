@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Fuzzes rolld's parsers with cargo-fuzz (libFuzzer): the config loader and
-# the kernel TCP table parsers, each for a bounded time.
+# Fuzzes rolld with cargo-fuzz (libFuzzer), each target for a bounded time:
+# the config loader, the kernel TCP table parsers, and the group machine
+# with the planner under arbitrary events and config changes (`machine`,
+# which checks the invariants listed at the top of its source).
 #
 #   fuzz/run.sh [SECONDS]     # per target, default 60
 #
@@ -21,7 +23,7 @@ secs="${1:-60}"
 case "$secs" in
     '' | *[!0-9]* | 0) echo "usage: fuzz/run.sh [SECONDS per target, > 0]" >&2; exit 2 ;;
 esac
-targets=(config tcp)
+targets=(config tcp machine)
 
 if ! cargo +nightly --version >/dev/null 2>&1; then
     if command -v rustup >/dev/null 2>&1; then

@@ -500,24 +500,18 @@ impl Daemon {
                 self.reload_pending = true;
                 continue;
             }
-            let ev = match &self.slots[i].group.live {
-                Some(live) if gc.surge.is_some() && slots_laid_out(live, &gc) => {
-                    let worksets: Vec<usize> = live.procs.iter().map(|p| p.workset).collect();
-                    let (live_ports, busy) = (live.ports(), busy_ports_of(&gc));
-                    match plan::next_slots(&gc, &worksets, |p| live_ports.contains(&p) || busy.contains(&p)) {
-                        Ok(plan) => Event::StartPlan { cfg: gc, plan },
-                        Err(reason) => Event::StartRefused(reason),
-                    }
+            // The live set, by its ports: `plan` finds them in `gc`.
+            let live = self.slots[i].group.live.as_ref().map(Set::ports).unwrap_or_default();
+            let ev = if plan::by_slots(&gc, &live) {
+                let busy = busy_ports_of(&gc, &live);
+                match plan::next_slots(&gc, &live, |p| busy.contains(&p)) {
+                    Ok(plan) => Event::StartPlan { cfg: gc, plan },
+                    Err(reason) => Event::StartRefused(reason),
                 }
-                live => {
-                    let (first, avoid) = match live {
-                        Some(live) => ((live.index + 1) % gc.worksets.len(), live.ports()),
-                        None => (0, Vec::new()),
-                    };
-                    match choose_workset(&gc, first, &avoid) {
-                        Ok(index) => Event::Start { cfg: gc, index },
-                        Err(reason) => Event::StartRefused(reason),
-                    }
+            } else {
+                match choose_workset(&gc, &live) {
+                    Ok(index) => Event::Start { cfg: gc, index },
+                    Err(reason) => Event::StartRefused(reason),
                 }
             };
             self.feed(i, ev);
@@ -884,8 +878,6 @@ impl Daemon {
     }
 }
 
-/// Whether the live set has one process per slot, in slot order, as a
-/// rollout by batches needs.
 /// What the processes of a `listen:` group on `ports` (in `groups`) still
 /// have: the connections waiting in their sockets' queues, and those they
 /// hold. An error when either cannot be told: a drain goes on.
@@ -904,14 +896,10 @@ fn held(pool: &Pool, ports: &[u16], groups: &[Option<i32>]) -> Result<Vec<(u16, 
     Ok(ports.iter().copied().zip(counts).collect())
 }
 
-fn slots_laid_out(live: &Set, cfg: &GroupConfig) -> bool {
-    let n = cfg.worksets.first().map_or(0, Vec::len);
-    live.procs.len() == n && live.procs.iter().enumerate().all(|(i, p)| p.slot == i)
-}
-
-/// The ports of `cfg`'s worksets that something listens on now.
-fn busy_ports_of(cfg: &GroupConfig) -> Vec<u16> {
-    let all: Vec<u16> = cfg.worksets.iter().flatten().copied().collect();
+/// The ports of `cfg`'s worksets, but the live ones (`live`), that
+/// something listens on now.
+fn busy_ports_of(cfg: &GroupConfig, live: &[u16]) -> Vec<u16> {
+    let all: Vec<u16> = cfg.worksets.iter().flatten().copied().filter(|p| !live.contains(p)).collect();
     match busy_ports(cfg, &all) {
         Ok(busy) => {
             for (p, who) in &busy {
@@ -941,25 +929,23 @@ fn busy_ports(cfg: &GroupConfig, ports: &[u16]) -> Result<Vec<(u16, String)>, St
     tcp::busy_ports(ports)
 }
 
-/// The first workset from `first` on, wrapping, that shares no port with
-/// `avoid` (the live set) and whose ports nothing listens on.
-fn choose_workset(cfg: &GroupConfig, first: usize, avoid: &[u16]) -> Result<usize, String> {
-    let n = cfg.worksets.len();
+/// The first workset in `plan::workset_order` for the live ports `live`
+/// whose ports nothing listens on.
+fn choose_workset(cfg: &GroupConfig, live: &[u16]) -> Result<usize, String> {
     let mut busy_all = Vec::new();
-    for k in 0..n {
-        let index = (first + k) % n;
-        let ports = &cfg.worksets[index];
-        if ports.iter().any(|p| avoid.contains(p)) {
-            continue;
-        }
+    for index in plan::workset_order(cfg, live) {
+        let Some(ports) = cfg.worksets.get(index) else { continue };
         let busy = busy_ports(cfg, ports).map_err(|e| format!("cannot tell whether workset {index} is free: {e}"))?;
         if busy.is_empty() {
             return Ok(index);
         }
         let held: Vec<String> = busy.iter().map(|(p, who)| format!("port {p} is held by {who}")).collect();
         let msg = format!("workset {index}: {}; trying the next one", held.join(", "));
-        log::log(Level::Warn, &cfg.name, Some(busy[0].0), &msg);
+        log::log(Level::Warn, &cfg.name, busy.first().map(|b| b.0), &msg);
         busy_all.extend(held);
+    }
+    if busy_all.is_empty() {
+        return Err("no free workset: each one shares a port with the live set".into());
     }
     Err(format!("no free workset: {}", busy_all.join(", ")))
 }

@@ -48,9 +48,10 @@ pub struct Proc {
     backoff: Duration,
     restart_at: Option<Instant>,
     pub restarts: u32,
-    /// Its slot (its port's place in its workset) and workset.
+    /// Its place in the live set (which a rollout by batches replaces):
+    /// its port's place in its workset in the config that started it, and
+    /// nothing in another config (see `plan`).
     pub slot: usize,
-    pub workset: usize,
     /// The rollout of the group that started it (1 for the first start;
     /// 0 for a process taken over from a previous rolld).
     pub rollout: u64,
@@ -79,7 +80,6 @@ impl Proc {
             restart_at: None,
             restarts: 0,
             slot: t.slot,
-            workset: t.workset,
             rollout,
         }
     }
@@ -87,8 +87,6 @@ impl Proc {
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Set {
-    /// Index of the workset in its config.
-    pub index: usize,
     pub cfg: Arc<GroupConfig>,
     pub procs: Vec<Proc>,
 }
@@ -96,7 +94,18 @@ pub struct Set {
 impl Set {
     fn new(cfg: Arc<GroupConfig>, targets: &[Target], rollout: u64, now: Instant) -> Set {
         let procs: Vec<Proc> = targets.iter().map(|&t| Proc::new(t, None, rollout, now)).collect();
-        Set { index: targets.first().map_or(0, |t| t.workset), cfg, procs }
+        Set { cfg, procs }
+    }
+
+    /// The workset of its config that has `port`, for status and logs: a
+    /// number that means something in that config only.
+    pub fn workset_of(&self, port: u16) -> Option<usize> {
+        plan::locate(&self.cfg, port).map(|(_, w)| w)
+    }
+
+    /// The workset of its first process.
+    pub fn workset(&self) -> Option<usize> {
+        self.workset_of(self.procs.first()?.port)
     }
 
     /// The slots of its processes, in order.
@@ -532,18 +541,21 @@ impl Group {
     /// Takes over `procs` (port, pid), a live set left running by a rolld
     /// that died, in any mix of worksets. They are not rolld's children:
     /// their exits must come from pidfds. The next `Start` rolls them over
-    /// like any live set.
+    /// like any live set. They are put in the order of their ports' slots
+    /// in `cfg` (ports it does not have last), and each one's place in that
+    /// order is its slot.
     pub fn adopt(&mut self, cfg: Arc<GroupConfig>, procs: &[(u16, i32)], now: Instant) {
-        let mut procs: Vec<Proc> = procs
+        let mut found: Vec<(usize, u16, i32)> = procs
             .iter()
-            .map(|&(port, pid)| {
-                let (slot, workset) = plan::locate(&cfg, port).unwrap_or((0, 0));
-                Proc::new(Target { slot, port, workset }, Some(pid), 0, now)
-            })
+            .map(|&(port, pid)| (plan::locate(&cfg, port).map_or(usize::MAX, |(slot, _)| slot), port, pid))
             .collect();
-        procs.sort_by_key(|p| (p.slot, p.port));
-        let index = procs.first().map_or(0, |p| p.workset);
-        self.live = Some(Set { index, cfg, procs });
+        found.sort_unstable();
+        let procs = found
+            .into_iter()
+            .enumerate()
+            .map(|(slot, (_, port, pid))| Proc::new(Target { slot, port }, Some(pid), 0, now))
+            .collect();
+        self.live = Some(Set { cfg, procs });
     }
 
     /// Takes over `procs`, a set that a rolld that died was draining: the
@@ -672,10 +684,13 @@ impl Group {
             (p, E::Exited { pid, status }) => self.exited(p, now, pid, status, out),
             (p, E::Spawned(results)) => self.spawned(p, now, results, out),
             (p, E::Tick) => self.tick(p, now, out),
-            (P::Idle, E::Start { cfg, index }) => {
-                let plan = plan::to_workset(&cfg, index);
-                self.start(now, cfg, plan, out)
-            }
+            (P::Idle, E::Start { cfg, index }) => match plan::to_workset(&cfg, index) {
+                Some(plan) => self.start(now, cfg, plan, out),
+                None => {
+                    self.refused(format!("the config has no workset {index}"), out);
+                    P::Idle
+                }
+            },
             (P::Idle, E::StartPlan { cfg, plan }) => self.start(now, cfg, plan, out),
             (P::Idle, E::StartRefused(reason)) => {
                 self.refused(reason, out);
@@ -763,8 +778,18 @@ impl Group {
     }
 
     fn start(&mut self, now: Instant, cfg: Arc<GroupConfig>, plan: Vec<Target>, out: &mut Vec<Action>) -> Phase {
-        self.rollouts += 1;
         let from = self.live.as_ref().map(Set::ports).unwrap_or_default();
+        // `plan` makes a plan for the live set as it is; one that starts
+        // nothing or lands on a live port is refused, never trusted.
+        if plan.is_empty() {
+            self.refused("nothing to start".into(), out);
+            return Phase::Idle;
+        }
+        if let Some(t) = plan.iter().find(|t| from.contains(&t.port)) {
+            self.refused(format!("port {} is live already", t.port), out);
+            return Phase::Idle;
+        }
+        self.rollouts += 1;
         let live_slots = self.live.as_ref().map(Set::slots);
         let size = plan::batch_size(&cfg, &plan, live_slots.as_deref());
         let r = Rollout { cfg, started: now, from, plan, size, batch: 0, moved: 0, marks: Vec::new(), outcome: None };
@@ -788,11 +813,11 @@ impl Group {
         let cfg = r.cfg.clone();
         let set = Set::new(cfg.clone(), r.targets(), self.rollouts, now);
         let ports = set.ports();
-        let msg = if r.by_batches() {
-            format!("batch {}/{}: spawning {}", r.batch + 1, r.batches(), fmt_ports(&ports))
-        } else {
-            let what = if self.live.is_some() { "rollout" } else { "start" };
-            format!("{what}: spawning workset {} on {}", set.index, fmt_ports(&ports))
+        let what = if self.live.is_some() { "rollout" } else { "start" };
+        let msg = match set.workset() {
+            _ if r.by_batches() => format!("batch {}/{}: spawning {}", r.batch + 1, r.batches(), fmt_ports(&ports)),
+            Some(w) => format!("{what}: spawning workset {w} on {}", fmt_ports(&ports)),
+            None => format!("{what}: spawning {}", fmt_ports(&ports)),
         };
         self.log(out, Level::Info, None, msg);
         self.seq += 1;
@@ -1089,12 +1114,10 @@ impl Group {
                 }
             }
             live.cfg = cfg.clone();
-            live.index = live.procs.first().map_or(0, |p| p.workset);
             if let Some(r) = self.rollout.as_mut() {
                 r.moved += old.len();
             }
-            let index = old.first().map_or(0, |p| p.workset);
-            return self.drain(Set { index, cfg: cfg.clone(), procs: old }, &cfg, now, out);
+            return self.drain(Set { cfg: cfg.clone(), procs: old }, &cfg, now, out);
         }
         if let Some(r) = self.rollout.as_mut() {
             r.moved = r.plan.len();
@@ -1247,7 +1270,7 @@ impl Group {
                     let (port, why) = match c {
                         Some(PortCheck { port, last: Some(why), .. }) => (port, why),
                         Some(PortCheck { port, .. }) => (port, "no answer to its check yet".to_string()),
-                        None => (set.procs[0].port, "no answer".to_string()),
+                        None => (set.procs.first().map_or(0, |p| p.port), "no answer".to_string()),
                     };
                     let reason = format!("port {port} not ready within start_timeout {timeout}: {why}");
                     return self.fail(set, reason, Some(port), "ready", now, out);
@@ -2522,9 +2545,8 @@ mod tests {
         let (mut g, _, _, _) = fail_in_batch(3);
         let live = g.live.clone().unwrap();
         assert_eq!(live.ports(), vec![8501, 8502, 8003, 8004]);
-        assert_eq!(live.procs.iter().map(|p| p.workset).collect::<Vec<_>>(), vec![1, 1, 0, 0]);
-        let worksets: Vec<usize> = live.procs.iter().map(|p| p.workset).collect();
-        let plan = plan::next_slots(&surge_cfg(1), &worksets, |_| false).unwrap();
+        assert_eq!(live.procs.iter().map(|p| live.workset_of(p.port)).collect::<Vec<_>>(), [1, 1, 0, 0].map(Some));
+        let plan = plan::next_slots(&surge_cfg(1), &live.ports(), |_| false).unwrap();
         assert_eq!(plan.iter().map(|t| t.port).collect::<Vec<_>>(), vec![8001, 8002, 8503, 8504]);
         let t = Instant::now();
         let a = g.run(t, Event::StartPlan { cfg: surge_cfg(1), plan });
@@ -2536,14 +2558,71 @@ mod tests {
         let l = h.live.as_ref().unwrap();
         assert_eq!(l.ports(), vec![8501, 8502, 8003, 8004]);
         assert_eq!(
-            l.procs.iter().map(|p| (p.slot, p.workset)).collect::<Vec<_>>(),
-            vec![(0, 1), (1, 1), (2, 0), (3, 0)]
+            l.procs.iter().map(|p| (p.slot, l.workset_of(p.port))).collect::<Vec<_>>(),
+            vec![(0, Some(1)), (1, Some(1)), (2, Some(0)), (3, Some(0))]
         );
         let a = h.run(t, Event::Start { cfg: surge_cfg(1), index: 0 });
+        let (outcome, summary) = done(&a).expect("a plan onto live ports is refused");
+        assert!(
+            matches!(outcome, Outcome::RolledBack { .. }) && summary.contains("port 8003 is live already"),
+            "{summary}"
+        );
+        let plan = plan::next_slots(&surge_cfg(1), &h.live.as_ref().unwrap().ports(), |_| false).unwrap();
+        let a = h.run(t, Event::StartPlan { cfg: surge_cfg(1), plan });
         assert!(
             a.iter().any(|a| matches!(a, Action::Spawn { ports, .. } if ports.len() == 1)),
             "rolled by batches: {a:?}"
         );
+    }
+
+    /// A reload removes worksets under a live set: its old workset number
+    /// is another workset, or none, in the new config. The live set is
+    /// found there by its ports, and the rollout moves every slot within
+    /// N + K.
+    #[test]
+    fn a_rollout_after_worksets_were_removed_finds_the_live_set_by_its_ports() {
+        let with = |ws: &[[u16; 4]]| {
+            let mut c = (*surge_cfg(1)).clone();
+            c.worksets = ws.iter().map(|w| w.to_vec()).collect();
+            Arc::new(c)
+        };
+        let (a, b, c) = ([8001, 8002, 8003, 8004], [8501, 8502, 8503, 8504], [9001, 9002, 9003, 9004]);
+        for (new, busy, to) in [
+            // The middle workset removed: the live one is now the second.
+            (with(&[a, c]), vec![], [8001, 8002, 8003, 8004]),
+            // The live workset dropped, a port of the first held.
+            (with(&[a, b]), vec![8002], [8001, 8502, 8003, 8004]),
+        ] {
+            let mut t = Instant::now();
+            let mut g = Group::new("web");
+            g.run(t, Event::Start { cfg: with(&[a, b, c]), index: 2 });
+            g.run(t, Event::Spawned(c.iter().zip(11..).map(|(&p, pid)| (p, Ok(pid))).collect()));
+            let acts = g.run(t, Event::Tick);
+            let acts = pass_all(&mut g, t, &acts);
+            assert!(done(&run_step(&mut g, t, &acts, ExitStatus::Code(0), "")).is_some());
+            let live = g.live.as_ref().unwrap().ports();
+            assert!(plan::by_slots(&new, &live));
+            let plan = plan::next_slots(&new, &live, |p| busy.contains(&p)).unwrap();
+            assert_eq!(plan.iter().map(|t| t.port).collect::<Vec<_>>(), to);
+            let (mut pid, mut alive) = (100, vec![11, 12, 13, 14]);
+            let mut acts = g.run(t, Event::StartPlan { cfg: new, plan });
+            let last = loop {
+                let (run, next) = run_batch(&mut g, &mut t, acts, &mut pid, &mut alive, 5, false);
+                if let Some(end) = run.done {
+                    break end;
+                }
+                acts = next;
+            };
+            assert_eq!(last.0, Outcome::Ok, "{}", last.1);
+            assert_eq!(g.live.as_ref().unwrap().ports(), to);
+        }
+        // A start on a workset the config does not have, or of nothing, is refused.
+        let mut g = live_group(Instant::now());
+        let acts = g.run(Instant::now(), Event::Start { cfg: cfg(), index: 2 });
+        assert!(done(&acts).unwrap().1.contains("the config has no workset 2"), "{acts:?}");
+        let acts = g.run(Instant::now(), Event::StartPlan { cfg: cfg(), plan: Vec::new() });
+        assert!(done(&acts).unwrap().1.contains("nothing to start"), "{acts:?}");
+        assert!(g.is_idle());
     }
 
     #[test]

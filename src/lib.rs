@@ -1,5 +1,6 @@
 //! rolld's modules, one per concept. The binary is `main.rs`; the library
-//! exists so that benchmarks and fuzz targets can reach the parsers.
+//! exists so that benchmarks and fuzz targets can reach the parsers, the
+//! group machine and the planner.
 
 pub mod actions;
 pub mod client;

@@ -277,7 +277,10 @@ mod tests {
         for _ in 0..50 {
             let (tmp, _f) = create_temp(&held, &dir, OsStr::new("out.conf")).unwrap();
             let n = tmp.to_str().unwrap().to_string();
-            assert!(n.starts_with(".out.conf.rolld-") && !n.contains(&std::process::id().to_string()), "{n}");
+            // Not the pid, in either base.
+            let pid = std::process::id();
+            assert!(n.starts_with(".out.conf.rolld-") && n.len() == ".out.conf.rolld-".len() + 16, "{n}");
+            assert!(!n.ends_with(&format!("{pid:016x}")) && !n.ends_with(&format!("{pid:016}")), "{n}");
             assert!(seen.insert(n));
         }
         // A name already taken (here a symlink to a file rolld must not

@@ -77,12 +77,13 @@ pub fn with_port_fd(s: &str, port: u16, listening: bool) -> String {
 pub fn spawn(cfg: &GroupConfig, port: u16, socket: Option<BorrowedFd<'_>>) -> Result<i32, String> {
     let listening = socket.is_some();
     let argv: Vec<String> = cfg.argv.iter().map(|a| with_port_fd(a, port, listening)).collect();
+    let Some(prog) = argv.first() else { return Err("no command".into()) };
     if let Some(s) = socket
         && s.as_raw_fd() <= 2
     {
-        return Err(format!("{}: the listening socket is descriptor {}, one of 0, 1 and 2", argv[0], s.as_raw_fd()));
+        return Err(format!("{prog}: the listening socket is descriptor {}, one of 0, 1 and 2", s.as_raw_fd()));
     }
-    let mut cmd = Command::new(&argv[0]);
+    let mut cmd = Command::new(prog);
     cmd.current_dir(&cfg.directory).stdin(Stdio::null()).process_group(0);
     let mut env = inherited_env();
     let (mut dirs, mut outputs) = (Vec::new(), Vec::new());
@@ -134,8 +135,8 @@ pub fn spawn(cfg: &GroupConfig, port: u16, socket: Option<BorrowedFd<'_>>) -> Re
         .collect::<Result<_, _>>()?;
     sys::exec_in_child(&mut cmd, c_argv, c_env, listening.then_some("LISTEN_PID"), socket.map(|s| s.as_raw_fd()));
     let child = cmd.spawn().map_err(|e| match (&cfg.credentials, opened.is_empty()) {
-        (Some(c), false) => format!("{}: {e} (as uid {}, before exec, opening {})", argv[0], c.uid, opened.join(", ")),
-        _ => format!("{}: {e}", argv[0]),
+        (Some(c), false) => format!("{}: {e} (as uid {}, before exec, opening {})", prog, c.uid, opened.join(", ")),
+        _ => format!("{prog}: {e}"),
     })?;
     Ok(child.id() as i32)
 }

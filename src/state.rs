@@ -21,7 +21,9 @@ pub struct Entry {
     /// Serving (`live`), draining (`drain`), or starting or stopping
     /// (`other`).
     pub role: Role,
-    /// Index of the live workset.
+    /// The workset of its set's config that has its port (0 when none
+    /// has), for whoever reads the file. A successor never uses it: it
+    /// finds each port in its own config, whose worksets may differ.
     pub workset: usize,
     pub port: u16,
     pub pid: i32,
@@ -97,7 +99,8 @@ impl Recorder {
                 for p in &set.procs {
                     let Some(pid) = p.pid else { continue };
                     let start = *self.starts.entry(pid).or_insert_with(|| identity(pid).map_or(0, |i| i.0));
-                    entries.push(Entry { group: g.name.clone(), role, workset: p.workset, port: p.port, pid, start });
+                    let workset = set.workset_of(p.port).unwrap_or(0);
+                    entries.push(Entry { group: g.name.clone(), role, workset, port: p.port, pid, start });
                 }
             }
         }

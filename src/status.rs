@@ -50,7 +50,7 @@ pub fn text(s: &Snapshot) -> Vec<String> {
                 "{:<16} {:<13} {:<7} {:>5} {:>8} {:>9} {:>8}",
                 g.name,
                 g.phase_name(),
-                p.workset,
+                live.workset_of(p.port).map_or("-".to_string(), |w| w.to_string()),
                 p.port,
                 pid,
                 up,
@@ -96,14 +96,14 @@ pub fn json(s: &Snapshot) -> String {
                                 if p.pid.is_some() { format!("{up:.3}") } else { "null".into() },
                                 p.restarts,
                                 p.slot,
-                                p.workset,
+                                number(l.workset_of(p.port)),
                                 p.rollout
                             )
                         })
                         .collect();
                     format!(
                         "{{\"workset\":{},\"ports\":{},\"processes\":[{}]}}",
-                        l.index,
+                        number(l.workset()),
                         ports(&l.ports()),
                         procs.join(",")
                     )
@@ -116,7 +116,7 @@ pub fn json(s: &Snapshot) -> String {
             let rollout = match g.incoming() {
                 Some(n) => {
                     let batch = g.batch().map_or("null".to_string(), |(b, of)| format!("[{b},{of}]"));
-                    format!("{{\"workset\":{},\"ports\":{},\"batch\":{batch}}}", n.index, ports(&n.ports()))
+                    format!("{{\"workset\":{},\"ports\":{},\"batch\":{batch}}}", number(n.workset()), ports(&n.ports()))
                 }
                 None => "null".into(),
             };
@@ -181,6 +181,11 @@ fn drain_json(d: &DrainView, now: Instant) -> String {
         fmt_ports(&d.ports),
         d.deadline.saturating_duration_since(now).as_secs_f64()
     )
+}
+
+/// A JSON number, or null.
+fn number(n: Option<usize>) -> String {
+    n.map_or("null".to_string(), |n| n.to_string())
 }
 
 fn fmt_uptime(s: u64) -> String {

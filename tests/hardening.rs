@@ -5,11 +5,12 @@
 //! pidfds, a config read again that hangs, a template that is a link to a
 //! root-only file, an LB config written through a user's directory, a
 //! render given up on a slow fsync (a FUSE file system), groups taken over
-//! whose numbers are handed to strangers, and a process name and a
-//! template error that would forge lines.
+//! whose numbers are handed to strangers, a process name and a template
+//! error that would forge lines, and reloads that remove worksets under a
+//! live set.
 //!
-//! Ports: Harness k = 38, 39, 54..=59, 65..=70 and 90 (23800-23912,
-//! 25400-25912, 26500-27012, 29000-29012).
+//! Ports: Harness k = 38, 39, 54..=61, 65..=70 and 90 (23800-23912,
+//! 25400-26122, 26500-27012, 29000-29012).
 
 mod common;
 
@@ -792,5 +793,93 @@ fn a_template_error_cannot_forge_an_outcome_or_a_line() {
     assert_nothing_forged(&h, &[&out, &check]);
     assert_eq!(h.read("lb.conf"), rendered, "the LB's config is unchanged");
     h.assert_live(0);
+    h.stop_ok(S(8));
+}
+
+/// The harness's config with `surge: 1` and the worksets `sets` (two ports
+/// each) instead of its own two.
+fn surge_yaml(h: &Harness, sets: &[[u16; 2]]) -> String {
+    let yaml = h.yaml(&Cfg { extra: "surge: 1", ..Cfg::default() });
+    let [[a0, a1], [b0, b1]] = h.ws;
+    let block = format!("    - numprocs: [{a0}, {a1}]\n    - numprocs: [{b0}, {b1}]\n");
+    assert!(yaml.contains(&block), "{yaml}");
+    let sets: String = sets.iter().map(|[p, q]| format!("    - numprocs: [{p}, {q}]\n")).collect();
+    yaml.replace(&block, &sets)
+}
+
+/// A `surge: 1` group started on its third workset (a port of each of the
+/// first two held at start), the holders released: the harness and the
+/// third workset's ports.
+fn live_on_the_third_workset(name: &str, k: u16) -> (Harness, [u16; 2]) {
+    let mut h = Harness::new(name, k);
+    let [[a0, _], [b0, _]] = h.ws;
+    let c = [20000 + 100 * k + 21, 20000 + 100 * k + 22];
+    for p in c {
+        assert!(!listens(p), "port {p} of test {name} is already in use before the test");
+    }
+    std::fs::write(&h.config, surge_yaml(&h, &[h.ws[0], h.ws[1], c])).unwrap();
+    let holders = [
+        std::net::TcpListener::bind(("127.0.0.1", a0)).unwrap(),
+        std::net::TcpListener::bind(("127.0.0.1", b0)).unwrap(),
+    ];
+    h.start();
+    assert!(h.line("live on").contains(&format!("live on {},{}", c[0], c[1])), "{}", h.log_text());
+    drop(holders);
+    (h, c)
+}
+
+/// rolld is still running, answers `status`, and `ports` serve.
+fn still_serving(h: &mut Harness, ports: [u16; 2]) {
+    let child = h.child.as_mut().expect("rolld started");
+    assert!(child.try_wait().unwrap().is_none(), "rolld died\n{}", h.log_text());
+    assert_eq!(client(h, &["status"]).status.code(), Some(0), "rolld answers");
+    for p in ports {
+        h.wait_for(&format!("port {p} to answer"), S(5), || answers(p));
+    }
+}
+
+/// A reload that removes the workset before the live one: the live set's
+/// place is found again in the new config by its ports (its old workset
+/// number means another workset there), and the rollout moves each slot
+/// to the next workset.
+#[test]
+fn a_reload_that_removes_a_workset_before_the_live_one_rolls() {
+    let (mut h, c) = live_on_the_third_workset("hard-drop-middle", 60);
+    std::fs::write(&h.config, surge_yaml(&h, &[h.ws[0], c])).unwrap();
+    let o = client(&h, &["reload", "--wait", "--timeout", "30"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(text(&o).contains(&format!("-> {},{} in 2 batches of 1", h.ws[0][0], h.ws[0][1])), "{}", text(&o));
+    let a = h.ws[0];
+    still_serving(&mut h, a);
+    for p in c {
+        h.wait_for(&format!("port {p} to be closed"), S(5), || !listens(p));
+    }
+    h.stop_ok(S(8));
+}
+
+/// A reload that drops the live workset altogether, while a port of the
+/// remaining ones is held in the one slot: the rollout is refused, naming
+/// the slot, and the live set serves on. Once the port is free, the next
+/// reload moves every slot.
+#[test]
+fn a_reload_that_drops_the_live_workset_refuses_or_rolls() {
+    let (mut h, c) = live_on_the_third_workset("hard-drop-live", 61);
+    std::fs::write(&h.config, surge_yaml(&h, &h.ws)).unwrap();
+    let held = [
+        std::net::TcpListener::bind(("127.0.0.1", h.ws[0][1])).unwrap(),
+        std::net::TcpListener::bind(("127.0.0.1", h.ws[1][1])).unwrap(),
+    ];
+    let o = client(&h, &["reload", "--wait", "--timeout", "30"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains(&format!("slot 1 (live on {})", c[1])), "{}", text(&o));
+    still_serving(&mut h, c);
+    drop(held);
+    let o = client(&h, &["reload", "--wait", "--timeout", "30"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let a = h.ws[0];
+    still_serving(&mut h, a);
+    for p in c {
+        h.wait_for(&format!("port {p} to be closed"), S(5), || !listens(p));
+    }
     h.stop_ok(S(8));
 }
