@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test of rolld: unit and integration tests (cargo test), a
-# bounded fuzzing run of the parsers (fuzz/run.sh), then the end-to-end
-# tests behind real load balancers under wrk load (tests/e2e.sh,
-# tests/e2e_streams.sh, tests/e2e_surge.sh, tests/faults.sh), and with no
-# load balancer at all (tests/e2e_listen.sh).
+# bounded fuzzing run of the parsers and the group machine (fuzz/run.sh),
+# then the end-to-end tests behind real load balancers under wrk load
+# (tests/e2e.sh, tests/e2e_streams.sh, tests/e2e_surge.sh, tests/faults.sh),
+# and with no load balancer at all (tests/e2e_listen.sh).
 # Installs what the tests need when it is missing.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -31,7 +31,7 @@ export PATH="$PATH:/usr/sbin:/sbin"
 
 echo "== unit and integration tests"
 cargo test --all-targets
-echo "== fuzzing: the config loader and the TCP table parsers, 60 s each"
+echo "== fuzzing: the config loader, the TCP table parsers and the group machine, 60 s each"
 fuzz/run.sh 60
 cargo build --release --bins --example http_backend
 echo "== end-to-end behind nginx"
