@@ -7,6 +7,9 @@
   probe.py start ...                     backend start-to-listening and stop
   probe.py reload ...                    nginx reload until the new upstream answers
   probe.py rollout ...                   one SIGHUP rollout of a running rolld
+  probe.py answers ...                   one SIGHUP rollout under new connections
+                                         opened one after another, each answer's
+                                         release
   probe.py sv-restart ...                supervisord's CPU per `restart all`
   probe.py liveness ...                  `rolld status` latency and SIGTERM-to-exit,
                                          idle and while after_start hangs
@@ -49,9 +52,13 @@ def _pdeathsig():
         pass
 
 
-def spawn(argv, **kw):
+def spawn(argv, light=False, **kw):
+    """Starts argv with its output discarded. It dies with this process,
+    unless `light`: then nothing runs in the child between fork and exec
+    (CPython then uses vfork), the lightest launch Python has, and
+    bench/run.sh stops what is left by its command line."""
     return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, preexec_fn=_pdeathsig, **kw)
+                            stderr=subprocess.DEVNULL, preexec_fn=None if light else _pdeathsig, **kw)
 
 
 # --- /proc -------------------------------------------------------------------
@@ -120,6 +127,20 @@ def cpu(pid):
         except (OSError, ValueError, IndexError):
             pass
     return {"stat_ms": ticks * 1000.0 / CLK_TCK, "sched_ms": ns / 1e6}
+
+
+def time_wait():
+    """TCP sockets in TIME_WAIT in this network namespace: every count of
+    connections walks them (section 3)."""
+    try:
+        with open("/proc/net/sockstat") as f:
+            for line in f:
+                if line.startswith("TCP:"):
+                    parts = line.split()
+                    return int(parts[parts.index("tw") + 1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
 
 
 def cmd_mem(a):
@@ -210,10 +231,10 @@ def stop_all(procs):
     return (time.monotonic() - t) * 1000
 
 
-def start_set(argv, ports, cwd):
+def start_set(argv, ports, cwd, light=False):
     """Spawns one backend per port; (ms until all listen, procs)."""
     t0 = time.monotonic()
-    procs = [spawn(argv + [str(p)], cwd=cwd) for p in ports]
+    procs = [spawn(argv + [str(p)], light=light, cwd=cwd) for p in ports]
     pending = set(ports)
 
     def all_up():
@@ -234,14 +255,20 @@ def cmd_start(a):
     for p in ports:
         if listening(p):
             die("port %d is already in use" % p)
-    argv, cwd = [a.python, a.app], os.path.dirname(a.app)
+    if a.exe:
+        argv, cwd = [a.exe], os.path.dirname(a.exe)
+    elif a.python and a.app:
+        argv, cwd = [a.python, a.app], os.path.dirname(a.app)
+    else:
+        die("start needs --exe, or --python and --app")
+    light = bool(a.exe)
     out = {"single_ms": [], "stop_ms": [], "set_ms": [], "set_stop_ms": [], "set_size": len(ports)}
     for _ in range(a.runs):
-        took, procs = start_set(argv, ports[:1], cwd)
+        took, procs = start_set(argv, ports[:1], cwd, light)
         out["single_ms"].append(took)
         out["stop_ms"].append(stop_all(procs))
         wait_until(lambda: not listening(ports[0]), 5)
-        took, procs = start_set(argv, ports, cwd)
+        took, procs = start_set(argv, ports, cwd, light)
         out["set_ms"].append(took)
         out["set_stop_ms"].append(stop_all(procs))
         wait_until(lambda: not any(listening(p) for p in ports), 5)
@@ -369,6 +396,7 @@ def cmd_rollout(a):
     peak = count_procs(a.count) if a.count else None
     last_count = time.monotonic()
     offset = os.path.getsize(a.log)
+    tw = time_wait()
     c0 = cpu(a.pid)
     t0w = time.time()
     t0 = time.monotonic()
@@ -426,7 +454,7 @@ def cmd_rollout(a):
         die("no 'rollout ok' in %s within %d s" % (a.log, a.timeout))
     wall = (time.monotonic() - t0) * 1000
     c1 = cpu(a.pid)
-    out = {"phases": phases(done), "wall_ms": wall,
+    out = {"phases": phases(done), "wall_ms": wall, "time_wait": tw,
            "cpu_stat_ms": c1["stat_ms"] - c0["stat_ms"], "cpu_sched_ms": c1["sched_ms"] - c0["sched_ms"]}
     if new:
         out["listen_ms"] = max(listen.values())
@@ -444,6 +472,89 @@ def cmd_rollout(a):
             out["log_ready_ms"] = (t - t0w) * 1000
         elif " after_start done in " in line:
             out["log_after_start_ms"] = (t - t0w) * 1000
+    out.update(switches(text))
+    print(json.dumps(out))
+
+
+SWITCH = re.compile(r" new connections of \S+ go to \S+ now \(switched in ([0-9.]+m?s)\)\s*$")
+
+
+def switches(text):
+    """The switches a `listen:` group logged in `text` (rolld's own timing,
+    in its log's resolution: whole ms), with the last one's log time."""
+    out = {}
+    for line in text.splitlines():
+        m = SWITCH.search(line)
+        if m:
+            out.setdefault("switch_ms", []).append(dur_ms(m.group(1)))
+            out["switch_at"] = ts(line)
+    return out
+
+
+RELEASE = re.compile(r"release (\S+)$")
+
+
+def cmd_answers(a):
+    """SIGHUP to a rolld whose new set answers `release --release`, then
+    GET / on a new connection to --port, one after another, as fast as they
+    come back, until `--after` ms past the rollout's `rollout ok`. Each
+    sample: when its connect began, and whose answer it got (new release,
+    another, or none). `all_new_ms`: the start of the first connection
+    after the last one not answered by the new release."""
+    offset = os.path.getsize(a.log)
+    tw = time_wait()
+    samples = []
+    t0w = time.time()
+    t0 = time.monotonic()
+    os.kill(a.pid, signal.SIGHUP)
+    deadline = t0 + a.timeout
+    done_at = None
+    last_log = t0
+    text = ""
+    while True:
+        now = time.monotonic()
+        if now > deadline:
+            die("no 'rollout ok' in %s within %d s" % (a.log, a.timeout))
+        if done_at is None and now - last_log >= 0.01:
+            last_log = now
+            with open(a.log, errors="replace") as f:
+                f.seek(offset)
+                text = f.read()
+            for line in text.splitlines():
+                if " rolled back" in line:
+                    die("rollout rolled back: " + line.strip())
+                if " rollout ok: " in line:
+                    done_at = now
+        if done_at is not None and now - done_at >= a.after / 1000:
+            break
+        t_open = time.monotonic()
+        body = get(a.port, timeout=2)
+        m = RELEASE.search(body) if body else None
+        kind = "err" if body is None else ("new" if m and m.group(1) == a.release else "old")
+        samples.append(((t_open - t0) * 1000, kind))
+    with open(a.log, errors="replace") as f:
+        f.seek(offset)
+        text = f.read()
+    done = [line for line in text.splitlines() if " rollout ok: " in line]
+    if not done:
+        die("no 'rollout ok' line")
+    kinds = [k for _, k in samples]
+    if "new" not in kinds or kinds[-1] != "new":
+        die("the new release %s never answered every new connection (%d samples: %s)"
+            % (a.release, len(kinds), {k: kinds.count(k) for k in set(kinds)}))
+    last_other = max((i for i, k in enumerate(kinds) if k != "new"), default=-1)
+    first_new = kinds.index("new")
+    out = {"phases": phases(done[-1]), "samples": len(samples), "time_wait": tw,
+           "first_new_ms": samples[first_new][0], "all_new_ms": samples[last_other + 1][0],
+           "old_after_new": sum(1 for k in kinds[first_new:] if k == "old"),
+           "errors": kinds.count("err"),
+           # The gap between two samples around the last switch: the
+           # resolution of all_new_ms.
+           "gap_ms": samples[last_other + 1][0] - samples[last_other][0] if last_other >= 0 else None}
+    sw = switches(text)
+    if sw:
+        out["switch_ms"] = sw["switch_ms"]
+        out["log_switch_ms"] = (sw["switch_at"] - t0w) * 1000
     print(json.dumps(out))
 
 
@@ -730,102 +841,103 @@ def cmd_report(a):
             return "%s (PSS %.2f)" % (mib(m[key]), m["pss_kib"] / 1024)
         return mib(m[key])
 
-    w("### 2. Footprint")
-    w("")
-    w("rolld's own process only (VmRSS, VmHWM, RssAnon, RssFile from /proc/PID/status),")
-    w("never its backends'. Peer: supervisord (Debian `supervisor`, nodaemon, own config")
-    w("and socket in a temp dir) running the same backends. Wakeups = voluntary +")
-    w("nonvoluntary context switches, all threads, over 10 s idle, rolld and supervisord")
-    w("in the same 10 s window.")
-    w("")
-    w("| figure | rolld | peer (same run) | peer | ratio | target | met |")
-    w("|---|---|---|---|---|---|---|")
-    if m_start and sv_start:
-        w("| RSS, 4 example backends, after start | %s | supervisord, same 4 backends, after start | %s | %s | ≤ 4 MiB | %s |"
-          % (memcell(m_start), peercell(sv_start), ratio(m_start["rss_kib"], sv_start["rss_kib"]),
-             verdict(m_start["rss_kib"] <= 4096)))
-    if m_after and sv:
-        nr = len(sv_restart or [])
-        w("| RSS, 4 example backends, after %d rollouts | %s | supervisord, after %d `restart all` | %s | %s | ≤ 4 MiB | %s |"
-          % (len(ro), memcell(m_after), nr, peercell(sv), ratio(m_after["rss_kib"], sv["rss_kib"]),
-             verdict(m_after["rss_kib"] <= 4096)))
-        w("| HWM (peak RSS), 4 example backends | %s | supervisord | %s | %s | | |"
-          % (mib(m_after["hwm_kib"]), mib(sv["hwm_kib"]), ratio(m_after["hwm_kib"], sv["hwm_kib"])))
-    if mem200 and sv200:
-        w("| RSS, 200 tiny backends, after start | %s | supervisord, 200 tiny backends | %s | %s | ≤ 8 MiB | %s |"
-          % (memcell(mem200s), peercell(sv200), ratio(mem200s["rss_kib"], sv200["rss_kib"]),
-             verdict(mem200s["rss_kib"] <= 8192)))
-        w("| RSS, 200 tiny backends, after 3 rollouts | %s | supervisord, 200 | %s | %s | ≤ 8 MiB | %s |"
-          % (memcell(mem200), peercell(sv200), ratio(mem200["rss_kib"], sv200["rss_kib"]),
-             verdict(mem200["rss_kib"] <= 8192)))
-        w("| HWM, 200 tiny backends, after 3 rollouts | %s | supervisord, 200 | %s | %s | | |"
-          % (mib(mem200["hwm_kib"]), mib(sv200["hwm_kib"]), ratio(mem200["hwm_kib"], sv200["hwm_kib"])))
-    for label, idle in (("4 example backends", idle4), ("200 tiny backends", idle200)):
-        if idle:
-            r, s_ = idle.get("rolld"), idle.get("supervisord")
-            w("| wakeups in 10 s idle, %s | %d (%d vol + %d nonvol) | supervisord, same backends | %d | | 0 | %s |"
-              % (label, r["wakeups"], r["voluntary"], r["nonvoluntary"], s_["wakeups"], verdict(r["wakeups"] == 0)))
-            w("| CPU in 10 s idle, %s (schedstat) | %s | supervisord | %s | | | |"
-              % (label, ms(r["cpu_ms"]), ms(s_["cpu_ms"])))
-    if ro:
-        cs = med([r["cpu_stat_ms"] for r in ro])
-        cn = med([r["cpu_sched_ms"] for r in ro])
-        mean_stat = sum(r["cpu_stat_ms"] for r in ro) / len(ro)
-        if sv_restart:
-            ss_ = med([x["cpu_stat_ms"] for x in sv_restart])
-            sn = med([x["cpu_sched_ms"] for x in sv_restart])
-            sw = med([x["wall_ms"] for x in sv_restart])
-            w("| CPU per rollout, 4 example backends: utime+stime (10 ms ticks; mean %s) / schedstat | %s / %s | supervisord per `supervisorctl restart all` of its 4 (stop + start, no smoke test, no LB; %s wall) | %s / %s | %s | | |"
-              % (ms(mean_stat), ms(cs), ms(cn), ms(sw), ms(ss_), ms(sn), ratio(cn, sn)))
-    if scale.get(200):
-        c200 = med([r["cpu_sched_ms"] for r in scale[200]])
-        c200s = med([r["cpu_stat_ms"] for r in scale[200]])
-        c4 = med([r["cpu_sched_ms"] for r in scale[4]]) if scale.get(4) else None
-        w("| CPU per rollout, 200 tiny backends: utime+stime / schedstat | %s / %s | rolld with 4 tiny backends (schedstat) | %s | %s | | |"
-          % (ms(c200s), ms(c200), ms(c4), ratio(c200, c4)))
-    if first200 and sv200_start:
-        sr = first200.get("spawn", 0) + first200.get("ready", 0)
-        w("| first start of 200 tiny backends: spawn + ready (log) | %s | supervisord: launch → 200 ports listening (polled every 20 ms) | %s | %s | | |"
-          % (ms(sr), ms(sv200_start.get("ms")), ratio(sr, sv200_start.get("ms"))))
-    if sizes:
-        mb = lambda b: "n/a" if not b else "%.2f MiB" % (b / 1048576)
-        st = sizes.get("release_stripped")
-        w("| release binary as built (the repo's Cargo.toml), stripped copy | %s | same source with no `[profile.release]`, stripped copy | %s | %s | ≤ 2 MiB | %s |"
-          % (mb(st), mb(sizes.get("none_stripped")), ratio(st, sizes.get("none_stripped")),
-             verdict(None if not st else st <= 2 * 1048576)))
-        w("| release binary as built, unstripped | %s | no profile, unstripped | %s | %s | | |"
-          % (mb(sizes.get("release")), mb(sizes.get("none")), ratio(sizes.get("release"), sizes.get("none"))))
-        w("| `[profile.release] lto = true, codegen-units = 1, strip = true, panic = \"abort\"`, opt-level \"s\" / 3 | %s / %s | no profile, stripped | %s | %s / %s | ≤ 2 MiB | %s |"
-          % (mb(sizes.get("lto_s")), mb(sizes.get("lto_3")), mb(sizes.get("none_stripped")),
-             ratio(sizes.get("lto_s"), sizes.get("none_stripped")), ratio(sizes.get("lto_3"), sizes.get("none_stripped")),
-             verdict(None if not sizes.get("lto_3") else sizes["lto_3"] <= 2 * 1048576)))
-        if sizes.get("supervisor_kib"):
-            w("| (context) supervisor's Debian package, Installed-Size, python3 not counted | | | %.2f MiB | | | |"
-              % (sizes["supervisor_kib"] / 1024))
-    w("")
-    notes = []
-    if m_start and m_start["rss_kib"] > 4096:
-        t = ("RSS with the 4 example backends misses 4 MiB as measured (%s). Its anonymous part "
-             "(heap, stacks) is %s; the rest is file-backed" % (mib(m_start["rss_kib"]), mib(m_start["anon_kib"])))
-        if m_start.get("exe_kib") is not None:
-            t += (": %s of rolld's own binary (text pages touched, and the kernel's fault-around "
-                  "maps their neighbours) and %s of shared libraries (libc, libm, ld.so, libgcc_s), "
-                  "pages every process on the host shares; PSS is %s"
-                  % (mib(m_start["exe_kib"]), mib(m_start["libs_kib"]), mib(m_start.get("pss_kib"))))
-        t += (". The example's HTTP smoke test (ureq) and template render (minijinja) touch code "
-              "that the 200-tiny-backend config (TCP check, `run_proc` only) does not, hence its "
-              "lower RSS with 50× the backends.")
-        notes.append(t)
-    if sizes.get("release_stripped") and sizes["release_stripped"] > 2 * 1048576:
-        notes.append("The stripped binary misses 2 MiB as built; see the profile rows for what "
-                     "LTO/strip/abort give for the same source.")
-    if sizes.get("none_stripped") and sizes["none_stripped"] > 2 * 1048576:
-        notes.append("Without a release profile (opt-level 3, 16 codegen units, no LTO, unwinding) the "
-                     "stripped binary is over 2 MiB: serde_yaml, minijinja and ureq's generic code is "
-                     "instantiated per crate, with no cross-crate dead-code removal, plus unwind tables.")
-    for t in notes:
-        w(t)
+    if any((m_start, m_after, sv, mem200, idle4, idle200, sizes)):
+        w("### 2. Footprint")
         w("")
+        w("rolld's own process only (VmRSS, VmHWM, RssAnon, RssFile from /proc/PID/status),")
+        w("never its backends'. Peer: supervisord (Debian `supervisor`, nodaemon, own config")
+        w("and socket in a temp dir) running the same backends. Wakeups = voluntary +")
+        w("nonvoluntary context switches, all threads, over 10 s idle, rolld and supervisord")
+        w("in the same 10 s window.")
+        w("")
+        w("| figure | rolld | peer (same run) | peer | ratio | target | met |")
+        w("|---|---|---|---|---|---|---|")
+        if m_start and sv_start:
+            w("| RSS, 4 example backends, after start | %s | supervisord, same 4 backends, after start | %s | %s | ≤ 4 MiB | %s |"
+              % (memcell(m_start), peercell(sv_start), ratio(m_start["rss_kib"], sv_start["rss_kib"]),
+                 verdict(m_start["rss_kib"] <= 4096)))
+        if m_after and sv:
+            nr = len(sv_restart or [])
+            w("| RSS, 4 example backends, after %d rollouts | %s | supervisord, after %d `restart all` | %s | %s | ≤ 4 MiB | %s |"
+              % (len(ro), memcell(m_after), nr, peercell(sv), ratio(m_after["rss_kib"], sv["rss_kib"]),
+                 verdict(m_after["rss_kib"] <= 4096)))
+            w("| HWM (peak RSS), 4 example backends | %s | supervisord | %s | %s | | |"
+              % (mib(m_after["hwm_kib"]), mib(sv["hwm_kib"]), ratio(m_after["hwm_kib"], sv["hwm_kib"])))
+        if mem200 and sv200:
+            w("| RSS, 200 tiny backends, after start | %s | supervisord, 200 tiny backends | %s | %s | ≤ 8 MiB | %s |"
+              % (memcell(mem200s), peercell(sv200), ratio(mem200s["rss_kib"], sv200["rss_kib"]),
+                 verdict(mem200s["rss_kib"] <= 8192)))
+            w("| RSS, 200 tiny backends, after 3 rollouts | %s | supervisord, 200 | %s | %s | ≤ 8 MiB | %s |"
+              % (memcell(mem200), peercell(sv200), ratio(mem200["rss_kib"], sv200["rss_kib"]),
+                 verdict(mem200["rss_kib"] <= 8192)))
+            w("| HWM, 200 tiny backends, after 3 rollouts | %s | supervisord, 200 | %s | %s | | |"
+              % (mib(mem200["hwm_kib"]), mib(sv200["hwm_kib"]), ratio(mem200["hwm_kib"], sv200["hwm_kib"])))
+        for label, idle in (("4 example backends", idle4), ("200 tiny backends", idle200)):
+            if idle:
+                r, s_ = idle.get("rolld"), idle.get("supervisord")
+                w("| wakeups in 10 s idle, %s | %d (%d vol + %d nonvol) | supervisord, same backends | %d | | 0 | %s |"
+                  % (label, r["wakeups"], r["voluntary"], r["nonvoluntary"], s_["wakeups"], verdict(r["wakeups"] == 0)))
+                w("| CPU in 10 s idle, %s (schedstat) | %s | supervisord | %s | | | |"
+                  % (label, ms(r["cpu_ms"]), ms(s_["cpu_ms"])))
+        if ro:
+            cs = med([r["cpu_stat_ms"] for r in ro])
+            cn = med([r["cpu_sched_ms"] for r in ro])
+            mean_stat = sum(r["cpu_stat_ms"] for r in ro) / len(ro)
+            if sv_restart:
+                ss_ = med([x["cpu_stat_ms"] for x in sv_restart])
+                sn = med([x["cpu_sched_ms"] for x in sv_restart])
+                sw = med([x["wall_ms"] for x in sv_restart])
+                w("| CPU per rollout, 4 example backends: utime+stime (10 ms ticks; mean %s) / schedstat | %s / %s | supervisord per `supervisorctl restart all` of its 4 (stop + start, no smoke test, no LB; %s wall) | %s / %s | %s | | |"
+                  % (ms(mean_stat), ms(cs), ms(cn), ms(sw), ms(ss_), ms(sn), ratio(cn, sn)))
+        if scale.get(200):
+            c200 = med([r["cpu_sched_ms"] for r in scale[200]])
+            c200s = med([r["cpu_stat_ms"] for r in scale[200]])
+            c4 = med([r["cpu_sched_ms"] for r in scale[4]]) if scale.get(4) else None
+            w("| CPU per rollout, 200 tiny backends: utime+stime / schedstat | %s / %s | rolld with 4 tiny backends (schedstat) | %s | %s | | |"
+              % (ms(c200s), ms(c200), ms(c4), ratio(c200, c4)))
+        if first200 and sv200_start:
+            sr = first200.get("spawn", 0) + first200.get("ready", 0)
+            w("| first start of 200 tiny backends: spawn + ready (log) | %s | supervisord: launch → 200 ports listening (polled every 20 ms) | %s | %s | | |"
+              % (ms(sr), ms(sv200_start.get("ms")), ratio(sr, sv200_start.get("ms"))))
+        if sizes:
+            mb = lambda b: "n/a" if not b else "%.2f MiB" % (b / 1048576)
+            st = sizes.get("release_stripped")
+            w("| release binary as built (the repo's Cargo.toml), stripped copy | %s | same source with no `[profile.release]`, stripped copy | %s | %s | ≤ 2 MiB | %s |"
+              % (mb(st), mb(sizes.get("none_stripped")), ratio(st, sizes.get("none_stripped")),
+                 verdict(None if not st else st <= 2 * 1048576)))
+            w("| release binary as built, unstripped | %s | no profile, unstripped | %s | %s | | |"
+              % (mb(sizes.get("release")), mb(sizes.get("none")), ratio(sizes.get("release"), sizes.get("none"))))
+            w("| `[profile.release] lto = true, codegen-units = 1, strip = true, panic = \"abort\"`, opt-level \"s\" / 3 | %s / %s | no profile, stripped | %s | %s / %s | ≤ 2 MiB | %s |"
+              % (mb(sizes.get("lto_s")), mb(sizes.get("lto_3")), mb(sizes.get("none_stripped")),
+                 ratio(sizes.get("lto_s"), sizes.get("none_stripped")), ratio(sizes.get("lto_3"), sizes.get("none_stripped")),
+                 verdict(None if not sizes.get("lto_3") else sizes["lto_3"] <= 2 * 1048576)))
+            if sizes.get("supervisor_kib"):
+                w("| (context) supervisor's Debian package, Installed-Size, python3 not counted | | | %.2f MiB | | | |"
+                  % (sizes["supervisor_kib"] / 1024))
+        w("")
+        notes = []
+        if m_start and m_start["rss_kib"] > 4096:
+            t = ("RSS with the 4 example backends misses 4 MiB as measured (%s). Its anonymous part "
+                 "(heap, stacks) is %s; the rest is file-backed" % (mib(m_start["rss_kib"]), mib(m_start["anon_kib"])))
+            if m_start.get("exe_kib") is not None:
+                t += (": %s of rolld's own binary (text pages touched, and the kernel's fault-around "
+                      "maps their neighbours) and %s of shared libraries (libc, libm, ld.so, libgcc_s), "
+                      "pages every process on the host shares; PSS is %s"
+                      % (mib(m_start["exe_kib"]), mib(m_start["libs_kib"]), mib(m_start.get("pss_kib"))))
+            t += (". The example's HTTP smoke test (ureq) and template render (minijinja) touch code "
+                  "that the 200-tiny-backend config (TCP check, `run_proc` only) does not, hence its "
+                  "lower RSS with 50× the backends.")
+            notes.append(t)
+        if sizes.get("release_stripped") and sizes["release_stripped"] > 2 * 1048576:
+            notes.append("The stripped binary misses 2 MiB as built; see the profile rows for what "
+                         "LTO/strip/abort give for the same source.")
+        if sizes.get("none_stripped") and sizes["none_stripped"] > 2 * 1048576:
+            notes.append("Without a release profile (opt-level 3, 16 codegen units, no LTO, unwinding) the "
+                         "stripped binary is over 2 MiB: serde_yaml, minijinja and ureq's generic code is "
+                         "instantiated per crate, with no cross-crate dead-code removal, plus unwind tables.")
+        for t in notes:
+            w(t)
+            w("")
 
     # 3. Drain check cost.
     rows, info = [], []
@@ -1011,6 +1123,138 @@ def cmd_report(a):
             peak = max(r.get("peak_procs", 0) for r in rs)
             w("| %s | %d | %s | %d | %d | %s |" % (k, 8 // int(k), ms(tot), peak, 8 + int(k), ratio(tot, base)))
         w("")
+    # 8. listen: mode.
+    la = load(d, "listen_answers_listen.jsonl", [])
+    na = load(d, "listen_answers_nginx.jsonl", [])
+    lq = load(d, "listen_rollout_listen.jsonl", [])
+    nq = load(d, "listen_rollout_nginx.jsonl", [])
+    if la and na and lq and nq:
+        lst = load(d, "listen_start.jsonl", [])
+        lrel = load(d, "listen_reload.jsonl", [])
+        mls, mla = load(d, "mem_listen_start.json"), load(d, "mem_listen_after.json")
+        mns, mna = load(d, "mem_lnginx_start.json"), load(d, "mem_lnginx_after.json")
+        sw = [x for r in la + lq for x in r.get("switch_ms", [])]
+        under = sum(1 for x in sw if x < 1)
+        sw_med, sw_max = med(sw), (max(sw) if sw else None)
+        bare, bare_cmd = med(flat(lrel, "bare_answer_ms")), med(flat(lrel, "bare_cmd_ms"))
+        s4, s1, stop4 = med(flat(lst, "set_ms")), med(flat(lst, "single_ms")), med(flat(lst, "set_stop_ms"))
+        fig = lambda rs, k: med([r.get(k) for r in rs])
+        count = lambda x: "n/a" if x is None else "%.0f" % x
+        tot = lambda rs: med([r["phases"]["total"] for r in rs])
+        total = lambda rs, k: sum(r.get(k) or 0 for r in rs)
+        tot_l, tot_n = tot(lq), tot(nq)
+        ph = {k: med([r["phases"].get(k) for r in lq]) for k in ("spawn", "ready", "after_start", "drain", "stop")}
+        n_drain = med([r["phases"].get("drain") for r in nq])
+        undrained = med([r["phases"]["total"] - r["phases"].get("drain", 0) for r in lq])
+        over = None if None in (tot_l, s4) else tot_l - s4
+        if sw and sw_max < 1:
+            sw_cell = "under 1 ms (0 ms in %d of %d)" % (under, len(sw))
+            sw_ratio = "< %s" % ratio(1, bare)
+        else:
+            sw_cell = "%s (max %s; under 1 ms in %d of %d)" % (ms(sw_med), ms(sw_max), under, len(sw))
+            sw_ratio = ratio(sw_med, bare)
+        w("### 8. `listen:` mode: rolld holds the public port, no load balancer")
+        w("")
+        w("4 backends (`examples/http_backend.rs`, a Rust server answering `port P release R`,")
+        w("R from the config's `env:`, changed before every rollout), `check_all_http_ports`,")
+        w("`drain_quiet: 0`. *listen:*: `http_backend {numproc} --fd {fd}`, `listen: '%s'`,"
+          % cfg.get("listen", "?"))
+        w("`procs: 4`, `check_from: %s`. *Through nginx* (the peer): the same backends on ports,"
+          % cfg.get("listen_check_from", "?"))
+        w("`http_backend {numproc}`, after_start `replace_file` + `run_proc: ./nginx/reload.sh`")
+        w("(the example's, a real nginx of its own on 127.0.0.1:%s). Both rollds run side by side;"
+          % cfg.get("listen_nginx_port", "?"))
+        w("%d rounds, each: the start peer (4 `http_backend PORT` spawned at once from Python"
+          % len(lst))
+        w("with nothing run between fork and exec, a connect every 1 ms until all 4 listen; and one")
+        w("alone), the switch peer (this nginx switched between two live upstreams by")
+        w("`nginx -s reload`, timed until the other upstream answers, as in section 1), then two")
+        w("rollouts of each group (which goes first alternates) with nothing else running")
+        w("(*quiet*: %d + %d). Then %d + %d rollouts under the answer probe, the groups alternating:"
+          % (len(lq), len(nq), len(la), len(na)))
+        w("from SIGHUP, GET / on a new connection, one after another, each as soon as the previous")
+        w("one is answered, until 100 ms after `rollout ok`; *every new connection answered by the")
+        w("new release*: the start of the first connection after the last one answered otherwise.")
+        w("They come last: their connections leave TIME_WAIT sockets, which every count of")
+        w("connections walks (section 3). *Switch*: rolld's own timing")
+        w("of it, from its log line `new connections of ADDR go to PORTS now (switched in D)`")
+        w("(its sockets checked, then the one setsockopt that replaces the program), D in whole")
+        w("milliseconds, cut down (0 ms = under 1 ms).")
+        w("")
+        w("| figure | listen: | peer (same run) | peer | ratio | target | met |")
+        w("|---|---|---|---|---|---|---|")
+        w("| the switch (rolld's log; %d rollouts) | %s | `nginx -s reload` → the other upstream answers (the command alone: %s) | %s | %s | < 1 ms | %s |"
+          % (len(sw), sw_cell, ms(bare_cmd), ms(bare), sw_ratio,
+             verdict(None if sw_med is None else sw_med < 1)))
+        all_l, all_n = fig(la, "all_new_ms"), fig(na, "all_new_ms")
+        w("| SIGHUP → every new connection answered by the new release | %s | the same, rolld through nginx | %s | %s | | |"
+          % (ms(all_l), ms(all_n), ratio(all_l, all_n)))
+        w("| SIGHUP → the first new connection answered by the new release | %s | the same, through nginx | %s | %s | | |"
+          % (ms(fig(la, "first_new_ms")), ms(fig(na, "first_new_ms")),
+             ratio(fig(la, "first_new_ms"), fig(na, "first_new_ms"))))
+        w("| new connections answered by the old release after one by the new / failed, all %d rollouts (connections made) | %d / %d (%d) | the same, through nginx | %d / %d (%d) | | 0 failed | %s |"
+          % (len(la), total(la, "old_after_new"), total(la, "errors"), total(la, "samples"),
+             total(na, "old_after_new"), total(na, "errors"), total(na, "samples"),
+             verdict(total(la, "errors") == 0)))
+        w("| whole rollout, quiet (log `total`) | %s | 4 backends started at once (spawn → all 4 listening) / one alone | %s / %s | %s | ≤ peer + 20 ms | %s |"
+          % (ms(tot_l), ms(s4), ms(s1), ratio(tot_l, s4),
+             verdict(None if over is None else over <= 20)))
+        w("| rolld's overhead: whole rollout − the 4 backends' start | %s | | | | ≤ 20 ms | %s |"
+          % (ms(over), verdict(None if over is None else over <= 20)))
+        w("| phases, quiet: `spawn` + `ready` + `after_start` (the switch) + `drain` + `stop` | %s + %s + %s + %s + %s | 4 at once: start / SIGTERM → all exited | %s / %s | | | |"
+          % (ms(ph["spawn"]), ms(ph["ready"]), ms(ph["after_start"]), ms(ph["drain"]), ms(ph["stop"]),
+             ms(s4), ms(stop4)))
+        w("| the same without its `drain` (`drain_quiet: 0`: one count of connections) | %s | 4 backends started at once | %s | %s | | |"
+          % (ms(undrained), ms(s4), ratio(undrained, s4)))
+        w("| phase `drain`, quiet | %s | the same, through nginx | %s | %s | | |"
+          % (ms(ph["drain"]), ms(n_drain), ratio(ph["drain"], n_drain)))
+        w("| whole rollout, quiet (log `total`) | %s | the same, through nginx | %s | %s | | |"
+          % (ms(tot_l), ms(tot_n), ratio(tot_l, tot_n)))
+        w("| whole rollout under the answer probe (log `total`) | %s | the same, through nginx | %s | %s | | |"
+          % (ms(tot(la)), ms(tot(na)), ratio(tot(la), tot(na))))
+        cl, cn = fig(lq, "cpu_sched_ms"), fig(nq, "cpu_sched_ms")
+        w("| rolld's CPU per rollout, quiet (schedstat) | %s | the same, through nginx | %s | %s | | |"
+          % (ms(cl), ms(cn), ratio(cl, cn)))
+        if mls and mns:
+            w("| rolld's RSS, after start | %s | rolld, the same backends through nginx | %s | %s | ≤ 4 MiB | %s |"
+              % (memcell(mls), memcell(mns), ratio(mls["rss_kib"], mns["rss_kib"]), verdict(mls["rss_kib"] <= 4096)))
+        if mla and mna:
+            w("| rolld's RSS, after %d rollouts | %s | the same, through nginx | %s | %s | ≤ 4 MiB | %s |"
+              % (len(la) + len(lq), memcell(mla), memcell(mna), ratio(mla["rss_kib"], mna["rss_kib"]),
+                 verdict(mla["rss_kib"] <= 4096)))
+            w("| rolld's HWM (peak RSS) | %s | the same, through nginx | %s | %s | | |"
+              % (mib(mla["hwm_kib"]), mib(mna["hwm_kib"]), ratio(mla["hwm_kib"], mna["hwm_kib"])))
+        w("")
+        gl, gn = fig(la, "gap_ms"), fig(na, "gap_ms")
+        lsw = fig(la, "log_switch_ms")
+        w("The answer probe's resolution: %s (listen:) and %s (nginx) between the two connections"
+          % (ms(gl), ms(gn)))
+        w("around the last answer by the old release. Under it, SIGHUP → the switch's log line is %s"
+          % ms(lsw))
+        w("(log time, whole ms), against %s for every new connection answered by the new release." % ms(all_l))
+        w("TIME_WAIT sockets on the host at the quiet rollouts: %s (median; other jobs' included), at the"
+          % count(fig(lq + nq, "time_wait")))
+        w("rollouts under the answer probe: %s. `drain` (`drain_quiet: 0`) is one count of connections,"
+          % count(fig(la + na, "time_wait")))
+        w("whose cost grows with them.")
+        w("")
+        if over is not None and over > 20:
+            w("The whole rollout misses the backends' start + 20 ms as measured: %s beyond the start of"
+              % ms(over))
+            w("4 backends at once (%s). Its phases: spawn %s, ready %s (spawn + ready against the"
+              % (ms(s4), ms(ph["spawn"]), ms(ph["ready"])))
+            w("peer's start: %s), after_start %s, drain %s, stop %s. The drain, with `drain_quiet: 0`,"
+              % (ms(None if None in (ph["spawn"], ph["ready"]) else ph["spawn"] + ph["ready"]),
+                 ms(ph["after_start"]), ms(ph["drain"]), ms(ph["stop"])))
+            w("is one count of the connections on the public port (sock_diag, which walks every TCP")
+            w("socket of the host, TIME_WAIT ones included, plus the old processes' accept queues);")
+            w("through nginx the same phase is one count too (%s)." % ms(n_drain))
+            w("")
+        elif over is not None:
+            w("The whole rollout is within the backends' start + 20 ms: %s beyond the start of 4"
+              % ms(over))
+            w("backends at once (%s)." % ms(s4))
+            w("")
     print("\n".join(L))
 
 
@@ -1100,8 +1344,9 @@ def main():
     p.add_argument("secs", type=float)
     p.add_argument("who", nargs="+")
     p = sub.add_parser("start")
-    p.add_argument("--python", required=True)
-    p.add_argument("--app", required=True)
+    p.add_argument("--python")
+    p.add_argument("--app")
+    p.add_argument("--exe", help="a program taking the port as its argument, instead of --python --app")
     p.add_argument("--ports", required=True)
     p.add_argument("--runs", type=int, default=10)
     p = sub.add_parser("reload")
@@ -1119,6 +1364,13 @@ def main():
     p.add_argument("--nginx-port", type=int, default=0)
     p.add_argument("--timeout", type=float, default=60)
     p.add_argument("--count", default="", help="sample how many processes hold this in their command line")
+    p = sub.add_parser("answers")
+    p.add_argument("--pid", type=int, required=True)
+    p.add_argument("--log", required=True)
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--release", required=True)
+    p.add_argument("--after", type=float, default=100, help="ms to go on after 'rollout ok'")
+    p.add_argument("--timeout", type=float, default=60)
     p = sub.add_parser("sv-restart")
     p.add_argument("--conf", required=True)
     p.add_argument("--pid", type=int, required=True)
@@ -1137,6 +1389,7 @@ def main():
     p.add_argument("--runs", type=int, default=11)
     a = ap.parse_args()
     {"mem": cmd_mem, "idle": cmd_idle, "start": cmd_start, "reload": cmd_reload, "rollout": cmd_rollout,
+     "answers": cmd_answers,
      "sv-restart": cmd_sv_restart, "phases": cmd_phases, "report": cmd_report,
      "liveness": cmd_liveness}[a.cmd](a)
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmark of rolld, from a fresh clone:
 #
-#   bench/run.sh [--out FILE] [--no-profiles]
+#   bench/run.sh [--out FILE] [--no-profiles] [--only listen]
 #
 # Installs what it needs when it is missing (nginx, supervisor, wrk, curl,
 # iproute2, procps, python3, binutils; through apt-get, as root or with sudo),
@@ -26,13 +26,21 @@
 #      open through nginx (tests/sse_clients.py), with and without
 #      drain_signal;
 #   7. surge: rollout time and peak process count with 8 backends, surge
-#      1, 2 and 8 (blue/green).
+#      1, 2 and 8 (blue/green);
+#   8. listen: mode (rolld holds the public port, no LB): 4 backends
+#      (examples/http_backend.rs on the socket rolld hands it), 40
+#      rollouts, beside the same backends on ports behind nginx driven by
+#      rolld in the same run: rolld's switch beside
+#      `nginx -s reload`, SIGHUP -> every new connection answered by the new
+#      release, the whole rollout beside the backends' own start, rolld's
+#      RSS (--only listen runs this section alone).
 #
 # Prints a Markdown report (also written to FILE with --out). Every process it
 # starts is stopped on exit, whatever happens; every wait is bounded. Takes
-# about 6 minutes on 2 cores from a fresh clone, first build included (up to
-# 10 when other jobs load the machine); a good part of it is the three extra
+# about 8 minutes on 2 cores from a fresh clone, first build included (up to
+# 12 when other jobs load the machine); a good part of it is the three extra
 # release builds of the binary-size rows, which --no-profiles skips.
+# `--only listen` takes about 1.5 minutes, its build included.
 # Set BENCH_KEEP=1 to keep the work directory; BENCH_PORT_BASE (default
 # 28000) moves the ports it uses, BASE+80 ... BASE+1199.
 
@@ -43,11 +51,17 @@ cd "$REPO"
 
 OUT=
 PROFILES=1
+ONLY=
 while [[ $# -gt 0 ]]; do
     case $1 in
         --out) OUT=${2:?--out needs a file}; shift 2 ;;
         --no-profiles) PROFILES=0; shift ;;
-        -h | --help) sed -n '2,33p' "$0"; exit 0 ;;
+        --only)
+            [[ ${2:-} == listen ]] || { echo "run.sh: --only takes one section: listen" >&2; exit 2; }
+            ONLY=$2
+            shift 2
+            ;;
+        -h | --help) sed -n '2,45p' "$0"; exit 0 ;;
         *) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -86,7 +100,7 @@ trap 'exit 143' TERM HUP
 
 need=()
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx)
-command -v supervisord >/dev/null 2>&1 || need+=(supervisor)
+[[ -n $ONLY ]] || command -v supervisord >/dev/null 2>&1 || need+=(supervisor)
 command -v wrk >/dev/null 2>&1 || need+=(wrk)
 command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v ss >/dev/null 2>&1 || need+=(iproute2)
@@ -105,7 +119,7 @@ export PATH="$PATH:/usr/sbin:/sbin"
 unset NGINX # nginx reads this variable (inherited sockets)
 NGINX_BIN=$(command -v nginx || echo /usr/sbin/nginx)
 [[ -x $NGINX_BIN ]] || fail "nginx not found"
-command -v supervisord >/dev/null || fail "supervisord not found"
+[[ -n $ONLY ]] || command -v supervisord >/dev/null || fail "supervisord not found"
 # The interpreter itself, not a wrapper (a pyenv shim costs ~1 s per start):
 # rolld's backends, supervisord's and the peer measurements all use it.
 PY=$(python3 -c 'import sys; print(sys.executable)')
@@ -135,11 +149,22 @@ SURGE_B=$(seqc 191 198)
 declare -A SCALE_A=([4]=$(seqc 300 303) [50]=$(seqc 400 449) [200]=$(seqc 600 799))
 declare -A SCALE_B=([4]=$(seqc 310 313) [50]=$(seqc 500 549) [200]=$(seqc 800 999))
 SV200_FIRST=$((BASE + 1000)) # supervisord's 200 tiny backends
+# 8. listen: its public port and 2 x 4 check ports; the same backends on
+# ports behind an nginx of their own, a second upstream for the reload
+# peer, and the start peer's ports.
+L_PUBLIC=$((BASE + 82))
+L_NGINX_PORT=$((BASE + 83))
+L_CHECK_FROM=$((BASE + 220))
+L_CHECKS=$(seqc 220 227)
+LN_A=$(seqc 230 233)
+LN_B=$(seqc 240 243)
+LN_ALT=$(seqc 250 253)
+LN_SOLO=$(seqc 260 263)
 
 listening_ports() { ss -Htln | awk '{n = split($4, a, ":"); print a[n]}' | sort -un; }
 busy=$(
     listening_ports | awk -v first="$SV200_FIRST" \
-        -v lists="$NGINX_PORT,$STREAM_NGINX,$EX_A,$EX_B,$ALT,$SOLO,$SV4,$LIVE,$STREAM_A,$STREAM_B,$SURGE_A,$SURGE_B,$DRAIN_IN,$DRAIN_OUT,${SCALE_A[*]},${SCALE_B[*]}" '
+        -v lists="$NGINX_PORT,$STREAM_NGINX,$L_PUBLIC,$L_NGINX_PORT,$L_CHECKS,$LN_A,$LN_B,$LN_ALT,$LN_SOLO,$EX_A,$EX_B,$ALT,$SOLO,$SV4,$LIVE,$STREAM_A,$STREAM_B,$SURGE_A,$SURGE_B,$DRAIN_IN,$DRAIN_OUT,${SCALE_A[*]},${SCALE_B[*]}" '
         BEGIN { gsub(/ /, ",", lists); n = split(lists, p, ","); for (i = 1; i <= n; i++) want[p[i]] = 1 }
         want[$1] || ($1 >= first && $1 < first + 200)' | tr '\n' ' '
 )
@@ -149,7 +174,7 @@ busy=$(
 
 say "building (cargo build --release)"
 cargo build --release
-cargo build --release --example drain_cost --example tiny_backend
+cargo build --release --example drain_cost --example tiny_backend --example http_backend
 
 # --- work directory and cleanup ---------------------------------------------------
 
@@ -160,11 +185,13 @@ mkdir -p "$RES" "$TMP/bin"
 mkdir -m 700 "$TMP/run"
 # Copies, so that a rebuild during the run changes nothing, and every process
 # of the benchmark names $TMP on its command line.
-cp target/release/rolld target/release/examples/drain_cost target/release/examples/tiny_backend "$TMP/bin/"
+cp target/release/rolld target/release/examples/{drain_cost,tiny_backend,http_backend} "$TMP/bin/"
 ROLLD=$TMP/bin/rolld
 PROBE=$REPO/bench/probe.py
 
 ROLLD_PID=
+L_PID= # 8.: the listen: rolld, beside ROLLD_PID
+L_CFG=
 SV_PID=
 CHILD=
 ALT_PIDS=()
@@ -221,13 +248,15 @@ backend_pids() { # pids of the backends of the rolld running config $1
         grep -o '"pid":[0-9]*' | tail -n +2 | cut -d: -f2 || true
 }
 
-stop_rolld() { # stop_rolld CONFIG: SIGTERM, wait, then make sure its backends are gone
-    local cfg=$1 pids p
-    [[ -n $ROLLD_PID ]] || return 0
+# stop_rolld CONFIG [PID]: SIGTERM to PID (default $ROLLD_PID), wait, then
+# make sure its backends are gone.
+stop_rolld() {
+    local cfg=$1 pid=${2:-$ROLLD_PID} pids p
+    [[ -n $pid ]] || return 0
     pids=$(backend_pids "$cfg")
-    stop_pid "$ROLLD_PID" 20
+    stop_pid "$pid" 20
     for p in $pids; do kill -KILL -- "-$p" 2>/dev/null || true; done
-    ROLLD_PID=
+    [[ $pid != "$ROLLD_PID" ]] || ROLLD_PID=
 }
 
 stop_nginx() {
@@ -250,6 +279,7 @@ cleanup() {
     for pid in "${ALT_PIDS[@]}"; do stop_pid "$pid" 5; done
     [[ -n $SV_PID ]] && stop_pid "$SV_PID" 20
     [[ -n $ROLLD_PID ]] && stop_rolld "${ROLLD_CFG:-}"
+    [[ -n $L_PID ]] && stop_rolld "$L_CFG" "$L_PID"
     stop_nginx
     # Last resort: anything still running from the work directory (its path
     # is unique to this run), by pid.
@@ -333,6 +363,157 @@ EOF
 
 SOURCE="git $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
 [[ -z $(git status --porcelain -- src Cargo.toml Cargo.lock 2>/dev/null) ]] || SOURCE+=" with uncommitted changes to src/ or Cargo.toml"
+
+# report: the Markdown report of what was measured, on stdout and in $OUT.
+report() {
+    cat >"$RES/config.json" <<EOF
+{"nginx_port": $NGINX_PORT, "drain_quiet": 0, "scale_ports": "$((BASE + 300))-$((BASE + 999))", "source": "$SOURCE", "runtime_s": $((($(now_ms) - T_START) / 1000)),
+ "listen": "127.0.0.1:$L_PUBLIC", "listen_check_from": $L_CHECK_FROM, "listen_nginx_port": $L_NGINX_PORT, "only": "$ONLY"}
+EOF
+    probe report "$RES" --runs 11 >"$TMP/report.md"
+    cat "$TMP/report.md"
+    if [[ -n $OUT ]]; then
+        cp "$TMP/report.md" "$OUT"
+        say "report written to $OUT"
+    fi
+}
+
+# --- 8. listen: mode, beside the same backends behind nginx ------------------------------
+
+say "8. listen: mode on 127.0.0.1:$L_PUBLIC, beside the same backends behind nginx on 127.0.0.1:$L_NGINX_PORT"
+LS=$TMP/listen
+HB=$TMP/bin/http_backend
+L_ROUNDS=10
+mkdir -p "$LS/nginx"
+cp example/nginx/{nginx.conf,upstream.conf.templ,reload.sh,stop.sh} "$LS/nginx/"
+sed -i "s/listen 127\.0\.0\.1:8080;/listen 127.0.0.1:$L_NGINX_PORT;/" "$LS/nginx/nginx.conf"
+grep -qF "listen 127.0.0.1:$L_NGINX_PORT;" "$LS/nginx/nginx.conf" || fail "could not set the nginx port"
+# listen_conf MODE RELEASE: $LS/MODE.yml, the group of MODE (listen: or
+# nginx) whose backends answer `release RELEASE`. Written whole, then
+# renamed: a SIGHUP reads the old file or the new one.
+listen_conf() {
+    local f=$LS/$1.yml
+    if [[ $1 == listen ]]; then
+        cat >"$f.new" <<EOF
+# rolld benchmark: listen: mode (generated by bench/run.sh)
+web:
+  cmd: '$HB {numproc} --fd {fd}'
+  listen: '127.0.0.1:$L_PUBLIC'
+  procs: 4
+  check_from: $L_CHECK_FROM
+  env:
+    RELEASE: '$2'
+  smoke_test:
+    - check_all_http_ports: numprocs
+  drain_quiet: 0
+  stop_timeout: 5
+EOF
+    else
+        cat >"$f.new" <<EOF
+# rolld benchmark: the listen: section's backends behind nginx (generated by bench/run.sh)
+web:
+  cmd: '$HB {numproc}'
+  directory: '.'
+  workset:
+    - numprocs: $(yaml_list "$LN_A")
+    - numprocs: $(yaml_list "$LN_B")
+  env:
+    RELEASE: '$2'
+  smoke_test:
+    - check_all_http_ports: numprocs
+  after_start:
+    - replace_file: [numprocs, 'nginx/upstream.conf.templ', 'nginx/upstream.conf']
+    - run_proc: './nginx/reload.sh'
+  drain_quiet: 0
+  stop_timeout: 5
+EOF
+    fi
+    mv -f "$f.new" "$f"
+}
+answered_by() { # answered_by PORT RELEASE: a GET on a new connection to PORT is answered by RELEASE
+    local body
+    body=$(curl -s --max-time 2 "http://127.0.0.1:$1/" 2>/dev/null) || return 1
+    [[ $body == "port "*" release $2" ]]
+}
+listen_conf listen r0
+listen_conf nginx r0
+start_rolld "$LS/listen.yml" "$LS/listen.log"
+L_PID=$ROLLD_PID L_CFG=$ROLLD_CFG
+ROLLD_PID=
+wait_for "the listen: group to answer on $L_PUBLIC" 15 answered_by "$L_PUBLIC" r0
+NGINX_PREFIX=$LS/nginx
+start_rolld "$LS/nginx.yml" "$LS/nginx.log"
+wait_for "nginx to answer from $LN_A" 15 answered_by "$L_NGINX_PORT" r0
+sleep 0.5
+probe mem "$L_PID" >"$RES/mem_listen_start.json"
+probe mem "$ROLLD_PID" >"$RES/mem_lnginx_start.json"
+
+# A second upstream for the nginx reload peer.
+ALT_PIDS=()
+for p in ${LN_ALT//,/ }; do
+    RELEASE=alt "$HB" "$p" </dev/null >/dev/null 2>&1 &
+    ALT_PIDS+=($!)
+done
+wait_for "the reload peer's backends ($LN_ALT) to listen" 30 all_listen "$LN_ALT"
+
+# roll_group MODE RELEASE KIND: one rollout of the group of MODE to
+# RELEASE, measured by `probe KIND` (rollout or answers), appended to
+# $RES/listen_KIND_MODE.jsonl.
+roll_group() {
+    local pid=$ROLLD_PID port=$L_NGINX_PORT
+    [[ $1 == listen ]] && pid=$L_PID port=$L_PUBLIC
+    listen_conf "$1" "$2"
+    if [[ $3 == answers ]]; then
+        run_child "$TMP/r.json" probe answers --pid "$pid" --log "$LS/$1.log" --port "$port" --release "$2" --timeout 60
+    else
+        run_child "$TMP/r.json" probe rollout --pid "$pid" --log "$LS/$1.log" --timeout 60
+    fi
+    cat "$TMP/r.json" >>"$RES/listen_$3_$1.jsonl"
+    wait_for "release $2 to answer on $port" 5 answered_by "$port" "$2"
+    sleep 0.3
+}
+# Rollouts with nothing else running come first: the answer probe's
+# connections leave thousands of TIME_WAIT sockets for 60 s, and every
+# count of connections (the drain) walks them. Which group goes first
+# alternates; the nginx group ends each round on $LN_A, the reload peer's
+# live upstream.
+say "   $L_ROUNDS rounds: backend start peer, nginx reload peer, two rollouts of each group"
+for i in $(seq 1 "$L_ROUNDS"); do
+    run_child "$TMP/r.json" probe start --exe "$HB" --ports "$LN_SOLO" --runs 1
+    cat "$TMP/r.json" >>"$RES/listen_start.jsonl"
+    swap=()
+    ((i % 2)) || swap=(--swap)
+    run_child "$TMP/r.json" probe reload --nginx "$NGINX_BIN" --prefix "$LS/nginx" --port "$L_NGINX_PORT" \
+        --live "$LN_A" --alt "$LN_ALT" --runs 1 "${swap[@]}"
+    cat "$TMP/r.json" >>"$RES/listen_reload.jsonl"
+    modes=(listen nginx)
+    ((i % 2)) || modes=(nginx listen)
+    for mode in "${modes[@]}"; do
+        roll_group "$mode" "q$i-1" rollout
+        roll_group "$mode" "q$i-2" rollout
+    done
+done
+say "   $L_ROUNDS rounds: two rollouts of each group under new connections opened one after another"
+for i in $(seq 1 "$L_ROUNDS"); do
+    modes=(listen nginx)
+    ((i % 2)) || modes=(nginx listen)
+    for mode in "${modes[@]}"; do
+        roll_group "$mode" "a$i-1" answers
+        roll_group "$mode" "a$i-2" answers
+    done
+done
+for p in "${ALT_PIDS[@]}"; do stop_pid "$p" 10; done
+ALT_PIDS=()
+probe mem "$L_PID" >"$RES/mem_listen_after.json"
+probe mem "$ROLLD_PID" >"$RES/mem_lnginx_after.json"
+stop_rolld "$L_CFG" "$L_PID"
+L_PID=
+stop_rolld "$LS/nginx.yml"
+stop_nginx
+if [[ -n $ONLY ]]; then
+    report
+    exit 0
+fi
 
 # --- 1. rollout speed, and the footprint with 4 backends ---------------------------
 
@@ -642,12 +823,4 @@ EOF
 
 # --- report ----------------------------------------------------------------------------------
 
-cat >"$RES/config.json" <<EOF
-{"nginx_port": $NGINX_PORT, "drain_quiet": 0, "scale_ports": "$((BASE + 300))-$((BASE + 999))", "source": "$SOURCE", "runtime_s": $((($(now_ms) - T_START) / 1000))}
-EOF
-probe report "$RES" --runs 11 >"$TMP/report.md"
-cat "$TMP/report.md"
-if [[ -n $OUT ]]; then
-    cp "$TMP/report.md" "$OUT"
-    say "report written to $OUT"
-fi
+report
