@@ -13,13 +13,14 @@ Reads its release from the file `release` beside it, once, at import:
 
 A release named `bad-*` answers 500 to everything.
 
-ASGI only: on SIGUSR1 (rolld's drain_signal) every next response says
-`Connection: close`, so that keep-alive clients leave a retiring process
-between two requests of theirs, through the port, to the new set. uvicorn
-itself has no such signal: on SIGTERM it closes its idle keep-alive
-connections at once, racing a request the client may be sending on one.
-(A WSGI app cannot do this: gunicorn drops hop-by-hop headers; its gthread
-workers answer with `Connection: close` themselves once stopping.)
+ASGI only, through the middleware CloseOnDrain: on SIGUSR1 (rolld's
+drain_signal) every next response says `Connection: close`, so that
+keep-alive clients leave a retiring process between two requests of
+theirs, through the port, to the new set. uvicorn itself has no such
+signal: on SIGTERM it closes its idle keep-alive connections at once,
+racing a request the client may be sending on one. (A WSGI app cannot do
+this: gunicorn drops hop-by-hop headers; its gthread workers answer with
+`Connection: close` themselves once stopping.)
 """
 
 import asyncio
@@ -29,7 +30,6 @@ import time
 
 with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "release")) as f:
     release = f.read().strip()
-draining = False
 
 
 def answer(path):
@@ -54,18 +54,11 @@ def wsgi(environ, start_response):
     return [body]
 
 
-def drain(*_):
-    global draining
-    draining = True
-
-
-async def asgi(scope, receive, send):
+async def app(scope, receive, send):
     if scope["type"] == "lifespan":
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
-                # In the server's main thread, once it runs.
-                signal.signal(signal.SIGUSR1, drain)
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await send({"type": "lifespan.shutdown.complete"})
@@ -76,7 +69,33 @@ async def asgi(scope, receive, send):
     await asyncio.sleep(sleep_secs(path, query))
     status, body = answer(path)
     headers = [(b"content-type", b"text/plain"), (b"content-length", str(len(body)).encode())]
-    if draining:
-        headers.append((b"connection", b"close"))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+class CloseOnDrain:
+    """ASGI middleware: once the process got SIGUSR1 (rolld's drain_signal),
+    every response says `Connection: close`."""
+
+    def __init__(self, app):
+        self.app = app
+        self.draining = False
+
+    def drain(self, *_):
+        self.draining = True
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "lifespan":
+            # In the server's main thread, as it starts.
+            signal.signal(signal.SIGUSR1, self.drain)
+            return await self.app(scope, receive, send)
+
+        async def send_closing(message):
+            if self.draining and message["type"] == "http.response.start":
+                message = dict(message, headers=[*message.get("headers", ()), (b"connection", b"close")])
+            await send(message)
+
+        return await self.app(scope, receive, send_closing)
+
+
+asgi = CloseOnDrain(app)
