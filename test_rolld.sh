@@ -20,6 +20,8 @@ command -v setfacl >/dev/null 2>&1 || need+=(acl)
 /usr/bin/python3 -c 'import fusepy' 2>/dev/null || need+=(python3-fusepy)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
 command -v ansible-playbook >/dev/null 2>&1 || python3 -c 'import ensurepip, venv' 2>/dev/null || need+=(python3-venv)
+# tests/e2e_listen.sh with APP=gunicorn|uvicorn: a virtualenv of the system python.
+/usr/bin/python3 -c 'import ensurepip, venv' 2>/dev/null || need+=(python3-venv)
 if [ ${#need[@]} -gt 0 ]; then
     echo "test_rolld.sh: installing ${need[*]}"
     sudo=""
@@ -48,6 +50,10 @@ echo "== end-to-end: listen:, no load balancer, wrk straight at the port rolld h
 bash tests/e2e_listen.sh "$PWD/target/release/rolld"
 echo "== end-to-end: listen:, rolld and its backends as nobody"
 E2E_USER=nobody bash tests/e2e_listen.sh "$PWD/target/release/rolld"
+echo "== end-to-end: listen:, gunicorn (gthread workers) serving on the socket rolld hands it"
+APP=gunicorn bash tests/e2e_listen.sh "$PWD/target/release/rolld"
+echo "== end-to-end: listen:, uvicorn serving on the socket rolld hands it"
+APP=uvicorn bash tests/e2e_listen.sh "$PWD/target/release/rolld"
 echo "== many hosts: example/deploy.yml by Ansible across three rollds under load"
 bash tests/hosts.sh "$PWD/target/release/rolld"
 echo "== fault matrix behind nginx under load"
