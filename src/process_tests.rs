@@ -30,7 +30,12 @@ fn alone(name: &str) -> bool {
         return true;
     }
     let exe = std::env::current_exe().unwrap();
-    let mut child = std::process::Command::new(exe)
+    // Through a shell that closes descriptor 3, which the tests want free:
+    // whatever runs the tests may hand one down there (`flock FILE cargo
+    // test` does: its lock).
+    let mut child = std::process::Command::new("/bin/sh")
+        .args(["-c", "exec 3>&-; exec \"$0\" \"$@\""])
+        .arg(exe)
         .args([&format!("process::tests::{name}"), "--exact", "--test-threads=1", "--nocapture"])
         .env(ALONE, "1")
         .env("NOTIFY_SOCKET", "/run/systemd/notify")
