@@ -63,11 +63,12 @@ impl Drop for Backend {
     }
 }
 
-/// Group `g` in `dir` running `cmd`, its stderr in `err.log`.
+/// Group `g` in `dir` running `cmd`, its stderr in `err.log`: a `listen:`
+/// group (the config is only read; the test hands its own socket).
 fn group(dir: &Path, cmd: &str, extra: &str) -> GroupConfig {
     let yml = dir.join("rolld.yml");
     let text = format!(
-        "g:\n  cmd: '{cmd}'\n  directory: '{}'\n  stderr: 'err.log'\n{extra}  workset:\n    - numprocs: [9001]\n    - numprocs: [9002]\n",
+        "g:\n  cmd: '{cmd}'\n  directory: '{}'\n  stderr: 'err.log'\n{extra}  listen: '127.0.0.1:9000'\n  procs: 1\n  check_from: 9001\n",
         dir.display()
     );
     std::fs::write(&yml, text).unwrap();
