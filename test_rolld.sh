@@ -56,6 +56,6 @@ echo "== end-to-end: listen:, uvicorn serving on the socket rolld hands it"
 APP=uvicorn bash tests/e2e_listen.sh "$PWD/target/release/rolld"
 echo "== many hosts: example/deploy.yml by Ansible across three rollds under load"
 bash tests/hosts.sh "$PWD/target/release/rolld"
-echo "== fault matrix behind nginx under load"
+echo "== fault matrix under load: behind nginx, and listen: with no load balancer"
 ROLLD_BIN="$PWD/target/release/rolld" bash tests/faults.sh
 echo "test_rolld.sh: all tests passed"

@@ -24,6 +24,7 @@ use crate::takeover::{Watch, Watched};
 use crate::work::{Done, Owner, Work};
 use crate::{actions, log, plan, process, smoke, sys, takeover, tcp};
 use std::collections::VecDeque;
+use std::net::SocketAddr;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -489,7 +490,11 @@ impl Daemon {
                 None => self.add_slot(Group::new(&gc.name), gc.clone()),
             };
             if let Err(reason) = self.open_pool(i, &gc) {
-                self.feed(i, Event::StartRefused(reason));
+                if self.slots[i].group.is_idle() {
+                    self.feed(i, Event::StartRefused(reason));
+                } else {
+                    log::log(Level::Warn, &gc.name, None, &reason);
+                }
                 continue;
             }
             if !self.slots[i].group.is_idle() {
@@ -520,13 +525,19 @@ impl Daemon {
 
     /// The sockets of group `i` when its config has `listen:`: opened the
     /// first time, new connections queued for its first bank until its
-    /// first set is live; kept for the group's life, never resized.
+    /// first set is live; kept for the group's life, never resized. Each
+    /// later round puts them right first, before its checks: a process may
+    /// have cleared SO_REUSEPORT on its socket, or detached the program
+    /// (see `pool`), and then checks and new connections reach any socket.
     fn open_pool(&mut self, i: usize, gc: &GroupConfig) -> Result<(), String> {
         let slot = &mut self.slots[i];
         let Some(l) = &gc.listen else { return Ok(()) };
         if let Some(pool) = &slot.pool {
             if (pool.addr(), pool.slots(), pool.check_from()) == (l.addr, l.procs, l.check_from) {
-                return Ok(());
+                return pool
+                    .check()
+                    .and_then(|()| pool.route(&slot.routed))
+                    .map_err(|e| format!("route to sockets {:?}: {e}", slot.routed));
             }
             return Err(format!(
                 "listen: {}, procs: {} and check_from: {} cannot change while the group runs on {} with {} \
@@ -650,9 +661,10 @@ impl Daemon {
     }
 
     /// A `listen:` group between switches: new connections go to the live
-    /// processes that run (a crashed one's socket keeps what waits in its
-    /// queue for its successor); to every live socket when none runs.
-    /// During a switch, its route step decides.
+    /// processes that serve (a crashed one's socket keeps what waits in its
+    /// queue for its successor, which gets new connections once it passes
+    /// its check); to every live socket when none serves. During a
+    /// switch, its route step decides.
     fn follow_live(&mut self, i: usize) {
         let slot = &mut self.slots[i];
         let (Some(pool), Some(live), None) = (&slot.pool, &slot.group.live, slot.group.step_awaited()) else {
@@ -660,9 +672,8 @@ impl Daemon {
         };
         let Some(l) = &live.cfg.listen else { return };
         let all: Vec<usize> = live.procs.iter().filter_map(|p| l.index(p.port)).collect();
-        let running: Vec<usize> =
-            live.procs.iter().filter(|p| p.pid.is_some()).filter_map(|p| l.index(p.port)).collect();
-        let want = if running.is_empty() { all } else { running };
+        let serving: Vec<usize> = live.procs.iter().filter(|p| p.serving()).filter_map(|p| l.index(p.port)).collect();
+        let want = if serving.is_empty() { all } else { serving };
         if want == slot.routed || want.is_empty() {
             return;
         }
@@ -704,20 +715,13 @@ impl Daemon {
                 Some(Event::Spawned(spawned.collect()))
             }
             Action::Smoke { cfg, seq, ports } => {
-                let public = self.slots[i].pool.as_ref().map(|p| p.addr());
                 for port in ports {
-                    let cfg = cfg.clone();
-                    self.work.submit(owner, move || Event::Checked {
-                        seq,
-                        port,
-                        result: match public {
-                            // A check of a listen: group's process: through
-                            // the public port, from the check port naming it.
-                            Some(public) => smoke::check_through(&cfg.checks, public, port),
-                            None => smoke::check_port(&cfg.checks, port),
-                        },
-                    });
+                    self.check(i, cfg.clone(), port, move |result| Event::Checked { seq, port, result });
                 }
+                None
+            }
+            Action::Probe { cfg, port, pid } => {
+                self.check(i, cfg, port, move |result| Event::Probed { port, pid, result });
                 None
             }
             Action::RunStep { cfg, seq, step, ports, old_ports } => match cfg.actions.get(step).cloned() {
@@ -737,11 +741,15 @@ impl Daemon {
                 None => Some(Event::StepDone { seq, result: Ok(()) }),
             },
             Action::Count { seq, ports } => {
-                match self.slots[i].pool.clone() {
-                    Some(pool) => {
-                        let groups = self.process_groups(i, &ports);
-                        self.work
-                            .submit(owner, move || Event::Connections { seq, counts: held(&pool, &ports, &groups) });
+                let slot = &self.slots[i];
+                let public = slot.pool.as_ref().map(|p| p.addr()).or(slot.cfg.listen.as_ref().map(|l| l.addr));
+                match public {
+                    Some(public) => {
+                        let (pool, groups) = (slot.pool.clone(), self.process_groups(i, &ports));
+                        self.work.submit(owner, move || Event::Connections {
+                            seq,
+                            counts: held(public, pool.as_deref(), &ports, &groups),
+                        });
                     }
                     None => self
                         .work
@@ -788,6 +796,26 @@ impl Daemon {
                 None
             }
         }
+    }
+
+    /// Checks the process of `port` of group `i` on a worker; `answer`
+    /// makes the event of the result.
+    fn check(
+        &mut self,
+        i: usize,
+        cfg: Arc<GroupConfig>,
+        port: u16,
+        answer: impl FnOnce(Result<(), String>) -> Event + Send + 'static,
+    ) {
+        let public = self.slots[i].pool.as_ref().map(|p| p.addr());
+        self.work.submit(self.slots[i].id, move || {
+            answer(match public {
+                // A check of a listen: group's process: through the public
+                // port, from the check port naming it.
+                Some(public) => smoke::check_through(&cfg.checks, public, port),
+                None => smoke::check_port(&cfg.checks, port),
+            })
+        });
     }
 
     /// Points new connections of group `i`'s public port at the sockets
@@ -880,18 +908,27 @@ impl Daemon {
 
 /// What the processes of a `listen:` group on `ports` (in `groups`) still
 /// have: the connections waiting in their sockets' queues, and those they
-/// hold. An error when either cannot be told: a drain goes on.
-fn held(pool: &Pool, ports: &[u16], groups: &[Option<i32>]) -> Result<Vec<(u16, usize)>, String> {
-    let index = |p: u16| usize::from(p.wrapping_sub(pool.check_from()));
-    let queued: Vec<usize> = ports
-        .iter()
-        .map(|&p| pool.queued(index(p)).map(|n| n as usize))
-        .collect::<std::io::Result<_>>()
-        .map_err(|e| format!("accept queues of {}: {e}", pool.addr()))?;
+/// hold. Without the `pool` (the processes of a previous rolld, whose
+/// sockets this one does not hold), only those they hold: their queues
+/// cannot be read, and no new connection is routed to them any more. An
+/// error when a count cannot be taken: a drain goes on.
+fn held(
+    public: SocketAddr,
+    pool: Option<&Pool>,
+    ports: &[u16],
+    groups: &[Option<i32>],
+) -> Result<Vec<(u16, usize)>, String> {
+    let queued: Vec<usize> = match pool {
+        Some(pool) => ports
+            .iter()
+            .map(|&p| pool.queued(usize::from(p.wrapping_sub(pool.check_from()))).map(|n| n as usize))
+            .collect::<std::io::Result<_>>()
+            .map_err(|e| format!("accept queues of {public}: {e}"))?,
+        None => vec![0; ports.len()],
+    };
     let running: Vec<i32> = groups.iter().flatten().copied().collect();
-    let mut holding = crate::pool::held(pool.addr().port(), &running)
-        .map_err(|e| format!("connections of {}: {e}", pool.addr()))?
-        .into_iter();
+    let mut holding =
+        crate::pool::held(public.port(), &running).map_err(|e| format!("connections of {public}: {e}"))?.into_iter();
     let counts = groups.iter().zip(queued).map(|(g, q)| q + g.map_or(0, |_| holding.next().unwrap_or(0)));
     Ok(ports.iter().copied().zip(counts).collect())
 }

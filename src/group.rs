@@ -26,6 +26,9 @@ use std::time::{Duration, Instant};
 
 /// How often a port that failed its check is checked again.
 pub const SMOKE_INTERVAL: Duration = Duration::from_millis(10);
+/// How often a restarted process of a `listen:` group that failed its
+/// check is checked again.
+const PROBE_INTERVAL: Duration = Duration::from_millis(100);
 /// How often connections on a draining set are counted.
 pub const DRAIN_INTERVAL: Duration = Duration::from_millis(50);
 const BACKOFF_FIRST: Duration = Duration::from_secs(1);
@@ -48,6 +51,9 @@ pub struct Proc {
     backoff: Duration,
     restart_at: Option<Instant>,
     pub restarts: u32,
+    /// A restarted process of a `listen:` group, until one of its checks
+    /// passes: it gets no new connection before (`serving`).
+    probe: Option<Probe>,
     /// Its place in the live set (which a rollout by batches replaces):
     /// its port's place in its workset in the config that started it, and
     /// nothing in another config (see `plan`).
@@ -57,7 +63,21 @@ pub struct Proc {
     pub rollout: u64,
 }
 
+/// The checks of a restarted process of a `listen:` group.
+#[derive(Clone, Debug, PartialEq)]
+struct Probe {
+    state: CheckState,
+    /// Said that it has not passed within start_timeout.
+    warned: bool,
+}
+
 impl Proc {
+    /// Whether new connections may go to it (`listen:`): it runs and, if
+    /// it was restarted, has passed its check since.
+    pub fn serving(&self) -> bool {
+        self.pid.is_some() && self.probe.is_none()
+    }
+
     /// The leader was reaped (or, taken over, seen to end): what is left
     /// of its group is killed now, and the group is never signalled again.
     /// (A taken-over group is reached only where the kernel can still tell
@@ -65,6 +85,7 @@ impl Proc {
     /// whether it has emptied.
     fn reaped(&mut self, out: &mut Vec<Action>) -> Option<i32> {
         self.pid = None;
+        self.probe = None;
         let pgid = self.pgid.take()?;
         out.push(Action::Signal { pgid, sig: libc::SIGKILL });
         Some(pgid)
@@ -79,6 +100,7 @@ impl Proc {
             backoff: BACKOFF_FIRST,
             restart_at: None,
             restarts: 0,
+            probe: None,
             slot: t.slot,
             rollout,
         }
@@ -192,6 +214,12 @@ pub enum Event {
     },
     /// Result of `Action::CheckGroups`.
     GroupsAlive(Vec<i32>),
+    /// The check of `Action::Probe` ended.
+    Probed {
+        port: u16,
+        pid: i32,
+        result: Result<(), String>,
+    },
     Tick,
     Terminate,
 }
@@ -228,6 +256,13 @@ pub enum Action {
         cfg: Arc<GroupConfig>,
         seq: u64,
         ports: Vec<u16>,
+    },
+    /// Check `port`, whose process `pid` of the live set was restarted;
+    /// the answer is `Event::Probed`.
+    Probe {
+        cfg: Arc<GroupConfig>,
+        port: u16,
+        pid: i32,
     },
     /// Run after_start step `step` of `cfg` for `ports` (the set to point
     /// at) and `old_ports`; it answers `Event::StepRunning` then
@@ -662,8 +697,13 @@ impl Group {
             Phase::Stopping { stop, .. } | Phase::ShuttingDown { stop, .. } => stop.deadline(),
             Phase::Idle | Phase::Gone => None,
         };
-        let restarts = self.live.iter().flat_map(|s| s.procs.iter()).filter_map(|p| p.restart_at);
-        phase.into_iter().chain(restarts).min()
+        let live = self.live.iter().flat_map(|s| s.procs.iter());
+        let restarts = live.clone().filter_map(|p| p.restart_at);
+        let probes = live.filter_map(|p| match p.probe {
+            Some(Probe { state: CheckState::Due(t), .. }) => Some(t),
+            _ => None,
+        });
+        phase.into_iter().chain(restarts).chain(probes).min()
     }
 
     pub fn handle(&mut self, now: Instant, ev: Event) -> Vec<Action> {
@@ -682,6 +722,10 @@ impl Group {
             (p @ P::ShuttingDown { .. }, E::Terminate) => p,
             (p, E::Terminate) => self.terminate(p, now, out),
             (p, E::Exited { pid, status }) => self.exited(p, now, pid, status, out),
+            (p, E::Probed { port, pid, result }) => {
+                self.probed(now, port, pid, result, out);
+                p
+            }
             (p, E::Spawned(results)) => self.spawned(p, now, results, out),
             (p, E::Tick) => self.tick(p, now, out),
             (P::Idle, E::Start { cfg, index }) => match plan::to_workset(&cfg, index) {
@@ -958,6 +1002,7 @@ impl Group {
         }
         for (port, pid) in restarted {
             self.log(out, Level::Info, Some(port), format!("restarted as pid {pid}"));
+            self.probe(port, pid, out);
         }
         match (phase, failure) {
             (Phase::Starting { set, .. }, Some((port, reason))) => {
@@ -1046,6 +1091,44 @@ impl Group {
                 Phase::Idle
             }
             Phase::Gone => Phase::Gone,
+        }
+    }
+
+    /// A live process of a `listen:` group restarted as `pid`: it is
+    /// checked at once, and gets new connections once it passes.
+    fn probe(&mut self, port: u16, pid: i32, out: &mut Vec<Action>) {
+        let Some(live) = self.live.as_mut().filter(|s| s.cfg.listen.is_some()) else { return };
+        let Some(p) = live.procs.iter_mut().find(|p| p.port == port && p.pid == Some(pid)) else { return };
+        p.probe = Some(Probe { state: CheckState::InFlight, warned: false });
+        out.push(Action::Probe { cfg: live.cfg.clone(), port, pid });
+    }
+
+    /// The check of a restarted live process ended: once it passes, the
+    /// process serves; until then it is checked again every
+    /// `PROBE_INTERVAL`, and said once not to pass within start_timeout.
+    fn probed(&mut self, now: Instant, port: u16, pid: i32, result: Result<(), String>, out: &mut Vec<Action>) {
+        let Some(live) = self.live.as_mut() else { return };
+        let timeout = live.cfg.timing.start_timeout;
+        let Some(p) = live.procs.iter_mut().find(|p| p.port == port && p.pid == Some(pid)) else { return };
+        let Some(probe) = p.probe.as_mut().filter(|c| c.state == CheckState::InFlight) else { return };
+        match result {
+            Ok(()) => {
+                p.probe = None;
+                let msg = format!("pid {pid} passes its check: new connections go to it again");
+                self.log(out, Level::Info, Some(port), msg);
+            }
+            Err(e) => {
+                probe.state = CheckState::Due(now + PROBE_INTERVAL);
+                if !probe.warned && now.saturating_duration_since(p.started) >= timeout {
+                    probe.warned = true;
+                    let msg = format!(
+                        "pid {pid}, restarted, has not passed its check within start_timeout {}: {e}; \
+                         it gets no new connections until it does",
+                        fmt_duration(timeout)
+                    );
+                    self.log(out, Level::Warn, Some(port), msg);
+                }
+            }
         }
     }
 
@@ -1260,6 +1343,14 @@ impl Group {
                 .collect();
             if !due.is_empty() {
                 out.push(Action::Spawn { cfg: live.cfg.clone(), ports: due });
+            }
+            for p in live.procs.iter_mut() {
+                if let (Some(probe), Some(pid)) = (p.probe.as_mut(), p.pid)
+                    && matches!(probe.state, CheckState::Due(t) if t <= now)
+                {
+                    probe.state = CheckState::InFlight;
+                    out.push(Action::Probe { cfg: live.cfg.clone(), port: p.port, pid });
+                }
             }
         }
         match phase {
@@ -1992,6 +2083,82 @@ mod tests {
         t += Duration::from_secs(61);
         g.run(t, Event::Exited { pid, status: ExitStatus::Code(1) });
         assert_eq!(g.next_deadline(), Some(t + Duration::from_secs(1)));
+    }
+
+    /// The config of a `listen:` group whose sockets are named by the check
+    /// ports 8001 to 8004.
+    fn listen_cfg() -> Arc<GroupConfig> {
+        let mut c = (*cfg()).clone();
+        c.listen = Some(crate::config::Listen { addr: ([127, 0, 0, 1], 8000).into(), procs: 2, check_from: 8001 });
+        c.worksets = vec![vec![8001, 8002], vec![8003, 8004]];
+        c.actions = vec![Step::Route];
+        Arc::new(c)
+    }
+
+    fn serving(g: &Group) -> Vec<u16> {
+        g.live.as_ref().unwrap().procs.iter().filter(|p| p.serving()).map(|p| p.port).collect()
+    }
+
+    #[test]
+    fn a_restarted_listen_process_serves_once_its_check_passes() {
+        let t0 = Instant::now();
+        let mut g = Group::new("web");
+        g.adopt(listen_cfg(), &[(8001, 11), (8002, 12)], t0);
+        assert_eq!(serving(&g), vec![8001, 8002]);
+        g.run(ms(t0, 100), Event::Exited { pid: 11, status: ExitStatus::Signal(9) });
+        assert_eq!(serving(&g), vec![8002]);
+        assert_eq!(g.run(ms(t0, 1100), Event::Tick), vec![Action::Spawn { cfg: listen_cfg(), ports: vec![8001] }]);
+        let a = g.run(ms(t0, 1100), Event::Spawned(vec![(8001, Ok(21))]));
+        assert!(a.contains(&Action::Probe { cfg: listen_cfg(), port: 8001, pid: 21 }), "{a:?}");
+        assert_eq!(serving(&g), vec![8002], "restarted, not checked yet");
+        assert_eq!(g.next_deadline(), None, "its check is under way");
+        // A check that fails is made again PROBE_INTERVAL later.
+        assert!(g.run(ms(t0, 1200), Event::Probed { port: 8001, pid: 21, result: Err("refused".into()) }).is_empty());
+        assert_eq!(g.next_deadline(), Some(ms(t0, 1300)));
+        assert_eq!(g.run(ms(t0, 1300), Event::Tick), vec![Action::Probe { cfg: listen_cfg(), port: 8001, pid: 21 }]);
+        // An answer about another process of the port changes nothing.
+        assert!(g.run(ms(t0, 1350), Event::Probed { port: 8001, pid: 11, result: Ok(()) }).is_empty());
+        assert_eq!(serving(&g), vec![8002]);
+        let a = g.run(ms(t0, 1400), Event::Probed { port: 8001, pid: 21, result: Ok(()) });
+        assert!(has_log(&a, Level::Info, "pid 21 passes its check: new connections go to it again"));
+        assert_eq!(serving(&g), vec![8001, 8002]);
+        assert_eq!(g.next_deadline(), None);
+        assert!(g.run(ms(t0, 1500), Event::Probed { port: 8001, pid: 21, result: Ok(()) }).is_empty(), "once");
+    }
+
+    #[test]
+    fn a_restarted_listen_process_that_does_not_pass_is_said_once_and_checked_on() {
+        let t0 = Instant::now();
+        let mut g = Group::new("web");
+        g.adopt(listen_cfg(), &[(8001, 11), (8002, 12)], t0);
+        g.run(t0, Event::Exited { pid: 11, status: ExitStatus::Signal(9) });
+        g.run(ms(t0, 1000), Event::Tick);
+        g.run(ms(t0, 1000), Event::Spawned(vec![(8001, Ok(21))]));
+        let fail = || Event::Probed { port: 8001, pid: 21, result: Err("answered 500".into()) };
+        let mut warned = 0;
+        let mut t = ms(t0, 1000);
+        while t < ms(t0, 8000) {
+            let a = g.run(t, fail());
+            if has_log(&a, Level::Warn, "pid 21, restarted, has not passed its check within start_timeout 5.00s") {
+                assert!(t >= ms(t0, 6000), "said only at start_timeout");
+                warned += 1;
+            }
+            t = g.next_deadline().unwrap();
+            assert_eq!(g.run(t, Event::Tick), vec![Action::Probe { cfg: listen_cfg(), port: 8001, pid: 21 }]);
+        }
+        assert_eq!(warned, 1);
+        assert_eq!(serving(&g), vec![8002]);
+        // It dies: its checks end; the next process is checked anew.
+        g.run(t, Event::Exited { pid: 21, status: ExitStatus::Code(1) });
+        assert!(g.run(t, fail()).is_empty());
+        assert_eq!(g.next_deadline(), Some(t + Duration::from_secs(2)), "only its restart");
+        // Not listen: a restarted process is not checked.
+        let mut g = live_group(t0);
+        g.run(t0, Event::Exited { pid: 11, status: ExitStatus::Signal(9) });
+        g.run(ms(t0, 1000), Event::Tick);
+        let a = g.run(ms(t0, 1000), Event::Spawned(vec![(8001, Ok(21))]));
+        assert!(!a.iter().any(|a| matches!(a, Action::Probe { .. })), "{a:?}");
+        assert_eq!(g.live.as_ref().unwrap().procs.iter().filter(|p| p.serving()).count(), 2);
     }
 
     #[test]

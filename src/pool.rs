@@ -24,7 +24,10 @@
 //! - detach the group's program (SO_DETACH_REUSEPORT_BPF): yes, the
 //!   kernel does not check the lock there. New connections are then
 //!   spread by hash over every member, the other bank and the control
-//!   socket included, until rolld attaches a program again (`route`).
+//!   socket included, and checks no longer reach the socket they name,
+//!   until rolld attaches a program again (`route`: at the start of each
+//!   rollout, before its checks; at its switch; when a live process ends
+//!   or serves again).
 //! - clear SO_REUSEPORT on its socket: the kernel enters the group through
 //!   the first listener of the best score it finds, and a listener without
 //!   the option keeps what it is given. On an IPv6 or `[::]` pool socket 0

@@ -2,7 +2,9 @@
 # The reliability fault matrix of rolld: every case behind a real nginx in
 # strict mode (proxy_next_upstream off, no upstream keepalive, HTTP/1.0 to
 # the backends: a request sent to a dead backend is a 502, never retried),
-# under wrk load (every request on a new connection), on loopback.
+# under wrk load (every request on a new connection), on loopback; and the
+# listen-* cases with no load balancer at all (listen:, wrk aimed straight
+# at the port rolld holds).
 #
 #   tests/faults.sh [CASE...]        all cases, or those named (name or number)
 #   tests/faults.sh --list           the cases
@@ -24,21 +26,25 @@
 # 50*(N-1), nginx on 27080 + N; cases 17 and 18 use B+{21,22} and
 # B+{31,32} too; all within 27081-27982, clear of
 # tests/e2e.sh (18xxx), the Rust tests (20000-26000) and the benchmark
-# scripts (28xxx, 29xxx). A case asserts, besides its own checks:
-#   - wrk saw only 2xx answers and no socket error while a live set existed;
+# scripts (28xxx, 29xxx). The listen-* case j (0 for the first) has the
+# public port 16100 + j and the check ports from 16200 + 10 j (4 or 6 of
+# them), no nginx. A case asserts, besides its own checks:
+#   - wrk saw only 2xx answers and no socket error while a live set existed
+#     (unless the case says how many may fail, and why);
 #   - rolld logs the fault in a line naming the group (web), the port where
 #     there is one, and the cause;
 #   - afterwards nothing runs: no backend, worker, daemon or hook (no process
 #     whose command line names the case's directory), no nginx of the case,
 #     no listening case port, no zombie whose parent is the test shell or
 #     rolld.
-# One line per case, "faults: CASE: PASS (N requests, 0 errors)" or
-# "faults: CASE: FAIL: reason" (with rolld's log and the steps of the case),
-# then a summary. Every case runs even when one fails; the exit status is 1
-# if any failed.
+# One line per case, "faults: CASE: PASS (N requests, 0 errors)" (or "M
+# failed, as the case allows") or "faults: CASE: FAIL: reason" (with
+# rolld's log and the steps of the case), then a summary. Every case runs
+# even when one fails; the exit status is 1 if any failed.
 #
-# Needs bash 5, python3, nginx, wrk, curl, ss, pgrep, ps, GNU date, awk;
-# unshare (pid1) and setpriv (bad-config-start, the unreadable file) as root.
+# Needs bash 5, python3, nginx (but for the listen-* cases), wrk, curl, ss,
+# pgrep, ps, GNU date, awk; unshare (pid1) and setpriv (bad-config-start, the
+# unreadable file) as root.
 
 set -uo pipefail
 
@@ -65,7 +71,17 @@ CASES=(
     scale-200         # 16 200 backends per set: two rollouts under load, nothing lost
     group-added-fails # 17 a group added by a reload cannot start: it alone fails, web rolls
     group-renamed     # 18 web renamed by a reload: the new name starts, the old is drained
+    listen-hang       # 19 listen: a release that never answers: rollback at start_timeout, no public request reaches it
+    listen-crash      # 20 listen: a release that exits at once; a live process in a crash loop
+    listen-hup-storm  # 21 listen: 20 SIGHUPs at once: 1 or 2 rollouts
+    listen-takeover   # 22 listen: rolld SIGKILLed: its processes serve on; a successor cannot take the sockets over, and says so
+    listen-kill-drain # 23 listen: rolld SIGKILLed during a drain: the request in flight completes
+    listen-detach     # 24 listen: a process detaches the group's program: the next rollout puts it back
 )
+# The number of the first listen-* case.
+for i in "${!CASES[@]}"; do
+    [[ ${CASES[i]} == listen-* ]] && LISTEN_FIRST=$((i + 1)) && break
+done
 
 PY=python3
 [[ -x /usr/bin/python3 ]] && PY=/usr/bin/python3 # starts faster than a version-manager shim
@@ -243,6 +259,125 @@ fi
 exit 0
 '
 
+LISTEN_PY='"""Backend of the listen-* cases of tests/faults.sh: serves HTTP/1.0 on the
+listening socket rolld hands it as descriptor FD (a group with listen:).
+
+  listen.py FD PORT        (PORT: its {numproc}, the check port of its socket)
+
+GET /health -> 200 "ok"; GET / -> 200 "RELEASE PORT", RELEASE read from the
+file release at start; GET /sleep?S answers after S seconds; GET /detach
+detaches the program of the group of sockets through its own socket
+(SO_DETACH_REUSEPORT_BPF: 68 on x86-64 and arm64), then answers.
+Flag files in its directory, read at start:
+  crash           write "boom" on stderr and exit 3 at once
+  crashloop-PORT  (this port only) exit 3 after 0.2 s, never answering: the
+                  connections that wait in its queue then are taken and
+                  closed (reset), as those of a process that crashes are
+  mute            accept every connection, never answer
+  hang            never accept
+A mute or hanging process appends the peer port of each connection it gets
+to peers-PORT: as it accepts them (mute), or on SIGTERM (hang), when it
+takes what waits in its queue. On SIGTERM it stops accepting, finishes the
+requests in flight and exits 0.
+"""
+import os, select, signal, socket, sys, threading, time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+SO_DETACH_REUSEPORT_BPF = 68
+here = os.path.dirname(os.path.abspath(__file__))
+fd, port = int(sys.argv[1]), int(sys.argv[2])
+sock = socket.socket(fileno=fd)
+stop = threading.Event()
+
+def flag(name):
+    return os.path.exists(os.path.join(here, name))
+
+def note(msg):
+    sys.stderr.write("listen.py[%d] port %d: %s\n" % (os.getpid(), port, msg))
+    sys.stderr.flush()
+
+def record(peer):
+    with open(os.path.join(here, "peers-%d" % port), "a") as f:
+        f.write("%d\n" % peer[1])
+
+signal.signal(signal.SIGTERM, lambda *_: stop.set())
+if flag("crash"):
+    note("boom")
+    sys.exit(3)
+if flag("crashloop-%d" % port):
+    time.sleep(0.2)
+    while select.select([sock], [], [], 0)[0]:
+        sock.accept()[0].close()
+    note("crashing on purpose (crashloop-%d)" % port)
+    sys.exit(3)
+if flag("mute"):
+    held = []
+    while not stop.is_set():
+        if select.select([sock], [], [], 0.05)[0]:
+            conn, peer = sock.accept()
+            held.append(conn)
+            record(peer)
+    sys.exit(0)
+if flag("hang"):
+    while not stop.wait(0.05):
+        pass
+    while select.select([sock], [], [], 0)[0]:
+        record(sock.accept()[1])
+    sys.exit(0)
+with open(os.path.join(here, "release")) as f:
+    release = f.read().strip()
+active = [0]
+lock = threading.Lock()
+
+class H(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.0"
+    def do_GET(self):
+        with lock:
+            active[0] += 1
+        try:
+            if self.path.startswith("/sleep?"):
+                time.sleep(float(self.path.split("?", 1)[1]))
+            if self.path == "/detach":
+                sock.setsockopt(socket.SOL_SOCKET, SO_DETACH_REUSEPORT_BPF, 0)
+                note("detached the program of the group of sockets")
+            body = ("ok" if self.path == "/health" else "%s %d" % (release, port)) + "\n"
+            data = body.encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(data)
+        finally:
+            with lock:
+                active[0] -= 1
+    def log_message(self, *args):
+        pass
+    def handle(self):
+        try:
+            super().handle()
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+class S(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False
+    def __init__(self):
+        # The socket belongs to rolld: no bind, no listen.
+        super().__init__(sock.getsockname()[:2], H, bind_and_activate=False)
+        self.socket.close()
+        self.socket = sock
+
+srv = S()
+def terminate(*_):
+    stop.set()
+    threading.Thread(target=srv.shutdown, daemon=True).start()
+signal.signal(signal.SIGTERM, terminate)
+srv.serve_forever(poll_interval=0.05)
+deadline = time.monotonic() + 30
+while active[0] > 0 and time.monotonic() < deadline:
+    time.sleep(0.01)
+'
+
 # --- per-case setup -------------------------------------------------------------------
 
 step() {
@@ -259,7 +394,7 @@ join_ports() {
 }
 
 # setup_case NAME NUMBER: the case's directory, ports, fixtures and nginx
-# prefix; default config values.
+# prefix (none for a listen-* case); default config values.
 setup_case() {
     local name=$1 k=$2
     TMP=$RUN_ROOT/$(printf '%02d' "$k")-$name
@@ -267,12 +402,8 @@ setup_case() {
     chmod 755 "$TMP" # nginx workers run as nobody when started by root
     LOG=$TMP/rolld.log
     LIB_FAIL_FILE=$TMP/fail-reason
-    local base
-    base=$(case_base "$k")
-    SET_A=($((base + 1)) $((base + 2)))
-    SET_B=($((base + 11)) $((base + 12)))
-    NGINX_PORT=$((27080 + k))
     REQUESTS=0
+    FAILED=0
     WRK_RUNS=0
     LB_FIRST_ONLY=0
     CFG_START_TIMEOUT=10
@@ -280,6 +411,30 @@ setup_case() {
     CFG_DRAIN_QUIET=0.5
     CFG_DRAIN_TIMEOUT=30
     CFG_ACTION_TIMEOUT=10
+    if [[ $name == listen-* ]]; then
+        # Listen case j (from 0): the public port 16100 + j, check ports
+        # from 16200 + 10 j; SET_A and SET_B are the check ports of the
+        # two banks of sockets, the "ports" rolld's log names.
+        local j=$((k - LISTEN_FIRST))
+        LISTEN_PORT=$((16100 + j))
+        CHECK_FROM=$((16200 + 10 * j))
+        listen_procs 2
+        NGINX_PORT=
+        PUBLIC_PORT=$LISTEN_PORT
+        CFG_CHECK_TIMEOUT=1
+        CFG_CMD="$PY $TMP/listen.py {fd} {numproc}"
+        printf '%s' "$LISTEN_PY" >"$TMP/listen.py"
+        echo r1 >"$TMP/release"
+        step "case $k $name in $TMP; public port $LISTEN_PORT; check ports ${SET_A[*]} and ${SET_B[*]}"
+        return 0
+    fi
+    local base
+    base=$(case_base "$k")
+    SET_A=($((base + 1)) $((base + 2)))
+    SET_B=($((base + 11)) $((base + 12)))
+    NGINX_PORT=$((27080 + k))
+    LISTEN_PORT=
+    PUBLIC_PORT=$NGINX_PORT
     CFG_CMD="$PY $TMP/server.py {numproc}"
     CFG_TEMPLATE=nginx/upstream.conf.templ
     printf '%s' "$SERVER_PY" >"$TMP/server.py"
@@ -290,10 +445,17 @@ setup_case() {
     step "case $k $name in $TMP; workset 0 ${SET_A[*]}, workset 1 ${SET_B[*]}, nginx :$NGINX_PORT"
 }
 
+# listen_procs N: a listen-* case with N processes per set.
+listen_procs() {
+    LISTEN_PROCS=$1
+    mapfile -t SET_A < <(seq "$CHECK_FROM" $((CHECK_FROM + $1 - 1)))
+    mapfile -t SET_B < <(seq $((CHECK_FROM + $1)) $((CHECK_FROM + 2 * $1 - 1)))
+}
+
 # case_base N: the base of case N's backend ports.
 case_base() { echo $((27100 + 50 * ($1 - 1))); }
 
-all_ports() { echo "${SET_A[@]}" "${SET_B[@]}" "$NGINX_PORT"; }
+all_ports() { echo "${SET_A[@]}" "${SET_B[@]}" "$PUBLIC_PORT"; }
 
 check_ports_free() {
     # shellcheck disable=SC2046
@@ -307,8 +469,28 @@ yaml_list() {
     echo "[${s//,/, }]"
 }
 
-# config_text: the config of the case, from SET_A, SET_B and CFG_*.
+# config_text: the config of the case, from SET_A, SET_B and CFG_* (from
+# LISTEN_PORT, CHECK_FROM, LISTEN_PROCS and CFG_* for a listen-* case).
 config_text() {
+    if [[ -n $LISTEN_PORT ]]; then
+        cat <<EOF
+# rolld fault matrix, listen: (generated by tests/faults.sh)
+$GROUP:
+  cmd: '$CFG_CMD'
+  listen: '127.0.0.1:$LISTEN_PORT'
+  procs: $LISTEN_PROCS
+  check_from: $CHECK_FROM
+  stdout: 'logs/{numproc}.out'
+  stderr: 'logs/{numproc}.err'
+  smoke_test:
+    - check_all_http_ports: {ports: numprocs, path: /health, timeout: $CFG_CHECK_TIMEOUT}
+  start_timeout: $CFG_START_TIMEOUT
+  stop_timeout: $CFG_STOP_TIMEOUT
+  drain_quiet: $CFG_DRAIN_QUIET
+  drain_timeout: $CFG_DRAIN_TIMEOUT
+EOF
+        return 0
+    fi
     cat <<EOF
 # rolld fault matrix (generated by tests/faults.sh)
 $GROUP:
@@ -341,14 +523,14 @@ start_live() {
     rolld_spawn "$@"
     wait_for "first start (' live on $(join_ports "${SET_A[@]}")' in rolld's log)" 30 \
         log_has " live on $(join_ports "${SET_A[@]}")"
-    wait_for "nginx to answer on :$NGINX_PORT" 15 nginx_ok "$NGINX_PORT"
+    [[ -n $LISTEN_PORT ]] || wait_for "nginx to answer on :$NGINX_PORT" 15 nginx_ok "$NGINX_PORT"
     expect_live A
     step "workset 0 live: ${SET_A[*]}"
 }
 
 load_start() {
     WRK_RUNS=$((WRK_RUNS + 1))
-    wrk_start "http://127.0.0.1:$NGINX_PORT/" "$TMP/wrk-$WRK_RUNS.out"
+    wrk_start "http://127.0.0.1:$PUBLIC_PORT/" "$TMP/wrk-$WRK_RUNS.out"
     step "wrk running (pid $WRK_PID)"
 }
 
@@ -358,15 +540,29 @@ load_stop() {
     step "wrk: $WRK_REQUESTS requests, 0 errors"
 }
 
+# load_failed: after wrk_stop, in a case that allows some requests to fail
+# (it says how many): counts them; an answer other than 2xx is never allowed.
+load_failed() {
+    [[ $WRK_NON2XX == 0 ]] || fail "answers other than 2xx: $WRK_ERRORS"
+    REQUESTS=$((REQUESTS + WRK_REQUESTS))
+    FAILED=$((FAILED + WRK_SOCKERR))
+    step "wrk: $WRK_REQUESTS requests, $WRK_SOCKERR failed${WRK_ERRORS:+ ($WRK_ERRORS)}"
+}
+
 hup() {
     step "SIGHUP"
     kill -HUP "$ROLLD_PID" || fail "cannot signal rolld (pid $ROLLD_PID)"
 }
 
 # expect_live A|B: that workset listens and serves through nginx (and the
-# LB config names it); the other one is closed (within 5 s).
+# LB config names it); the other one is closed (within 5 s). In a listen-*
+# case: every new connection to the public port is answered by that bank.
 expect_live() {
     local -n on=SET_$1 off=SET_$([[ $1 == A ]] && echo B || echo A)
+    if [[ -n $LISTEN_PORT ]]; then
+        listen_served_by "${on[@]}"
+        return 0
+    fi
     all_listen "${on[@]}" || fail "workset $1 (${on[*]}) is not listening; listening: $(listening_ports | tr '\n' ' ')"
     wait_for "the other workset's ports ${off[*]} to close" 5 none_listen "${off[@]}"
     if [[ $LB_FIRST_ONLY == 1 ]]; then
@@ -402,7 +598,7 @@ wait_rollbacks() {
 # leader_of PORT: the backend process of PORT (the leader of its group).
 leader_of() {
     local pid
-    for pid in $(pids_matching "$TMP/server.py $1\$"); do
+    for pid in $(pids_matching "$TMP/(server\.py|listen\.py 3) $1\$"); do
         [[ $(proc_pgid "$pid") == "$pid" ]] && echo "$pid"
     done
     return 0
@@ -432,7 +628,11 @@ finish_case() {
     # shellcheck disable=SC2046
     assert_nothing_left 5 $(all_ports)
     CASE_PASSED=1
-    echo "faults: $CASE: PASS ($REQUESTS requests, 0 errors)"
+    if ((FAILED)); then
+        echo "faults: $CASE: PASS ($REQUESTS requests, $FAILED failed, as the case allows)"
+    else
+        echo "faults: $CASE: PASS ($REQUESTS requests, 0 errors)"
+    fi
 }
 
 # --- the cases ------------------------------------------------------------------------------
@@ -1189,6 +1389,309 @@ case_group_renamed() {
     expect_live B
 }
 
+# --- listen: no load balancer --------------------------------------------------------------
+# The listen-* cases: rolld holds the public port itself (listen:, two banks
+# of sockets and a program that routes each new connection), wrk aims
+# straight at it, and listen.py serves on the socket it is handed. SET_A and
+# SET_B are the check ports that name the sockets of the two banks.
+
+# listen_served_by PORT...: 20 new connections to the public port, each
+# answered 200 by the process of one of these check ports.
+listen_served_by() {
+    local want=" $* " i body
+    for i in $(seq 20); do
+        body=$(curl -sf --max-time 5 "http://127.0.0.1:$LISTEN_PORT/") || fail "request $i to :$LISTEN_PORT failed"
+        [[ $want == *" ${body##* } "* ]] || fail "request $i to :$LISTEN_PORT answered '$body', expected one of the ports$want"
+    done
+}
+
+# listen_each_serves PORT...: within 100 new connections to the public
+# port, each of these processes answers at least one.
+listen_each_serves() {
+    local left=" $* " i body
+    for ((i = 0; i < 100 && ${#left} > 2; i++)); do
+        body=$(curl -sf --max-time 5 "http://127.0.0.1:$LISTEN_PORT/") || fail "a request to :$LISTEN_PORT failed"
+        left=${left/ ${body##* } / }
+    done
+    [[ ${#left} -le 2 ]] || fail "in 100 new connections, none answered by the process of:$left"
+}
+
+# wrk_rate: the requests per second of the last wrk run, whole.
+wrk_rate() { awk '/^Requests\/sec:/ {print int($2)}' "$WRK_OUT"; }
+
+# peers_only PORT: the process of PORT was given connections (its file
+# peers-PORT) from PORT alone, the source port of its own checks, and at
+# least one. Prints how many.
+peers_only() {
+    local f=$TMP/peers-$1 n
+    wait_for "the process of $1 to record its connections" 5 test -s "$f"
+    n=$(grep -c . "$f")
+    [[ -z $(grep -vx "$1" "$f") ]] ||
+        fail "the process of $1 was given connections from other ports than its checks': $(sort "$f" | uniq -c | tr '\n' ';')"
+    echo "$n"
+}
+
+# mute_release: a release whose processes accept and never answer, under
+# load from the moment it is spawned: rolled back at start_timeout (3 s),
+# its processes given nothing but their own checks, wrk clean.
+mute_release() {
+    local before spawned line took p peers=
+    before=$(rollbacks)
+    rm -f "$TMP"/peers-*
+    touch "$TMP/mute"
+    hup
+    wait_for "the spawn of workset 1" 10 has_output log_lines "rollout: spawning workset 1"
+    load_start
+    wait_rollbacks $((before + 1))
+    spawned=$(log_lines "rollout: spawning workset 1" | tail -n 1)
+    line=$(log_lines " rollout rolled back: " "not ready within start_timeout 3.00s" | tail -n 1)
+    [[ -n $line ]] || fail "the mute release was not rolled back at start_timeout 3.00s: $(log_lines ' rolled back: ' | tail -n 1)"
+    names_group_port "$line" "${SET_B[@]}"
+    took=$(ms_between "$spawned" "$line")
+    ((took >= 2800 && took < 8000)) || fail "rolled back after ${took} ms with start_timeout 3 s: $line"
+    rm "$TMP/mute"
+    for p in "${SET_B[@]}"; do peers+=" $(peers_only "$p")"; done
+    load_stop
+    step "mute release rolled back after $took ms; its processes were given only their own checks:$peers"
+}
+
+# 19. listen: a release whose processes never answer. (a) mute: they accept
+# every connection and never answer; (b) hang: they never accept. Each is
+# rolled back at start_timeout (3 s); the only connections they were ever
+# given are their own checks (a mute process records each one it accepts,
+# a hanging one what waits in its queue when it is stopped); the live set
+# serves throughout.
+case_listen_hang() {
+    CFG_START_TIMEOUT=3
+    start_live
+    load_start
+    local variant n=0 spawned line took p peers
+    for variant in mute hang; do
+        n=$((n + 1))
+        rm -f "$TMP"/peers-*
+        touch "$TMP/$variant"
+        hup
+        wait_rollbacks "$n"
+        spawned=$(log_lines "rollout: spawning workset 1" | tail -n 1)
+        line=$(log_lines " rollout rolled back: " "not ready within start_timeout 3.00s" | tail -n 1)
+        [[ -n $line ]] || fail "($variant) no rollback at start_timeout 3.00s: $(log_lines ' rolled back: ' | tail -n 1)"
+        names_group_port "$line" "${SET_B[@]}"
+        took=$(ms_between "$spawned" "$line")
+        ((took >= 2800 && took < 8000)) || fail "($variant) rolled back after ${took} ms with start_timeout 3 s: $line"
+        rm "$TMP/$variant"
+        peers=
+        for p in "${SET_B[@]}"; do peers+=" $(peers_only "$p")"; done
+        step "($variant) rolled back after $took ms; its processes were given only their own checks:$peers"
+        expect_live A
+    done
+}
+
+# 20. listen: crashes, 3 processes a set. (a) A release whose processes exit
+# at once: rolled back at once, long before start_timeout (20 s). (b) A live
+# process in a crash loop (SIGKILLed, then exiting 0.2 s after each start,
+# resetting whatever waits in its queue): rolld takes its socket out of the
+# route the moment it exits, restarts it with a doubling backoff, and routes
+# to a restarted process only once it passes its check, which none does.
+# Under wrk (3 s timeout) only the requests on its socket when it was killed
+# fail: those it had, and those that reached its socket before rolld saw it
+# end (a few ms), so at most two per wrk connection. Any request sent to a
+# process of the loop would fail too. The others serve throughout (wrk's
+# rate stays above half of what it was before); rolld's CPU stays small.
+# Once the loop ends, the next restart passes its check and serves again.
+case_listen_crash() {
+    CFG_START_TIMEOUT=20
+    listen_procs 3
+    start_live
+    load_start
+    local spawned line took
+    touch "$TMP/crash"
+    hup
+    wait_rollbacks 1
+    spawned=$(log_line "rollout: spawning workset 1")
+    line=$(log_line " rollout rolled back: " "exited (exit 3) before it was ready")
+    names_group_port "$line" "${SET_B[@]}"
+    took=$(ms_between "$spawned" "$line")
+    ((took < 5000)) || fail "rolled back ${took} ms after the spawn, with start_timeout 20 s: $line"
+    wait_for "the stderr tail ('  | ... boom') in rolld's log" 5 log_has_all "  | " "boom"
+    step "(a) rolled back after $took ms: $line"
+    rm "$TMP/crash"
+    expect_live A
+    load_stop
+    local rate0 rate
+    rate0=$(wrk_rate)
+
+    local p3=${SET_A[2]} pid tck cpu0 cpu1 cpu_ms waits=() w prev
+    WRK_TIMEOUT=3s load_start
+    sleep 0.5
+    touch "$TMP/crashloop-$p3"
+    pid=$(leader_of "$p3")
+    [[ -n $pid ]] || fail "no process on $p3"
+    tck=$(getconf CLK_TCK)
+    cpu0=$(proc_cpu_ticks "$ROLLD_PID")
+    step "(b) crash loop on $p3: SIGKILL to $pid"
+    kill -KILL "$pid"
+    sleep 10
+    cpu1=$(proc_cpu_ticks "$ROLLD_PID")
+    cpu_ms=$(((cpu1 - cpu0) * 1000 / tck))
+    mapfile -t waits < <(log_lines " WARN $GROUP:$p3 " "exited unexpectedly" | sed 's/.*restarting in //')
+    ((${#waits[@]} >= 3 && ${#waits[@]} <= 6)) || fail "${#waits[@]} exits in 10 s of crash loop (want 3 to 6): ${waits[*]}"
+    prev=0
+    for w in "${waits[@]}"; do
+        w=$(secs_to_ms "${w%s}")
+        ((prev == 0 && w == 1000 || w == 2 * prev)) || fail "the backoff does not double from 1 s: ${waits[*]}"
+        prev=$w
+    done
+    ((cpu_ms < 500)) || fail "rolld used $cpu_ms ms of CPU in 10 s of crash loop (limit 500 ms)"
+    wrk_stop
+    load_failed
+    rate=$(wrk_rate)
+    say "crash loop of $p3 (${#waits[@]} exits in 10 s, backoff ${waits[*]}, rolld ${cpu_ms} ms of CPU): $WRK_SOCKERR of $WRK_REQUESTS requests failed${WRK_ERRORS:+ ($WRK_ERRORS)}; $rate requests/s, $rate0 before"
+    ((WRK_SOCKERR <= 2 * WRK_CONNS)) || fail "$WRK_SOCKERR requests failed, more than two per wrk connection ($WRK_CONNS) could have had on the killed process's socket: $WRK_ERRORS"
+    ((2 * rate >= rate0)) || fail "$rate requests/s during the crash loop, $rate0 before: wrk's connections waited on the processes of the loop"
+    [[ $(count_all " $GROUP:$p3 " "passes its check") == 0 ]] || fail "a process of the crash loop passed its check"
+    step "(b) ${#waits[@]} exits, backoff ${waits[*]}; rolld used $cpu_ms ms of CPU"
+    rm "$TMP/crashloop-$p3"
+    wait_for "a restart of $p3 to pass its check" 40 log_has_all " INFO $GROUP:$p3 " "passes its check: new connections go to it again"
+    listen_each_serves "${SET_A[@]}"
+}
+
+# 21. listen: a storm of 20 SIGHUPs, as case 8.
+case_listen_hup_storm() { case_hup_storm; }
+
+# 22. listen: rolld SIGKILLed under load. Its processes keep serving on the
+# sockets they hold (the program stays with their group): not one request
+# fails while no rolld runs. A new rolld on the same config takes their
+# processes over from the state file but cannot hold their sockets: it
+# says so, keeps running, leaves them serving (`rolld reload --wait` exits
+# 1 with the reason), and its SIGTERM stops them.
+case_listen_takeover() {
+    start_live
+    load_start
+    local old=() p pid rc=0 line
+    for p in "${SET_A[@]}"; do old+=("$(leader_of "$p")"); done
+    step "SIGKILL to rolld $ROLLD_PID (processes ${old[*]})"
+    EXPECT_ROLLD=0
+    kill -KILL "$ROLLD_PID"
+    wait_for "rolld to die" 5 not_running "$ROLLD_PID"
+    wait "$RUN_PID" 2>/dev/null || true
+    RUN_PID=
+    sleep 2
+    for pid in "${old[@]}"; do alive "$pid" || fail "process $pid died with rolld"; done
+    expect_live A
+    load_stop
+    load_start
+    LOG=$TMP/rolld-2.log
+    rolld_spawn
+    step "second rolld: $ROLLD_PID"
+    # The pid named is that of one of the processes holding the port.
+    local pre="$GROUP rollout rolled back: cannot listen on 127.0.0.1:$LISTEN_PORT: pid "
+    local why=" already listens on port $LISTEN_PORT: the processes a previous rolld left hold the sockets of 127.0.0.1:$LISTEN_PORT, and rolld cannot take them over: they keep serving; stop them, and reload, to start the group anew"
+    wait_for "the second rolld to say it cannot take the sockets over" 10 log_has_all " WARN $pre" "$why"
+    log_line " WARN $GROUP took over the live set $(join_ports "${SET_A[@]}") of a previous rolld" >/dev/null
+    line=$(log_line " WARN $pre" "$why")
+    [[ " ${old[*]} " == *" $(sed -E 's/.*: pid ([0-9]+) .*/\1/' <<<"$line") "* ]] || fail "the pid named is none of ${old[*]}: $line"
+    step "$line"
+    sleep 1
+    alive "$ROLLD_PID" || fail "the second rolld exited"
+    (cd "$TMP" && timeout 60 "$ROLLD" reload --run-dir "$TMP/run" "$TMP/rolld.yml" --wait) >"$TMP/reload-wait.out" 2>&1 || rc=$?
+    [[ $rc == 1 ]] || fail "rolld reload --wait exited $rc (expected 1): $(cat "$TMP/reload-wait.out")"
+    grep -F "$pre" "$TMP/reload-wait.out" | grep -qF "$why" || fail "reload --wait does not give the reason: $(cat "$TMP/reload-wait.out")"
+    step "reload --wait: exit 1, with the reason"
+    for pid in "${old[@]}"; do alive "$pid" || fail "process $pid died under the second rolld"; done
+    expect_live A
+    load_stop
+    rolld_stop_ok 15
+    for p in "${SET_A[@]}"; do log_line " INFO $GROUP:$p stopped (status unknown: not rolld's child)" >/dev/null; done
+    for pid in "${old[@]}"; do wait_for "process $pid to be gone" 5 not_running "$pid"; done
+}
+
+# 23. listen: rolld SIGKILLed during a drain, with a 6 s request in flight
+# on the old set. The new rolld takes the draining set over and drains it
+# by the connections its processes hold (it cannot read the queues of
+# sockets it does not hold): the request completes, and the old set is
+# stopped only after it. The live set serves throughout. New connections
+# made while the old processes stop may be reset (their sockets leave the
+# group, which moves the others' places under the program the first rolld
+# left): at most one per wrk connection.
+case_listen_kill_drain() {
+    start_live
+    load_start
+    curl -s -o "$TMP/slow.body" -w '%{http_code}' --max-time 30 "http://127.0.0.1:$LISTEN_PORT/sleep?6" >"$TMP/slow.code" 2>"$TMP/slow.err" &
+    CURL_PID=$!
+    BG_PIDS+=("$CURL_PID")
+    sleep 0.5
+    echo r2 >"$TMP/release"
+    hup
+    wait_for "the switch" 10 log_has "go to $(join_ports "${SET_B[@]}") now"
+    step "switched; SIGKILL to rolld $ROLLD_PID during the drain"
+    EXPECT_ROLLD=0
+    kill -KILL "$ROLLD_PID"
+    wait_for "rolld to die" 5 not_running "$ROLLD_PID"
+    wait "$RUN_PID" 2>/dev/null || true
+    RUN_PID=
+    LOG=$TMP/rolld-2.log
+    rolld_spawn
+    wait_for "the takeover of the draining set" 10 log_has "took over the draining set $(join_ports "${SET_A[@]}") of a previous rolld"
+    wait_for "the slow request to finish" 20 gone "$CURL_PID"
+    slow_result
+    [[ $SLOW_CODE == 200 && $SLOW_BODY == "r1 "* ]] ||
+        fail "the request in flight across the takeover: HTTP $SLOW_CODE '$SLOW_BODY' (curl exit $SLOW_RC)"
+    log_line "took over the live set $(join_ports "${SET_B[@]}") of a previous rolld" >/dev/null
+    log_line " WARN $GROUP cannot listen on 127.0.0.1:$LISTEN_PORT: " "rolld cannot take them over" >/dev/null
+    local p stopped d
+    for p in "${SET_A[@]}"; do
+        wait_for "the old process of $p to be stopped" 10 log_has " INFO $GROUP:$p stopped ("
+        stopped=$(log_line " INFO $GROUP:$p stopped (")
+        d=$(($(log_time_ms "$stopped") - SLOW_END_MS))
+        ((d >= -150)) || fail "the old process of $p was stopped $((-d)) ms before the request in flight was answered: $stopped"
+    done
+    step "the request in flight: HTTP $SLOW_CODE '$SLOW_BODY'; the old set stopped after it"
+    expect_live B
+    wrk_stop
+    load_failed
+    say "$WRK_SOCKERR of $WRK_REQUESTS requests failed across the takeover of a drain${WRK_ERRORS:+ ($WRK_ERRORS)}"
+    ((WRK_SOCKERR <= WRK_CONNS)) || fail "$WRK_SOCKERR requests failed, more than one per wrk connection: $WRK_ERRORS"
+    rolld_stop_ok 15
+}
+
+# 24. listen: a process detaches the group's program through its own
+# socket (SO_DETACH_REUSEPORT_BPF, which the lock of the sockets does not
+# cover). New connections are then spread by hash over every socket of the
+# group, those no process serves included, and checks no longer reach the
+# socket they name. Each rollout puts the program back before its checks:
+# (a) after a detach, a release that never answers is rolled back, its
+# processes given only their own checks, the live set serving throughout;
+# (b) detached again, new connections fail (counted: those hashed to a
+# socket nobody serves wait until they time out); the next rollout goes
+# through, and no request fails after it.
+case_listen_detach() {
+    CFG_START_TIMEOUT=3
+    start_live
+    load_start
+    sleep 1
+    load_stop
+    local got i ok=0 lost=0
+    got=$(curl -s --max-time 5 "http://127.0.0.1:$LISTEN_PORT/detach")
+    wait_for "a process to say it detached the program" 5 has_output grep -lF "detached the program" "$TMP"/logs/*.err
+    step "(a) detached by the process of ${got##* }; no traffic until the next rollout"
+    mute_release
+    expect_live A
+
+    got=$(curl -s --max-time 5 "http://127.0.0.1:$LISTEN_PORT/detach")
+    for i in $(seq 20); do
+        if curl -sf --max-time 1 "http://127.0.0.1:$LISTEN_PORT/" >/dev/null; then ok=$((ok + 1)); else lost=$((lost + 1)); fi
+    done
+    say "detached by the process of ${got##* }: of 20 new connections, $ok answered, $lost not within 1 s"
+    ((lost > 0)) || fail "all of 20 new connections were answered after the detach: the detach did nothing?"
+    echo r2 >"$TMP/release"
+    hup
+    wait_rollouts 1
+    expect_live B
+    load_start
+    sleep 2
+    load_stop
+}
+
 # --- running the cases -------------------------------------------------------------------
 
 case_cleanup() {
@@ -1290,7 +1793,7 @@ usage() {
 }
 
 main() {
-    local selected=() a i found
+    local selected=() a i found k
     for a in "$@"; do
         case $a in
         -h | --help | --list)
@@ -1320,7 +1823,9 @@ main() {
             return 2
         }
     done
-    lib_find_nginx || {
+    local need_nginx=0
+    for k in "${selected[@]}"; do [[ ${CASES[k - 1]} == listen-* ]] || need_nginx=1; done
+    ((!need_nginx)) || lib_find_nginx || {
         echo "faults: nginx is required" >&2
         return 2
     }
@@ -1343,7 +1848,7 @@ main() {
     ROLLD=$RUN_ROOT/rolld
     echo "faults: rolld $bin (copied to $ROLLD); work in $RUN_ROOT"
 
-    local t_all=$(now_ms) passed=() failed=() skipped=() times=() k name t rc
+    local t_all=$(now_ms) passed=() failed=() skipped=() times=() name t rc
     INTERRUPTED=0
     trap 'INTERRUPTED=1' INT TERM
     for k in "${selected[@]}"; do

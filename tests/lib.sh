@@ -329,13 +329,15 @@ upstream_is() {
 
 WRK_THREADS=${WRK_THREADS:-2}
 WRK_CONNS=${WRK_CONNS:-8}
+WRK_TIMEOUT=${WRK_TIMEOUT:-10s}
 
 # wrk_start URL OUTFILE: wrk in the background for up to 10 minutes (it is
 # stopped with wrk_stop), every request on a new connection. Its timeout is
-# 10 s so that a loaded machine does not turn slow answers into errors.
+# WRK_TIMEOUT, 10 s unless set, so that a loaded machine does not turn slow
+# answers into errors.
 wrk_start() {
     WRK_OUT=$2
-    wrk -t"$WRK_THREADS" -c"$WRK_CONNS" -d600s --timeout 10s -H "Connection: close" "$1" >"$WRK_OUT" 2>&1 &
+    wrk -t"$WRK_THREADS" -c"$WRK_CONNS" -d600s --timeout "$WRK_TIMEOUT" -H "Connection: close" "$1" >"$WRK_OUT" 2>&1 &
     WRK_PID=$!
     sleep 0.5
     alive "$WRK_PID" || fail "wrk did not start: $(cat "$WRK_OUT")"
