@@ -32,6 +32,8 @@ fi
 export PATH="$PATH:/usr/sbin:/sbin"
 
 echo "== unit and integration tests"
+# tests/backends.rs runs the example backends as programs: built first.
+cargo build --examples
 cargo test --all-targets
 echo "== fuzzing: the config loader, the TCP table parsers and the group machine, 60 s each"
 fuzz/run.sh 60
