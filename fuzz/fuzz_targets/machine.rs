@@ -286,6 +286,12 @@ impl Host {
                 }
                 None
             }
+            // A restarted process of a listen: group, checked before it is
+            // routed to.
+            Action::Probe { port, pid, .. } => {
+                let result = if bad(u) { Err("check failed".into()) } else { Ok(()) };
+                Some(Event::Probed { port, pid, result })
+            }
             Action::Log { .. } | Action::Phase { .. } | Action::Done { .. } => None,
         }
     }
