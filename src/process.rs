@@ -121,7 +121,7 @@ pub fn spawn(cfg: &GroupConfig, port: u16, socket: Option<BorrowedFd<'_>>) -> Re
         env.insert("LISTEN_FDS".into(), "1".into());
         env.insert("LISTEN_FDNAMES".into(), cfg.name.clone().into());
     }
-    let nul = |what: String| format!("{}: a NUL byte in {what}", argv[0]);
+    let nul = |what: String| format!("{prog}: a NUL byte in {what}");
     let c_argv: Vec<CString> = argv
         .iter()
         .map(|a| CString::new(a.as_str()).map_err(|_| nul("its arguments".into())))
