@@ -968,7 +968,8 @@ impl Daemon {
         let started = Instant::now();
         pool.check().and_then(|()| pool.route(&want)).map_err(|e| format!("route to sockets {want:?}: {e}"))?;
         slot.routed = want;
-        let took = fmt_duration(started.elapsed());
+        // The switch is far under a millisecond: microseconds, not fmt_duration.
+        let took = format!("{:.3}ms", started.elapsed().as_secs_f64() * 1000.0);
         log::info(
             &slot.group.name,
             &format!("new connections of {} go to {} now (switched in {took})", pool.addr(), fmt_ports(ports)),
