@@ -3,7 +3,9 @@
 //! them. Live sets become this rolld's live sets (to be rolled over by the
 //! first round); a set that was draining goes on draining, then stops;
 //! anything else is stopped. A recorded pid whose start time or process
-//! group differs is someone else's and is left alone.
+//! group differs is someone else's and is left alone. The sockets of a
+//! `listen:` group are taken back from the predecessor's keeper (see
+//! `keeper`) first.
 //!
 //! Each process is watched by a pidfd, opened before its identity is
 //! checked, so the pid cannot be recycled between the two. Where pidfds
