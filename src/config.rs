@@ -72,14 +72,6 @@ pub struct Listen {
     pub check_from: u16,
 }
 
-impl Listen {
-    /// The socket index of the name `port`, when it is one of this group's.
-    pub fn index(&self, port: u16) -> Option<usize> {
-        let i = usize::from(port.checked_sub(self.check_from)?);
-        (i < 2 * self.procs).then_some(i)
-    }
-}
-
 #[derive(Clone, Debug, PartialEq)]
 pub struct Credentials {
     pub uid: u32,

@@ -94,6 +94,7 @@ struct Daemon {
     /// The keeper of the `listen:` groups' sockets (see `keeper`); the
     /// keepers of a predecessor, killed once it holds what they held.
     keeper: Option<Keeper>,
+    old_keepers: Vec<Keeper>,
     previous_keepers: Vec<keeper::Previous>,
     /// A keeper ended within `KEEPER_MIN_LIFE` of its start: none is
     /// started again until the next round.
@@ -182,6 +183,7 @@ pub fn run(path: &Path, run_dir: Option<&Path>) -> u8 {
         next_poll: Some(Instant::now()),
         state: Recorder::new(state_path),
         keeper: None,
+        old_keepers: Vec::new(),
         previous_keepers: taken.keepers,
         keeper_given_up: false,
     };
@@ -191,6 +193,11 @@ pub fn run(path: &Path, run_dir: Option<&Path>) -> u8 {
     }
     for (name, pool) in taken.pools {
         d.adopt_pool(&cfg, name, pool);
+    }
+    let known: Vec<i32> = d.previous_keepers.iter().map(|k| k.pid).collect();
+    for pid in keeper::kill_strays(&d.state.path, &known) {
+        let msg = format!("killed pid {pid}, a keeper of the sockets that a previous rolld started and never recorded");
+        log::log(Level::Warn, ROLLD, None, &msg);
     }
     d.begin_round(cfg, true);
     loop {
@@ -203,13 +210,13 @@ pub fn run(path: &Path, run_dir: Option<&Path>) -> u8 {
             continue;
         }
         d.sync_keeper();
-        d.save_state();
+        let _ = d.save_state();
         if d.exiting && d.slots.iter().all(|s| s.group.is_gone()) {
             break;
         }
         d.wait_and_dispatch(&mut signals, &server);
     }
-    if let Some(k) = d.keeper.take() {
+    for k in d.keeper.take().into_iter().chain(d.old_keepers.drain(..)) {
         match k.kill() {
             Ok(()) => sys::reap(k.pid),
             Err(e) => log::error(ROLLD, &format!("cannot stop the keeper of the sockets, pid {}: {e}", k.pid)),
@@ -226,11 +233,15 @@ pub fn run(path: &Path, run_dir: Option<&Path>) -> u8 {
 }
 
 impl Daemon {
-    fn save_state(&mut self) {
-        let held = self.keeper.as_ref().map(Keeper::held).unwrap_or_default();
-        if let Err(e) = self.state.save(self.slots.iter().map(|s| &s.group), held) {
+    /// Records the groups' processes, and every keeper that runs: this
+    /// rolld's, those it is replacing, and its predecessor's.
+    fn save_state(&mut self) -> Result<(), ()> {
+        let mut held = self.keeper.as_ref().map(Keeper::held).unwrap_or_default();
+        held.extend(self.old_keepers.iter().flat_map(Keeper::held));
+        held.extend(self.previous_keepers.iter().flat_map(|k| k.held.iter().cloned()));
+        self.state.save(self.slots.iter().map(|s| &s.group), held).map_err(|e| {
             log::error(ROLLD, &format!("state file: {e}"));
-        }
+        })
     }
 
     /// Gives group `name` the sockets taken back from a predecessor's
@@ -245,13 +256,12 @@ impl Daemon {
             }
         };
         let slot = &mut self.slots[i];
-        let Some(l) = &slot.cfg.listen else { return };
         let g = &slot.group;
         let set = g.live.as_ref().or(g.sets().into_iter().find(|(_, r)| *r == state::Role::Drain).map(|(s, _)| s));
         let mut routed: Vec<usize> =
-            set.map(|s| s.procs.iter().filter_map(|p| l.index(p.port)).collect()).unwrap_or_default();
+            set.map(|s| s.procs.iter().filter_map(|p| pool.index(p.port)).collect()).unwrap_or_default();
         if routed.is_empty() {
-            routed = (0..l.procs).collect();
+            routed = (0..pool.slots()).collect();
         }
         slot.routed = routed;
         slot.pool = Some(Arc::new(pool));
@@ -259,8 +269,9 @@ impl Daemon {
 
     /// Keeps the keeper holding exactly the pools of the groups: a new
     /// keeper is started whenever they change (a group with `listen:` is
-    /// added or dropped), recorded in the state file, and only then is the
-    /// one before it (or a predecessor's) killed.
+    /// added or dropped). The keepers before it (this rolld's, or its
+    /// predecessor's) are killed only once the state file names the new
+    /// one, so that a SIGKILL at any point leaves a keeper it names.
     fn sync_keeper(&mut self) {
         let pools: Vec<(String, Arc<Pool>)> =
             self.slots.iter().filter_map(|s| Some((s.group.name.clone(), s.pool.clone()?))).collect();
@@ -268,46 +279,66 @@ impl Daemon {
             Some(k) => k.keeps(&pools),
             None => pools.is_empty(),
         };
-        if kept || self.keeper_given_up {
-            if kept {
-                self.kill_previous_keepers();
-            }
+        if !kept && !self.keeper_given_up {
+            self.replace_keeper(pools.clone());
+        }
+        let covered = match &self.keeper {
+            Some(k) => k.covers(&pools),
+            None => pools.is_empty(),
+        };
+        if self.old_keepers.is_empty() && (self.previous_keepers.is_empty() || !covered) {
             return;
         }
-        let old = self.keeper.take();
-        if !pools.is_empty() {
-            let names: Vec<String> = pools.iter().map(|p| p.0.clone()).collect();
-            match Keeper::spawn(pools, &self.path) {
-                Ok(k) => {
-                    let msg = format!(
-                        "pid {} keeps the sockets of {} too: should rolld be killed, they stay as they are for the \
-                         next rolld",
-                        k.pid,
-                        names.join(", ")
-                    );
-                    log::info(ROLLD, &msg);
-                    self.keeper = Some(k);
-                }
-                Err(e) => {
-                    let msg = format!(
-                        "cannot start the keeper of the sockets of {}: {e}; should rolld be killed, a successor \
-                         could not take them over",
-                        names.join(", ")
-                    );
-                    log::error(ROLLD, &msg);
-                    self.keeper = old;
-                    self.keeper_given_up = true;
-                    return;
-                }
+        if self.save_state().is_err() {
+            return;
+        }
+        for k in self.old_keepers.drain(..) {
+            if let Err(e) = k.kill() {
+                log::error(ROLLD, &format!("cannot stop the previous keeper of the sockets, pid {}: {e}", k.pid));
             }
         }
-        self.save_state();
-        if let Some(old) = old
-            && let Err(e) = old.kill()
-        {
-            log::error(ROLLD, &format!("cannot stop the previous keeper of the sockets, pid {}: {e}", old.pid));
+        if covered {
+            self.kill_previous_keepers();
         }
-        self.kill_previous_keepers();
+        let _ = self.save_state();
+    }
+
+    /// Starts a keeper of `pools` in place of the one running, if any (or
+    /// retires it, when no group has `listen:` any more).
+    fn replace_keeper(&mut self, pools: Vec<(String, Arc<Pool>)>) {
+        if pools.is_empty() {
+            self.old_keepers.extend(self.keeper.take());
+            return;
+        }
+        let names: Vec<String> = pools.iter().map(|p| p.0.clone()).collect();
+        let names = names.join(", ");
+        let failed = match keeper::takeback_blocked() {
+            Some(why) => why,
+            None => match Keeper::spawn(pools.clone(), &self.state.path) {
+                Ok(k) => {
+                    let msg = format!(
+                        "pid {} keeps the sockets of {names} too: should rolld be killed, they stay as they are for \
+                         the next rolld",
+                        k.pid
+                    );
+                    log::info(ROLLD, &msg);
+                    self.old_keepers.extend(self.keeper.replace(k));
+                    return;
+                }
+                Err(e) => format!("cannot start it: {e}"),
+            },
+        };
+        let msg = format!(
+            "no keeper of the sockets of {names}: {failed}; should rolld be killed, a successor could not take them \
+             back (until the next reload)"
+        );
+        log::log(Level::Warn, ROLLD, None, &msg);
+        self.keeper_given_up = true;
+        // A keeper that holds a pool no longer wanted would keep its port
+        // listening with nobody to serve it.
+        if self.keeper.as_ref().is_some_and(|k| !k.within(&pools)) {
+            self.old_keepers.extend(self.keeper.take());
+        }
     }
 
     fn kill_previous_keepers(&mut self) {
@@ -807,9 +838,9 @@ impl Daemon {
         let (Some(pool), Some(live), None) = (&slot.pool, &slot.group.live, slot.group.step_awaited()) else {
             return;
         };
-        let Some(l) = &live.cfg.listen else { return };
-        let all: Vec<usize> = live.procs.iter().filter_map(|p| l.index(p.port)).collect();
-        let serving: Vec<usize> = live.procs.iter().filter(|p| p.serving()).filter_map(|p| l.index(p.port)).collect();
+        let all: Vec<usize> = live.procs.iter().filter_map(|p| pool.index(p.port)).collect();
+        let serving: Vec<usize> =
+            live.procs.iter().filter(|p| p.serving()).filter_map(|p| pool.index(p.port)).collect();
         let want = if serving.is_empty() { all } else { serving };
         if want == slot.routed || want.is_empty() {
             return;
@@ -838,8 +869,12 @@ impl Daemon {
             Action::Spawn { cfg, ports } => {
                 let pool = self.slots[i].pool.clone();
                 let socket = |p: u16| {
-                    let l = cfg.listen.as_ref()?;
-                    Some(pool.as_ref().and_then(|pool| pool.socket(l.index(p)?)).ok_or("no socket of the group for it"))
+                    cfg.listen.as_ref()?;
+                    Some(
+                        pool.as_ref()
+                            .and_then(|pool| pool.socket(pool.index(p)?))
+                            .ok_or("no socket of the group for it"),
+                    )
                 };
                 let spawned = ports.into_iter().map(|p| {
                     let started = match socket(p) {
@@ -961,10 +996,10 @@ impl Daemon {
     /// them.
     fn route(&mut self, i: usize, ports: &[u16]) -> Result<(), String> {
         let slot = &mut self.slots[i];
-        let (Some(pool), Some(l)) = (&slot.pool, slot.cfg.listen.as_ref()) else {
+        let Some(pool) = &slot.pool else {
             return Err("the group has no sockets of its own (listen:)".into());
         };
-        let want: Vec<usize> = ports.iter().filter_map(|&p| l.index(p)).collect();
+        let want: Vec<usize> = ports.iter().filter_map(|&p| pool.index(p)).collect();
         let started = Instant::now();
         pool.check().and_then(|()| pool.route(&want)).map_err(|e| format!("route to sockets {want:?}: {e}"))?;
         slot.routed = want;

@@ -172,6 +172,13 @@ impl Pool {
         self.check_from
     }
 
+    /// The index of the socket of the process whose check port is `port`,
+    /// by the layout the pool was made with (a config may say another).
+    pub fn index(&self, port: u16) -> Option<usize> {
+        let i = usize::from(port.checked_sub(self.check_from)?);
+        (i < 2 * self.slots).then_some(i)
+    }
+
     /// The socket handed to the process of `index` (< 2N), for its fd 3.
     /// It is close-on-exec here: only a dup2(2) onto 3 reaches a child.
     pub fn socket(&self, index: usize) -> Option<BorrowedFd<'_>> {
@@ -794,6 +801,8 @@ mod tests {
         let socks = copy(&first);
         drop(first);
         let pool = Pool::adopt(at, 2, 28780, socks).unwrap();
+        let idx: Vec<Option<usize>> = [28779, 28780, 28783, 28784].map(|p| pool.index(p)).to_vec();
+        assert_eq!(idx, vec![None, Some(0), Some(3), None], "check ports name sockets by the pool's own layout");
         let mut keep = Vec::new();
         keep.push(connect_from(at, 28780).unwrap());
         assert_eq!(settled(&pool, 1), vec![1, 0, 0, 0, 0], "a check reaches the socket it names");

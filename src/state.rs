@@ -94,7 +94,7 @@ pub fn parse(text: &str) -> Result<State, String> {
                 addr: addr.parse().map_err(|_| bad())?,
                 procs: procs.parse().ok().filter(|n| (1..=crate::pool::MAX_SLOTS).contains(n)).ok_or_else(bad)?,
                 check_from: check_from.parse().map_err(|_| bad())?,
-                fd: fd.parse().ok().filter(|fd| *fd >= 3).ok_or_else(bad)?,
+                fd: fd.parse().ok().filter(|fd| (3..1 << 20).contains(fd)).ok_or_else(bad)?,
                 pid: pid.parse().ok().filter(|p| *p > 1).ok_or_else(bad)?,
                 start: start.parse().map_err(|_| bad())?,
             }),
@@ -153,8 +153,10 @@ impl Recorder {
         if text == self.text {
             return Ok(());
         }
+        // Remembered once written: a failed write is tried again next time.
+        write(&self.path, &text)?;
         self.text = text;
-        write(&self.path, &self.text)
+        Ok(())
     }
 
     pub fn remove(&self) -> Result<(), String> {
@@ -282,6 +284,7 @@ mod tests {
             "web sockets 0.0.0.0 4 32760 3 77 5",
             "web sockets 0.0.0.0:80 4 32760 3 77",
             "web sockets 0.0.0.0:80 4 70000 3 77 5",
+            "web sockets 0.0.0.0:80 4 32760 2147483647 77 5",
         ] {
             assert!(parse(&format!("rolld-state 1\n{bad}\n")).is_err(), "{bad}");
         }

@@ -129,6 +129,15 @@ fn pidfd_send_signal(pidfd: BorrowedFd<'_>, sig: i32, flags: libc::c_uint) -> io
     cvt(r as libc::c_int).map(|_| ())
 }
 
+/// Sends `sig` to the process behind `pidfd` (not its group). One that
+/// has ended is not an error.
+pub fn pidfd_kill(pidfd: BorrowedFd<'_>, sig: i32) -> io::Result<()> {
+    match pidfd_send_signal(pidfd, sig, 0) {
+        Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Ok(()),
+        r => r,
+    }
+}
+
 /// Sends `sig` to the process group `pgid` led by the process behind
 /// `pidfd` (`pgid` is its pid), never to a group of someone else's that
 /// took the number. From Linux 6.9 the kernel finds the group through the
@@ -1017,12 +1026,13 @@ pub fn spawn_with_fds(exe: &std::ffi::CStr, argv: &[std::ffi::CString], fds: &[B
             for (i, &src) in sources.iter().enumerate() {
                 ok = ok && libc::dup2(src, 3 + i as RawFd) == 3 + i as RawFd;
             }
-            // Whatever else is open (a descriptor rolld inherited that
-            // missed `cloexec_from_3`) closes at the exec; the pipe for
-            // its error stays open until then.
-            const CLOSE_RANGE_CLOEXEC: libc::c_uint = 4;
-            libc::syscall(libc::SYS_close_range, floor as libc::c_uint, libc::c_uint::MAX, CLOSE_RANGE_CLOEXEC);
             if ok {
+                // Belt and braces (rolld marked everything it inherited
+                // close-on-exec at start; kernels before 5.11 refuse the
+                // flag): whatever else is open closes at the exec, the
+                // pipe for its error included.
+                const CLOSE_RANGE_CLOEXEC: libc::c_uint = 4;
+                libc::syscall(libc::SYS_close_range, floor as libc::c_uint, libc::c_uint::MAX, CLOSE_RANGE_CLOEXEC);
                 libc::execve(exe.as_ptr(), argv_ptrs.as_ptr(), envp.as_ptr());
             }
             let errno = *libc::__errno_location();

@@ -1559,19 +1559,22 @@ case_listen_crash() {
 case_listen_hup_storm() { case_hup_storm; }
 
 # keeper_of: the pid of the keeper of this case's sockets (none: empty).
-keeper_of() { pids_matching "^rolld-sockets $TMP/rolld.yml\$"; }
+keeper_of() { pids_matching "^rolld-sockets $TMP/run/"; }
 
-# 22. listen: rolld SIGKILLed under load, twice. Its processes keep serving
-# on the sockets they hold, and its keeper (rolld-sockets, started again
-# by rolld when it ends, never named by `pidof rolld`) holds the rest:
-# the group, its order and its program stay as they were, and not one
-# request fails while no rolld runs. (a) A new rolld takes the sockets back
-# from the keeper and the processes over from the state file, rolls them
-# over at once, replaces the keeper, and rolls again on `reload --wait`
-# (exit 0). (b) Killed in turn, and restarted with `procs` changed: it
-# says exactly why it cannot take the sockets, leaves the processes
-# serving, `reload --wait` exits 1 with the reason, and its SIGTERM stops
-# them. wrk runs throughout: 0 failed requests.
+# 22. listen: rolld SIGKILLed under load, three times. Its processes keep
+# serving on the sockets they hold, and its keeper (rolld-sockets, started
+# again by rolld when it ends, never named by `pidof rolld`) holds the
+# rest: the group, its order and its program stay as they were, and not
+# one request fails while no rolld runs. (a) A new rolld takes the sockets
+# back from the keeper and the processes over from the state file, rolls
+# them over at once, replaces the keeper, and rolls again on `reload
+# --wait` (exit 0). (b) Killed in turn, and restarted with `procs`
+# changed: it takes the sockets back as they were, keeps them serving and
+# refuses the change, saying why (`reload --wait` exits 1). (c) Killed with
+# its keeper, and restarted: it says the keeper is gone and that it cannot
+# take the sockets, leaves the processes serving, `reload --wait` exits 1
+# with the reason, and its SIGTERM stops them. wrk runs throughout: 0
+# failed requests.
 case_listen_takeover() {
     start_live
     load_start
@@ -1625,25 +1628,48 @@ case_listen_takeover() {
     LISTEN_PROCS=$more write_config
     LOG=$TMP/rolld-3.log
     rolld_spawn
-    local why="the sockets of a previous rolld are 127.0.0.1:$LISTEN_PORT with $LISTEN_PROCS processes and check_from $CHECK_FROM; the config says 127.0.0.1:$LISTEN_PORT with $more and $CHECK_FROM"
-    wait_for "the third rolld to say why it cannot take the sockets" 10 log_has " WARN $GROUP $why"
+    wait_for "the third rolld to take the sockets back" 10 log_has " WARN $GROUP took back the sockets of 127.0.0.1:$LISTEN_PORT from a previous rolld"
+    local why="$GROUP rollout rolled back: listen: 127.0.0.1:$LISTEN_PORT, procs: $more and check_from: $CHECK_FROM cannot change while the group runs on 127.0.0.1:$LISTEN_PORT with $LISTEN_PROCS from $CHECK_FROM: rolld holds those sockets for its life; restart it to change them"
+    wait_for "the third rolld to refuse the change" 10 log_has "$why"
+    wait_for "keeper $keeper2 to be replaced" 5 not_running "$keeper2"
+    keeper=$(keeper_of)
+    [[ $keeper =~ ^[0-9]+$ ]] || fail "the third rolld runs no single keeper: '$keeper'"
+    reload_wait_fails "$why"
+    step "(b) the change refused with the reason; reload --wait: exit 1; keeper $keeper"
+    for pid in "${old[@]}"; do alive "$pid" || fail "process $pid died under the third rolld"; done
+    expect_live A
+
+    step "(c) SIGKILL to rolld $ROLLD_PID and to its keeper $keeper; restarted as it was"
+    EXPECT_ROLLD=0
+    kill -KILL "$ROLLD_PID" "$keeper"
+    wait_for "rolld to die" 5 not_running "$ROLLD_PID"
+    wait "$RUN_PID" 2>/dev/null || true
+    RUN_PID=
+    write_config
+    LOG=$TMP/rolld-4.log
+    rolld_spawn
+    wait_for "the fourth rolld to say the keeper is gone" 10 log_has " WARN $GROUP the keeper of its sockets, pid $keeper"
     local pre="$GROUP rollout rolled back: cannot listen on 127.0.0.1:$LISTEN_PORT: pid "
     local cannot="the processes a previous rolld left hold the sockets of 127.0.0.1:$LISTEN_PORT, and rolld cannot take them over: they keep serving; stop them, and reload, to start the group anew"
-    wait_for "the third rolld to refuse the group" 10 log_has_all " WARN $pre" "$cannot"
+    wait_for "the fourth rolld to refuse the group" 10 log_has_all " WARN $pre" "$cannot"
     line=$(log_line " WARN $pre" "$cannot")
     step "$line"
-    wait_for "keeper $keeper2 to be gone" 5 not_running "$keeper2"
-    rc=0
-    (cd "$TMP" && timeout 60 "$ROLLD" reload --run-dir "$TMP/run" "$TMP/rolld.yml" --wait) >"$TMP/reload-wait.out" 2>&1 || rc=$?
-    [[ $rc == 1 ]] || fail "rolld reload --wait exited $rc (expected 1): $(cat "$TMP/reload-wait.out")"
-    grep -F "$pre" "$TMP/reload-wait.out" | grep -qF "$cannot" || fail "reload --wait does not give the reason: $(cat "$TMP/reload-wait.out")"
-    step "(b) reload --wait: exit 1, with the reason"
-    for pid in "${old[@]}"; do alive "$pid" || fail "process $pid died under the third rolld"; done
+    reload_wait_fails "$pre"
+    step "(c) reload --wait: exit 1, with the reason"
+    for pid in "${old[@]}"; do alive "$pid" || fail "process $pid died under the fourth rolld"; done
     expect_live A
     load_stop
     rolld_stop_ok 15
     for p in "${SET_A[@]}"; do log_line " INFO $GROUP:$p stopped (status unknown: not rolld's child)" >/dev/null; done
     for pid in "${old[@]}"; do wait_for "process $pid to be gone" 5 not_running "$pid"; done
+}
+
+# reload_wait_fails TEXT: `rolld reload --wait` exits 1, and says TEXT.
+reload_wait_fails() {
+    local rc=0
+    (cd "$TMP" && timeout 60 "$ROLLD" reload --run-dir "$TMP/run" "$TMP/rolld.yml" --wait) >"$TMP/reload-wait.out" 2>&1 || rc=$?
+    [[ $rc == 1 ]] || fail "rolld reload --wait exited $rc (expected 1): $(cat "$TMP/reload-wait.out")"
+    grep -qF -- "$1" "$TMP/reload-wait.out" || fail "reload --wait does not say '$1': $(cat "$TMP/reload-wait.out")"
 }
 
 # 23. listen: rolld SIGKILLed during a drain, with a 6 s request in flight
