@@ -29,7 +29,9 @@ impl TempDir {
 
 impl Drop for TempDir {
     fn drop(&mut self) {
-        if std::env::var_os("KEEPTMP").is_none() { let _ = std::fs::remove_dir_all(&self.0); }
+        if std::env::var_os("KEEPTMP").is_none() {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
     }
 }
 
@@ -174,7 +176,10 @@ fn http_backend_keeps_connections_alive_until_its_drain_signal() {
     std::fs::write(t.0.join("release"), "bad-2\n").unwrap();
     let _bad = Backend::start(&g, &listener);
     let (status, body) = answer(ask(&listener, "/"), &t.0);
-    assert_eq!((status.as_str(), body.as_str()), ("HTTP/1.1 500 Internal Server Error", "port 9001 release bad-2 fails\n"));
+    assert_eq!(
+        (status.as_str(), body.as_str()),
+        ("HTTP/1.1 500 Internal Server Error", "port 9001 release bad-2 fails\n")
+    );
 }
 
 #[test]

@@ -29,10 +29,12 @@
 #   4. the container's memory (podman stats) with 4 backends;
 #   5. `podman stop`: every backend stopped by its signal, exit 0 within
 #      stop_timeout + 1 s;
-#   6. the same image with --read-only (a tmpfs for /run/rolld only), and
-#      with --user 1000:1000 (a tmpfs for /tmp: its run directory is
-#      /tmp/rolld-1000): it serves, rolls by `rolld reload --wait`, stops
-#      with exit 0;
+#   6. the same image with --read-only (a tmpfs for /run/rolld only; the
+#      backends as `user: '1000'`, `group: '1000'`, numeric ids with no
+#      /etc/passwd), and with --user 1000:1000 (a tmpfs for /tmp: its run
+#      directory is /tmp/rolld-1000): it serves, rolls by `rolld reload
+#      --wait`, stops with exit 0; a profile denying SO_ATTACH_REUSEPORT_CBPF
+#      stops rolld at start, saying why;
 #   7. the same rolld and config on the host, 3 rollouts: its switch and
 #      rollout times beside the container's, in the summary.
 
@@ -91,6 +93,11 @@ HOST_NOFILE=$(ulimit -Hn) HOST_NPROC=$(ulimit -Hu)
 NOFILE=$((HOST_NOFILE < 4096 ? HOST_NOFILE : 4096))
 NPROC=$((HOST_NPROC < 4096 ? HOST_NPROC : 4096))
 
+# example/Dockerfile, the same image with a build stage, ends as the
+# Containerfile does.
+tail_from() { sed -n "/^COPY example\/container\/rolld.yml/,\$p" "$1" | grep -v "^#"; }
+[[ -n $(tail_from "$REPO/example/Dockerfile") && $(tail_from "$REPO/example/Dockerfile") == "$(tail_from "$REPO/example/container/Containerfile")" ]] ||
+    fail "the last stage of example/Dockerfile differs from example/container/Containerfile"
 CTX=$TMP/ctx
 mkdir -p "$CTX/target/$TARGET/release/examples" "$CTX/example/container"
 cp "$BIN/rolld" "$CTX/target/$TARGET/release/"
@@ -121,7 +128,7 @@ ctr_run() {
     CONTAINERS+=("$CTR")
     podman run -d --name "$CTR" --runtime runc \
         --ulimit "nofile=$NOFILE:$NOFILE" --ulimit "nproc=$NPROC:$NPROC" \
-        -p "127.0.0.1:$PORT:8080" -v "$TMP/release:/release:ro" -v "$TMP/ctr.yml:/rolld.yml:ro" \
+        -p "127.0.0.1:$PORT:8080" -v "$TMP/release:/release:ro" -v "${CTR_CONFIG:-$TMP/ctr.yml}:/rolld.yml:ro" \
         "$@" "$TAG" >"$TMP/run.out" 2>&1 || fail "podman run failed: $(cat "$TMP/run.out")"
 }
 clog() { podman logs "$CTR" 2>&1; }
@@ -213,7 +220,7 @@ EOF2
 [[ $PROFILE_SAYS == "setsockopt allow; bpf allow with CAP_SYS_ADMIN" ]] || say "note: podman's profile now says: $PROFILE_SAYS"
 seccomp=$(awk '/^Seccomp:/ {print $2}' "/proc/$RHPID/status")
 [[ $seccomp == 2 ]] || fail "rolld runs with Seccomp: $seccomp, not under a filter (2)"
-say "rolld is PID 1 (host pid $RHPID) under a seccomp filter (podman's default profile, $PROFILE: $PROFILE_SAYS); switch: $(clog | grep -oE 'switched in [0-9.]+m?s' | head -n 1)"
+say "rolld is PID 1 (host pid $RHPID) under a seccomp filter (podman's default profile, $PROFILE: $PROFILE_SAYS); the first switch took $(clog | grep -oE "switched in [0-9.]+m?s" | head -n 1 | cut -d" " -f3)"
 
 # --- 2. wrk across 3 SIGHUP rollouts, a reload --wait, a failing release ------------------------
 
@@ -291,7 +298,7 @@ say "backend (host pid $leader) SIGKILLed: restarted; its orphaned worker (host 
 MEM=$(podman stats --no-stream --format '{{.MemUsage}}' "$CTR" | awk -F' / ' '{print $1}')
 PIDS=$(podman stats --no-stream --format '{{.PIDs}}' "$CTR")
 RSS_ROLLD=$(awk '/^VmRSS:/ {print $2 " " $3}' "/proc/$RHPID/status")
-say "memory of the container (podman stats): $MEM, $PIDS processes; rolld's RSS $RSS_ROLLD"
+say "memory of the container (podman stats): $MEM, $PIDS tasks (threads included); rolld's RSS $RSS_ROLLD"
 
 # --- 5. podman stop ------------------------------------------------------------------------------
 
@@ -312,13 +319,25 @@ variant() {
     cexec_reload 0
     ctr_wait_for "$name: release $name-2 to answer" 5 all_answer "$name-2"
 }
-variant ro --read-only --read-only-tmpfs=false --tmpfs /run/rolld:rw,mode=0700
+# uids: "rolld's uid; the backends' uids" (from the host's /proc).
+uids() {
+    local r b
+    r=$(ctop | awk '$2 == 1 {print $1}' | while read -r p; do stat -c %u "/proc/$p"; done)
+    b=$(ctop | awk '$2 != 1 {print $1}' | while read -r p; do stat -c %u "/proc/$p"; done | sort -u | tr '\n' ' ')
+    echo "$r; ${b% }"
+}
+# Read-only, rolld as root, the backends as `user: '1000'`, `group:
+# '1000'`: numeric ids, with no /etc/passwd in the image.
+sed "s|^  procs: 4$|  procs: 4\n  user: '1000'\n  group: '1000'|" "$TMP/ctr.yml" >"$TMP/ctr-user.yml"
+grep -qF "user: '1000'" "$TMP/ctr-user.yml" || fail "could not set user: in $TMP/ctr-user.yml"
+chmod 644 "$TMP/ctr-user.yml"
+CTR_CONFIG=$TMP/ctr-user.yml variant ro --read-only --read-only-tmpfs=false --tmpfs /run/rolld:rw,mode=0700
 [[ $(podman inspect --format '{{.HostConfig.ReadonlyRootfs}}' "$CTR") == true ]] || fail "the root file system is not read-only"
+[[ $(uids) == "0; 1000" ]] || fail "uids of rolld; of the backends: '$(uids)', expected '0; 1000'"
 ctr_stop_ok
-say "--read-only with a tmpfs at /run/rolld only: serves, reload --wait 0, podman stop 0 in ${STOP_MS}ms"
+say "--read-only with a tmpfs at /run/rolld only, user: '1000' and group: '1000' (no /etc/passwd): rolld uid 0, backends uid 1000; serves, reload --wait 0, podman stop 0 in ${STOP_MS}ms"
 variant user --user 1000:1000 --read-only --read-only-tmpfs=false --tmpfs /tmp:rw,mode=1777
-users=$(ctop | awk '{print $1}' | while read -r p; do stat -c %u "/proc/$p"; done | sort -u | tr '\n' ' ')
-[[ $users == "1000 " ]] || fail "the container's processes run as uids '$users', expected 1000 only"
+[[ $(uids) == "1000; 1000" ]] || fail "uids of rolld; of the backends: '$(uids)', expected 1000 only"
 ctr_stop_ok
 say "--user 1000:1000 (--read-only, a tmpfs at /tmp): every process uid 1000; serves, reload --wait 0, podman stop 0 in ${STOP_MS}ms"
 
