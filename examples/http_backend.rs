@@ -91,10 +91,10 @@ fn main() {
     };
     // Before the fork: a worker is never without it (no thread is made).
     let draining = Arc::new(AtomicBool::new(false));
-    if o.keep_alive {
-        if let Err(e) = signal_hook::flag::register(signal_hook::consts::SIGUSR1, Arc::clone(&draining)) {
-            die(format!("SIGUSR1: {e}"));
-        }
+    if o.keep_alive
+        && let Err(e) = signal_hook::flag::register(signal_hook::consts::SIGUSR1, Arc::clone(&draining))
+    {
+        die(format!("SIGUSR1: {e}"));
     }
     let me = std::process::id();
     for _ in 1..o.workers {

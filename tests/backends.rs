@@ -169,7 +169,7 @@ fn http_backend_keeps_connections_alive_until_its_drain_signal() {
     for _ in 0..8 {
         let mut c = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        assert_eq!(keep_alive_get(&mut c).1, true, "every process drains");
+        assert!(keep_alive_get(&mut c).1, "every process drains");
     }
     backend.stop(libc::SIGTERM);
     // A release named bad* answers 500.
