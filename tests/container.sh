@@ -298,7 +298,8 @@ say "backend (host pid $leader) SIGKILLed: restarted; its orphaned worker (host 
 MEM=$(podman stats --no-stream --format '{{.MemUsage}}' "$CTR" | awk -F' / ' '{print $1}')
 PIDS=$(podman stats --no-stream --format '{{.PIDs}}' "$CTR")
 RSS_ROLLD=$(awk '/^VmRSS:/ {print $2 " " $3}' "/proc/$RHPID/status")
-say "memory of the container (podman stats): $MEM, $PIDS tasks (threads included); rolld's RSS $RSS_ROLLD"
+PROCS=$(ctop | awk '{print $5}' | sort | uniq -c | awk '{printf "%s%d %s", sep, $1, $2; sep = ", "}')
+say "memory of the container (podman stats): $MEM, $PIDS tasks (threads included) in $PROCS; rolld's RSS $RSS_ROLLD"
 
 # --- 5. podman stop ------------------------------------------------------------------------------
 
@@ -319,12 +320,13 @@ variant() {
     cexec_reload 0
     ctr_wait_for "$name: release $name-2 to answer" 5 all_answer "$name-2"
 }
-# uids: "rolld's uid; the backends' uids" (from the host's /proc).
+# uids: "the uids of rolld and its socket keeper; the backends' uids"
+# (from the host's /proc).
 uids() {
     local r b
-    r=$(ctop | awk '$2 == 1 {print $1}' | while read -r p; do stat -c %u "/proc/$p"; done)
-    b=$(ctop | awk '$2 != 1 {print $1}' | while read -r p; do stat -c %u "/proc/$p"; done | sort -u | tr '\n' ' ')
-    echo "$r; ${b% }"
+    r=$(ctop | awk '$5 != "http_backend" {print $1}' | while read -r p; do stat -c %u "/proc/$p"; done | sort -u | tr '\n' ' ')
+    b=$(ctop | awk '$5 == "http_backend" {print $1}' | while read -r p; do stat -c %u "/proc/$p"; done | sort -u | tr '\n' ' ')
+    echo "${r% }; ${b% }"
 }
 # Read-only, rolld as root, the backends as `user: '1000'`, `group:
 # '1000'`: numeric ids, with no /etc/passwd in the image.
