@@ -3,7 +3,8 @@
 # bounded fuzzing run of the parsers and the group machine (fuzz/run.sh),
 # then the end-to-end tests behind real load balancers under wrk load
 # (tests/e2e.sh, tests/e2e_streams.sh, tests/e2e_surge.sh, tests/faults.sh),
-# and with no load balancer at all (tests/e2e_listen.sh).
+# with no load balancer at all (tests/e2e_listen.sh), and as PID 1 of a
+# FROM scratch container under podman (tests/container.sh).
 # Installs what the tests need when it is missing.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -22,6 +23,10 @@ command -v python3 >/dev/null 2>&1 || need+=(python3)
 command -v ansible-playbook >/dev/null 2>&1 || python3 -c 'import ensurepip, venv' 2>/dev/null || need+=(python3-venv)
 # tests/e2e_listen.sh with APP=gunicorn|uvicorn: a virtualenv of the system python.
 /usr/bin/python3 -c 'import ensurepip, venv' 2>/dev/null || need+=(python3-venv)
+# tests/container.sh: rootful podman with runc; its bridge network and
+# published ports need netavark and iptables (mere recommends of podman).
+command -v podman >/dev/null 2>&1 || need+=(podman netavark iptables)
+command -v runc >/dev/null 2>&1 || need+=(runc)
 if [ ${#need[@]} -gt 0 ]; then
     echo "test_rolld.sh: installing ${need[*]}"
     sudo=""
@@ -60,4 +65,6 @@ echo "== many hosts: example/deploy.yml by Ansible across three rollds under loa
 bash tests/hosts.sh "$PWD/target/release/rolld"
 echo "== fault matrix under load: behind nginx, and listen: with no load balancer"
 ROLLD_BIN="$PWD/target/release/rolld" bash tests/faults.sh
+echo "== a real container: rolld as PID 1 of a FROM scratch image under podman (runc, default seccomp), listen:"
+bash tests/container.sh
 echo "test_rolld.sh: all tests passed"

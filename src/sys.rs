@@ -321,6 +321,11 @@ pub fn lookup_user(name: &str) -> io::Result<Option<User>> {
             unsafe { libc::getpwnam_r(c.as_ptr(), &mut pw, buf.as_mut_ptr(), buf.len(), &mut found) }
         }
     };
+    // ENOENT: not found (glibc's answer when there is no /etc/passwd at
+    // all, as in a FROM scratch image).
+    if rc == libc::ENOENT {
+        return Ok(None);
+    }
     if rc != 0 {
         return Err(io::Error::from_raw_os_error(rc));
     }
@@ -344,6 +349,9 @@ pub fn lookup_group(name: &str) -> io::Result<Option<u32>> {
     let mut found: *mut libc::group = std::ptr::null_mut();
     // SAFETY: every pointer is valid for the sizes given.
     let rc = unsafe { libc::getgrnam_r(c.as_ptr(), &mut gr, buf.as_mut_ptr(), buf.len(), &mut found) };
+    if rc == libc::ENOENT {
+        return Ok(None); // as above: no /etc/group
+    }
     if rc != 0 {
         return Err(io::Error::from_raw_os_error(rc));
     }

@@ -29,7 +29,9 @@ impl TempDir {
 
 impl Drop for TempDir {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        if std::env::var_os("KEEPTMP").is_none() {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
     }
 }
 
@@ -118,6 +120,66 @@ fn http_backend_serves_the_socket_it_is_handed_and_names_its_release() {
     let _next = Backend::start(&g, &listener);
     let (status, body) = answer(waiting, &t.0);
     assert_eq!((status.as_str(), body.as_str()), ("HTTP/1.0 200 OK", "port 9001 release v7\n"));
+}
+
+/// One HTTP/1.1 GET on `conn`, kept alive; the status line, whether the
+/// answer says `Connection: close`, and the body.
+#[track_caller]
+fn keep_alive_get(conn: &mut TcpStream) -> (String, bool, String) {
+    conn.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
+    let mut text = Vec::new();
+    let mut buf = [0u8; 1024];
+    loop {
+        let n = conn.read(&mut buf).unwrap();
+        assert!(n > 0, "the connection closed before a whole answer: {:?}", String::from_utf8_lossy(&text));
+        text.extend_from_slice(&buf[..n]);
+        let t = String::from_utf8_lossy(&text).into_owned();
+        let Some((head, body)) = t.split_once("\r\n\r\n") else { continue };
+        let len: usize = head.lines().find_map(|l| l.strip_prefix("Content-Length: ")).unwrap().parse().unwrap();
+        if body.len() >= len {
+            let close = head.lines().any(|l| l == "Connection: close");
+            return (head.lines().next().unwrap().to_string(), close, body.to_string());
+        }
+    }
+}
+
+#[test]
+fn http_backend_keeps_connections_alive_until_its_drain_signal() {
+    let t = TempDir::new("http_backend_keep_alive");
+    std::fs::write(t.0.join("release"), "v8\n").unwrap();
+    let cmd = format!(
+        "{} {{numproc}} --fd {{fd}} --keep-alive --workers 2 --release-file {}",
+        example("http_backend").display(),
+        t.0.join("release").display()
+    );
+    let g = group(&t.0, &cmd, "");
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let backend = Backend::start(&g, &listener);
+    let mut conn = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let ok = ("HTTP/1.1 200 OK".to_string(), false, "port 9001 release v8\n".to_string());
+    assert_eq!(keep_alive_get(&mut conn), ok);
+    assert_eq!(keep_alive_get(&mut conn), ok, "the same connection, again");
+    // rolld's drain_signal reaches every process of the group.
+    sys::kill_group(backend.0, libc::SIGUSR1).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(keep_alive_get(&mut conn), (ok.0.clone(), true, ok.2.clone()), "after SIGUSR1: Connection: close");
+    let mut rest = Vec::new();
+    assert_eq!(conn.read_to_end(&mut rest).unwrap(), 0, "then closed");
+    for _ in 0..8 {
+        let mut c = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        assert!(keep_alive_get(&mut c).1, "every process drains");
+    }
+    backend.stop(libc::SIGTERM);
+    // A release named bad* answers 500.
+    std::fs::write(t.0.join("release"), "bad-2\n").unwrap();
+    let _bad = Backend::start(&g, &listener);
+    let (status, body) = answer(ask(&listener, "/"), &t.0);
+    assert_eq!(
+        (status.as_str(), body.as_str()),
+        ("HTTP/1.1 500 Internal Server Error", "port 9001 release bad-2 fails\n")
+    );
 }
 
 #[test]

@@ -155,7 +155,9 @@ fn read_and_parse(
 }
 
 /// Resolves `user:` and `group:`. An unknown name is an error, never a
-/// silent fallback to running the group as root.
+/// silent fallback to running the group as root. A uid with no entry (an
+/// image with no /etc/passwd) is that uid, with `group:` as its only group:
+/// without `group:` it is an error (its group is not known).
 fn credentials(
     cx: &mut Cx,
     name: &str,
@@ -164,14 +166,28 @@ fn credentials(
     sys: &dyn System,
 ) -> Option<Credentials> {
     let (euid, egid) = sys.ids();
+    let mut bare_uid = None;
     let u = match user {
         None => None,
         Some(u) => match sys.lookup_user(u) {
             Ok(Some(found)) => Some(found),
-            Ok(None) => {
-                cx.err(&format!("{name}.user"), format!("unknown user {u:?}; refusing to run the group as root"));
-                return None;
-            }
+            Ok(None) => match (u.parse::<u32>(), gid) {
+                (Ok(n), Some(_)) => {
+                    bare_uid = Some(n);
+                    None
+                }
+                (Ok(_), None) => {
+                    cx.err(
+                        &format!("{name}.user"),
+                        format!("uid {u} has no entry in the user database: give its group: too"),
+                    );
+                    return None;
+                }
+                (Err(_), _) => {
+                    cx.err(&format!("{name}.user"), format!("unknown user {u:?}; refusing to run the group as root"));
+                    return None;
+                }
+            },
             Err(e) => {
                 cx.err(&format!("{name}.user"), format!("cannot look up user {u:?}: {e}"));
                 return None;
@@ -192,7 +208,7 @@ fn credentials(
             }
         },
     };
-    let uid = u.as_ref().map_or(euid, |u| u.uid);
+    let uid = u.as_ref().map_or(bare_uid.unwrap_or(euid), |u| u.uid);
     if euid != 0 && (uid != euid || gid != egid) {
         let key = if user.is_some() { "user" } else { "group" };
         cx.err(&format!("{name}.{key}"), format!("switching needs rolld to run as root (it runs as uid {euid})"));

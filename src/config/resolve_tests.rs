@@ -162,6 +162,8 @@ const ROOT_ROWS: &[(&str, &[&str])] = &[
         "  user: nobody-here\n  group: no-group\n",
         &["g.user: unknown user \"nobody-here\"; refusing to run the group as root"],
     ),
+    ("  user: '4242'\n", &["g.user: uid 4242 has no entry in the user database: give its group: too"]),
+    ("  user: '4242'\n  group: no-group\n", &["g.group: unknown group \"no-group\""]),
     ("  group: no-group\n", &["g.group: unknown group \"no-group\""]),
     ("  user: www\n  group: no-group\n", &["g.group: unknown group \"no-group\""]),
     ("  user: ldap-down\n", &["g.user: cannot look up user \"ldap-down\": the directory server does not answer"]),
@@ -231,6 +233,11 @@ fn user_and_group_resolve_to_credentials_as_root() {
         c("  group: web\n"),
         Some(Credentials { uid: 0, gid: 1001, groups: vec![1001], user: None }),
         "group: alone keeps root's uid, and only that group"
+    );
+    assert_eq!(
+        c("  user: '4242'\n  group: '4243'\n"),
+        Some(Credentials { uid: 4242, gid: 4243, groups: vec![4243], user: None }),
+        "a uid with no entry: that uid, and the group given as its only group"
     );
     assert_eq!(c(""), None, "no user: and no group: is no switch");
 }
