@@ -22,7 +22,7 @@ use crate::state::{self, Recorder};
 use crate::status::{self, Last, Snapshot, View};
 use crate::takeover::{Watch, Watched};
 use crate::work::{Done, Owner, Work};
-use crate::{actions, log, plan, process, smoke, sys, takeover, tcp};
+use crate::{actions, haproxy, log, plan, process, smoke, sys, takeover, tcp};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, BorrowedFd};
@@ -52,6 +52,8 @@ struct Slot {
     /// A `listen:` group's sockets, and the ones new connections go to.
     pool: Option<Arc<Pool>>,
     routed: Vec<usize>,
+    /// What a `haproxy:` group's HAProxy has been asked.
+    lb: Arc<haproxy::Memory>,
 }
 
 /// The rollouts begun by one reload (or the first start), one per group.
@@ -213,6 +215,7 @@ impl Daemon {
             turn: Turn::default(),
             pool: None,
             routed: Vec::new(),
+            lb: Arc::default(),
         });
         self.slots.len() - 1
     }
@@ -699,6 +702,13 @@ impl Daemon {
         let owner = self.slots[i].id;
         match action {
             Action::Spawn { cfg, ports } => {
+                if let (Some(h), Some(_)) = (cfg.haproxy.clone(), self.slots[i].group.incoming()) {
+                    let lb = self.slots[i].lb.clone();
+                    self.work.submit(owner, move || {
+                        haproxy::begin(&h, &lb);
+                        Event::Tick
+                    });
+                }
                 let pool = self.slots[i].pool.clone();
                 let socket = |p: u16| {
                     let l = cfg.listen.as_ref()?;
@@ -738,10 +748,32 @@ impl Daemon {
                     None
                 }
                 Some(Step::Route) => Some(Event::StepDone { seq, result: self.route(i, &ports) }),
+                Some(Step::Haproxy) => {
+                    let lb = self.slots[i].lb.clone();
+                    self.work.submit(owner, move || {
+                        let all: Vec<u16> = cfg.worksets.iter().flatten().copied().collect();
+                        let result = match &cfg.haproxy {
+                            Some(h) => haproxy::switch(h, &lb, &all, &ports, &old_ports)
+                                .map(|notes| notes.iter().for_each(|n| log::info(&cfg.name, n))),
+                            None => Err("the group has no haproxy:".into()),
+                        };
+                        Event::StepDone { seq, result }
+                    });
+                    None
+                }
                 None => Some(Event::StepDone { seq, result: Ok(()) }),
             },
             Action::Count { seq, ports } => {
                 let slot = &self.slots[i];
+                if let Some(h) = slot.cfg.haproxy.clone() {
+                    let (lb, name) = (slot.lb.clone(), slot.group.name.clone());
+                    self.work.submit(owner, move || {
+                        let (counts, notes) = haproxy::count(&h, &lb, &ports);
+                        notes.iter().for_each(|n| log::info(&name, n));
+                        Event::Connections { seq, counts }
+                    });
+                    return None;
+                }
                 let public = slot.pool.as_ref().map(|p| p.addr()).or(slot.cfg.listen.as_ref().map(|l| l.addr));
                 match public {
                     Some(public) => {
@@ -866,6 +898,11 @@ impl Daemon {
     }
 
     fn done(&mut self, i: usize, outcome: Outcome, summary: String) {
+        let receipt = self.slots[i].cfg.haproxy.as_ref().and_then(|_| self.slots[i].lb.take_receipt());
+        let summary = match receipt.as_ref().and_then(haproxy::Receipt::line) {
+            Some(line) => format!("{summary}; {line}"),
+            None => summary,
+        };
         let (level, port, word) = match &outcome {
             Outcome::Ok => (Level::Info, None, "ok"),
             Outcome::RolledBack { port, .. } => (Level::Warn, *port, "rolled-back"),

@@ -355,6 +355,7 @@ impl Job {
             Some(Step::RunProc { command }) => format!("run_proc: `{command}`"),
             Some(Step::ReplaceFile { output, .. }) => format!("replace_file {}", output.display()),
             Some(Step::Route) => "the switch of new connections".into(),
+            Some(Step::Haproxy) => "the switch through HAProxy".into(),
             None => "after_start".into(),
         }
     }
@@ -1630,6 +1631,7 @@ mod tests {
             surge: None,
             credentials: None,
             listen: None,
+            haproxy: None,
         })
     }
 

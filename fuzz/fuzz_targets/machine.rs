@@ -147,6 +147,7 @@ impl Shape {
             surge: self.surge,
             credentials: None,
             listen: None,
+            haproxy: None,
         })
     }
 }
@@ -257,7 +258,7 @@ impl Host {
                         self.later.push(Later::Render { seq });
                         None
                     }
-                    Some(Step::Route) | None => Some(Event::StepDone { seq, result: Ok(()) }),
+                    Some(Step::Route | Step::Haproxy) | None => Some(Event::StepDone { seq, result: Ok(()) }),
                 }
             }
             Action::Count { seq, ports } => {

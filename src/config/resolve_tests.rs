@@ -84,6 +84,23 @@ impl System for Fake {
     fn ids(&self) -> (u32, u32) {
         self.ids
     }
+
+    /// Backend `app` has servers on 9001 and 9002 (round robin), `half`
+    /// on 9001 only, `hashed` balances by rdp-cookie; socket /run/user.sock
+    /// is at level user; any other backend is unknown.
+    fn haproxy(&self, h: &Haproxy) -> Result<Backend, String> {
+        use crate::haproxy::Server;
+        if h.socket == Path::new("/run/user.sock") {
+            return Err("the socket /run/user.sock is at level \"user\", not admin: rolld sets servers' states".into());
+        }
+        let server = |port: u16| Server { name: format!("s{port}"), addr: "127.0.0.1".into(), port: Some(port), admin: 1 };
+        match h.backend.as_str() {
+            "app" => Ok(Backend { algo: "roundrobin".into(), servers: vec![server(9001), server(9002)] }),
+            "half" => Ok(Backend { algo: "roundrobin".into(), servers: vec![server(9001)] }),
+            "hashed" => Ok(Backend { algo: "rdp-cookie".into(), servers: vec![server(9001), server(9002)] }),
+            b => Err(format!("backend {b}: Can't find backend.")),
+        }
+    }
 }
 
 /// Parses (with no problem) and resolves on `sys`.
