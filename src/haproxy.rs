@@ -340,7 +340,8 @@ pub fn parse_servers_state(reply: &str, backend: Option<&str>) -> Result<Vec<Ser
         if backend.is_some_and(|b| b != get(be).unwrap_or("")) {
             continue;
         }
-        let admin = get(admin)?.parse().map_err(|_| format!("`show servers state`: bad srv_admin_state ({line:.100})"))?;
+        let admin =
+            get(admin)?.parse().map_err(|_| format!("`show servers state`: bad srv_admin_state ({line:.100})"))?;
         out.push(Server { name: get(name)?.into(), addr: get(addr)?.into(), port: get(port)?.parse().ok(), admin });
     }
     Ok(out)
@@ -371,10 +372,14 @@ pub fn describe(h: &Haproxy) -> Result<Backend, String> {
     let level = ask(&h.socket, "show cli level")?;
     if level.trim() != "admin" {
         let shown = refused(&level);
-        return Err(format!("the socket {} is at level {shown:?}, not admin: rolld sets servers' states", h.socket.display()));
+        return Err(format!(
+            "the socket {} is at level {shown:?}, not admin: rolld sets servers' states",
+            h.socket.display()
+        ));
     }
     let be = |e: String| format!("backend {}: {e}", h.backend);
-    let servers = parse_servers_state(&ask(&h.socket, &format!("show servers state {}", h.backend))?, None).map_err(be)?;
+    let servers =
+        parse_servers_state(&ask(&h.socket, &format!("show servers state {}", h.backend))?, None).map_err(be)?;
     let stat = backend_stat(h)?;
     let algo = stat.iter().find(|s| s.svname == "BACKEND").map(|s| s.algo.clone()).unwrap_or_default();
     Ok(Backend { algo, servers })
@@ -391,11 +396,8 @@ pub fn problems(b: &Backend, backend: &str, ports: &[u16]) -> Vec<String> {
             ALGORITHMS.join(", ")
         ));
     }
-    let missing: Vec<String> = ports
-        .iter()
-        .filter(|p| !b.servers.iter().any(|s| server_port(s) == Some(**p)))
-        .map(u16::to_string)
-        .collect();
+    let missing: Vec<String> =
+        ports.iter().filter(|p| !b.servers.iter().any(|s| server_port(s) == Some(**p))).map(u16::to_string).collect();
     if !missing.is_empty() {
         out.push(format!(
             "backend {backend} has no server at a loopback address on port(s) {}: it needs one for every port of every workset",

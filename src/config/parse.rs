@@ -448,7 +448,9 @@ fn haproxy(cx: &mut Cx, key: &str, v: &Value, base: &Path) -> Option<Haproxy> {
             "socket" => socket = string(cx, &kk, v).map(|s| join(base, &s)),
             "backend" => match string(cx, &kk, v) {
                 Some(b) if !b.is_empty() && b.chars().all(|c| c.is_ascii_graphic() && c != '/') => backend = Some(b),
-                Some(b) => cx.err(&kk, format!("{b:?} is not a backend name (no spaces, slashes or control characters)")),
+                Some(b) => {
+                    cx.err(&kk, format!("{b:?} is not a backend name (no spaces, slashes or control characters)"))
+                }
                 None => {}
             },
             "state_file" => state_file = string(cx, &kk, v).map(|s| join(base, &s)),
@@ -460,7 +462,8 @@ fn haproxy(cx: &mut Cx, key: &str, v: &Value, base: &Path) -> Option<Haproxy> {
     }
     for (what, missing) in [("socket", socket.is_none()), ("backend", backend.is_none())] {
         if missing && !m.contains_key(Value::from(what)) {
-            let why = if what == "socket" { "HAProxy's stats socket, level admin" } else { "the backend rolld switches" };
+            let why =
+                if what == "socket" { "HAProxy's stats socket, level admin" } else { "the backend rolld switches" };
             cx.err(&format!("{key}.{what}"), format!("missing ({why})"));
         }
     }
