@@ -12,7 +12,7 @@
 use crate::config::{self, Action as Step, Config, GroupConfig};
 use crate::control::{self, Request};
 use crate::group::Set;
-use crate::group::{Action, Event, Group, Level, Outcome, fmt_duration, fmt_ports};
+use crate::group::{Action, Event, Group, Level, Outcome, Tally, fmt_duration, fmt_ports};
 use crate::notify::Notifier;
 use crate::output::Turn;
 use crate::pool::Pool;
@@ -823,8 +823,8 @@ impl Daemon {
                 self.broadcast(&format!("phase {group} {name} {}{suffix}", fmt_duration(took)));
                 None
             }
-            Action::Done { outcome, summary } => {
-                self.done(i, outcome, summary);
+            Action::Done { outcome, summary, tally } => {
+                self.done(i, outcome, summary, tally);
                 None
             }
         }
@@ -897,12 +897,10 @@ impl Daemon {
         }
     }
 
-    fn done(&mut self, i: usize, outcome: Outcome, summary: String) {
+    fn done(&mut self, i: usize, outcome: Outcome, summary: String, tally: Tally) {
         let receipt = self.slots[i].cfg.haproxy.as_ref().and_then(|_| self.slots[i].lb.take_receipt());
-        let summary = match receipt.as_ref().and_then(haproxy::Receipt::line) {
-            Some(line) => format!("{summary}; {line}"),
-            None => summary,
-        };
+        let more: Vec<String> = tally.line().into_iter().chain(receipt.as_ref().and_then(haproxy::Receipt::line)).collect();
+        let summary = if more.is_empty() { summary } else { format!("{summary}; {}", more.join("; ")) };
         let (level, port, word) = match &outcome {
             Outcome::Ok => (Level::Info, None, "ok"),
             Outcome::RolledBack { port, .. } => (Level::Warn, *port, "rolled-back"),
@@ -939,7 +937,7 @@ impl Daemon {
                 );
             }
         }
-        self.slots[i].last = Some((SystemTime::now(), outcome, summary));
+        self.slots[i].last = Some(Last { at: SystemTime::now(), outcome, summary, tally, haproxy: receipt });
     }
 }
 

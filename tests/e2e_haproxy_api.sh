@@ -162,7 +162,14 @@ rollout() {
     local before rb
     before=$(count ' rollout ok: ')
     rb=$(rollbacks)
-    kill -HUP "$ROLLD_PID"
+    if [[ ${1:-} == wait ]]; then
+        "$ROLLD" reload --wait --run-dir "$TMP/run" "$TMP/rolld.yml" >"$TMP/reload-wait.out" 2>&1 ||
+            fail "rolld reload --wait failed: $(cat "$TMP/reload-wait.out")"
+        grep -q '^app-servers rollout ok: .*; haproxy: switch [0-9.]*ms, drain to 0 sessions ' "$TMP/reload-wait.out" ||
+            fail "no receipt in reload --wait's output: $(cat "$TMP/reload-wait.out")"
+    else
+        kill -HUP "$ROLLD_PID"
+    fi
     wait_for "a rollout (' rollout ok: ')" 60 rollouts_ok $((before + 1))
     [[ $(rollbacks) == "$rb" ]] || fail "a rollout rolled back: $(grep -F ' rolled back: ' "$LOG" | tail -n 1)"
     if [[ $LIVE == A ]]; then LIVE=B; else LIVE=A; fi
@@ -181,7 +188,7 @@ slow_in_haproxy() { [[ $(hx 'show stat -1 4 -1' | awk -F, '$1 == "app" { s += $5
 wait_for "the long request to reach a backend" 5 slow_in_haproxy
 wrk_start "http://127.0.0.1:$LB_PORT/" "$TMP/wrk.out"
 for ((i = 1; i <= ROLLOUTS; i++)); do
-    rollout
+    if ((i == 2)); then rollout wait; else rollout; fi
     if ((i == 1)); then
         wait_for "the long request to end" 20 gone "$SLOW_PID"
         body=$(cat "$TMP/slow.body" 2>/dev/null || true)
@@ -239,7 +246,16 @@ new=$(sed -n 's/.*requests old \([0-9]*\) new \([0-9]*\).*/\2/p' <<<"$line")
 ((old >= WRK_REQUESTS && old <= WRK_REQUESTS + WRK_CONNS)) ||
     fail "the receipt counts $old requests on the old set, wrk made $WRK_REQUESTS (+ up to $WRK_CONNS in flight)"
 [[ $line == *", 5xx 0, econ 0, eresp 0, wretr 0, wredis 0"* ]] || fail "errors in the receipt: $line"
-say "receipt: old $old, new $new requests; wrk: $WRK_REQUESTS"
+json=$("$ROLLD" status --json --run-dir "$TMP/run" "$TMP/rolld.yml") || fail "rolld status --json failed"
+python3 -c '
+import json, sys
+r = json.loads(sys.argv[1])["groups"][0]["last_rollout"]["receipt"]
+h = r["haproxy"]
+assert h["counts"]["requests_old"] == int(sys.argv[2]), r
+assert h["counts"]["hrsp_5xx"] == 0 and h["switch_ms"] < 1000 and h["drain_ms"] is not None, r
+assert r["left_at_drain_timeout"] is None and r["sigkills"] == 0, r
+' "$json" "$old" || fail "rolld status --json: the receipt does not match the log's: $json"
+say "receipt: old $old, new $new requests; wrk: $WRK_REQUESTS; rolld status --json agrees"
 
 # --- an operator's reload of HAProxy between two rollouts --------------------------------------
 
