@@ -2,7 +2,8 @@
 # Runs every test of rolld: unit and integration tests (cargo test), a
 # bounded fuzzing run of the parsers and the group machine (fuzz/run.sh),
 # then the end-to-end tests behind real load balancers under wrk load
-# (tests/e2e.sh, tests/e2e_streams.sh, tests/e2e_surge.sh, tests/faults.sh),
+# (tests/e2e.sh, tests/e2e_haproxy_api.sh, tests/e2e_streams.sh,
+# tests/e2e_surge.sh, tests/faults.sh),
 # and with no load balancer at all (tests/e2e_listen.sh).
 # Installs what the tests need when it is missing.
 set -euo pipefail
@@ -42,6 +43,8 @@ echo "== end-to-end behind nginx"
 LB=nginx bash tests/e2e.sh "$PWD/target/release/rolld"
 echo "== end-to-end behind HAProxy"
 LB=haproxy bash tests/e2e.sh "$PWD/target/release/rolld"
+echo "== end-to-end behind HAProxy switched through its Runtime API (haproxy:), never reloaded"
+bash tests/e2e_haproxy_api.sh "$PWD/target/release/rolld"
 echo "== end-to-end: IPv6-only backends with a Host check"
 bash tests/e2e_ipv6.sh "$PWD/target/release/rolld"
 echo "== end-to-end: event streams across rollouts, with and without drain_signal"

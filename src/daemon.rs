@@ -899,7 +899,8 @@ impl Daemon {
 
     fn done(&mut self, i: usize, outcome: Outcome, summary: String, tally: Tally) {
         let receipt = self.slots[i].cfg.haproxy.as_ref().and_then(|_| self.slots[i].lb.take_receipt());
-        let more: Vec<String> = tally.line().into_iter().chain(receipt.as_ref().and_then(haproxy::Receipt::line)).collect();
+        let more: Vec<String> =
+            tally.line().into_iter().chain(receipt.as_ref().and_then(haproxy::Receipt::line)).collect();
         let summary = if more.is_empty() { summary } else { format!("{summary}; {}", more.join("; ")) };
         let (level, port, word) = match &outcome {
             Outcome::Ok => (Level::Info, None, "ok"),

@@ -871,7 +871,18 @@ impl Group {
         self.rollouts += 1;
         let live_slots = self.live.as_ref().map(Set::slots);
         let size = plan::batch_size(&cfg, &plan, live_slots.as_deref());
-        let r = Rollout { cfg, started: now, from, plan, size, batch: 0, moved: 0, marks: Vec::new(), outcome: None, tally: Tally::default() };
+        let r = Rollout {
+            cfg,
+            started: now,
+            from,
+            plan,
+            size,
+            batch: 0,
+            moved: 0,
+            marks: Vec::new(),
+            outcome: None,
+            tally: Tally::default(),
+        };
         if r.by_batches() {
             let msg = format!(
                 "rollout: {} -> {} in {} batches of {}",
@@ -1802,10 +1813,7 @@ mod tests {
         let a = exit(&mut g, ms(t0, 70_010), 12);
         let t = tally(&a).expect("the rollout is done");
         assert_eq!(t, Tally { drains: 1, drained: 3, left_at_timeout: Some(1), killed: 1 });
-        assert_eq!(
-            t.line().unwrap(),
-            "drained 3 connection(s), 1 left at drain_timeout, 1 process(es) needed SIGKILL"
-        );
+        assert_eq!(t.line().unwrap(), "drained 3 connection(s), 1 left at drain_timeout, 1 process(es) needed SIGKILL");
         // A quiet rollout: what it drained, nothing cut, nothing killed.
         let (mut g, seq) = draining_group(t0);
         g.run(ms(t0, 50), conns(seq, 0));

@@ -469,6 +469,9 @@ impl Talk<'_> {
             let Some(s) = servers.iter().find(|s| server_port(s) == Some(p)) else {
                 return Err(format!("backend {} has no server on port {p}", self.h.backend));
             };
+            if !valid_name(&s.name) || !valid_name(&self.h.backend) {
+                return Err(format!("server {:?} of backend {:?}: not a name HAProxy accepts", s.name, self.h.backend));
+            }
             if self.seen.acked.get(&p) == Some(&admin) && (admin == Admin::Maint) == s.in_maint() {
                 continue;
             }
@@ -488,9 +491,7 @@ impl Talk<'_> {
         let Some(path) = &self.h.state_file else { return Ok(()) };
         let reply = ask(&self.h.socket, "show servers state")?;
         parse_servers_state(&reply, None)?;
-        let tmp = path.with_extension("rolld-tmp");
-        let written = std::fs::write(&tmp, reply.as_bytes()).and_then(|()| std::fs::rename(&tmp, path));
-        written.map_err(|e| format!("server-state file {}: {e}", path.display()))
+        write_new(path, reply.as_bytes()).map_err(|e| format!("server-state file {}: {e}", path.display()))
     }
 }
 
@@ -499,6 +500,35 @@ pub fn begin(h: &Haproxy, mem: &Memory) {
     let mut seen = mem.lock();
     seen.receipt = Receipt::default();
     seen.receipt.before = Talk { h, seen: &mut Seen::default() }.stat().ok();
+}
+
+/// Replaces `path` with `bytes`: written to a new file beside it (created,
+/// never opened if something is there, a symlink included: the directory
+/// may be HAProxy's user's), then renamed over it.
+fn write_new(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().subsec_nanos();
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(format!(".rolld-{}-{nanos}", std::process::id()));
+    let tmp = std::path::PathBuf::from(tmp);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o644)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&tmp)?;
+    let written = f.write_all(bytes).and_then(|()| f.sync_all()).and_then(|()| std::fs::rename(&tmp, path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
+}
+
+/// A name HAProxy itself accepts for a proxy or a server: letters,
+/// digits, `-`, `_`, `.` and `:`. Anything else (a space, a `;`, which
+/// separates commands, a newline) is never put in a command.
+pub fn valid_name(name: &str) -> bool {
+    !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'))
 }
 
 /// The switch: the servers of `ready` to `ready` first, then those of
@@ -535,13 +565,16 @@ pub fn switch(h: &Haproxy, mem: &Memory, all: &[u16], ready: &[u16], drain: &[u1
     Ok(notes)
 }
 
+/// Connections per port, or why they could not be counted.
+pub type Counted = Result<Vec<(u16, usize)>, String>;
+
 /// A drain's count: `scur` + `qcur` of the servers of `ports`. At 0, they
 /// go to `maint` (and the state file is written), and the connections
 /// still on the ports are what is left (none, unless an HAProxy worker
 /// that was reloaded away still finishes requests). When
 /// HAProxy cannot be asked, the set counts as drained only if HAProxy had
 /// acknowledged each of its servers in `maint`.
-pub fn count(h: &Haproxy, mem: &Memory, ports: &[u16]) -> (Result<Vec<(u16, usize)>, String>, Vec<String>) {
+pub fn count(h: &Haproxy, mem: &Memory, ports: &[u16]) -> (Counted, Vec<String>) {
     let mut seen = mem.lock();
     let mut talk = Talk { h, seen: &mut seen };
     let mut notes = Vec::new();

@@ -328,3 +328,26 @@ fn without_haproxy_a_set_is_drained_only_if_haproxy_had_it_in_maint() {
     let e = switch(&h, &mem, &PORTS, &[8003, 8004], &[8001, 8002]).unwrap_err();
     assert!(e.contains("No such file or directory"), "{e}");
 }
+
+#[test]
+fn only_names_haproxy_accepts_go_in_a_command() {
+    assert!(valid_name("app-1.x_y:2"));
+    for bad in ["", "a b", "a;shutdown sessions server a/b", "a\nb", "a/b", "é"] {
+        assert!(!valid_name(bad), "{bad:?}");
+    }
+}
+
+#[test]
+fn the_state_file_is_replaced_never_written_through_a_symlink() {
+    let t = std::env::temp_dir().join(format!("rolld-hx-state-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&t);
+    std::fs::create_dir_all(&t).unwrap();
+    std::fs::write(t.join("precious"), "keep").unwrap();
+    std::os::unix::fs::symlink(t.join("precious"), t.join("state")).unwrap();
+    write_new(&t.join("state"), b"1\n").unwrap();
+    assert_eq!(std::fs::read_to_string(t.join("precious")).unwrap(), "keep");
+    assert!(std::fs::symlink_metadata(t.join("state")).unwrap().is_file());
+    assert_eq!(std::fs::read_to_string(t.join("state")).unwrap(), "1\n");
+    assert_eq!(std::fs::read_dir(&t).unwrap().count(), 2, "no temporary file left");
+    std::fs::remove_dir_all(&t).unwrap();
+}

@@ -39,7 +39,8 @@ pub struct View<'a> {
 /// else null) what HAProxy counted from the rollout's start to the end of
 /// its drain.
 fn receipt_json(t: &Tally, h: Option<&Receipt>) -> String {
-    let ms = |d: Option<std::time::Duration>| d.map_or("null".to_string(), |d| format!("{:.3}", d.as_secs_f64() * 1000.0));
+    let ms =
+        |d: Option<std::time::Duration>| d.map_or("null".to_string(), |d| format!("{:.3}", d.as_secs_f64() * 1000.0));
     let haproxy = match h {
         None => "null".to_string(),
         Some(r) => {

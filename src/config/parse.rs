@@ -447,10 +447,8 @@ fn haproxy(cx: &mut Cx, key: &str, v: &Value, base: &Path) -> Option<Haproxy> {
         match k.as_str() {
             "socket" => socket = string(cx, &kk, v).map(|s| join(base, &s)),
             "backend" => match string(cx, &kk, v) {
-                Some(b) if !b.is_empty() && b.chars().all(|c| c.is_ascii_graphic() && c != '/') => backend = Some(b),
-                Some(b) => {
-                    cx.err(&kk, format!("{b:?} is not a backend name (no spaces, slashes or control characters)"))
-                }
+                Some(b) if crate::haproxy::valid_name(&b) => backend = Some(b),
+                Some(b) => cx.err(&kk, format!("{b:?} is not a backend name (letters, digits, '-', '_', '.' and ':')")),
                 None => {}
             },
             "state_file" => state_file = string(cx, &kk, v).map(|s| join(base, &s)),

@@ -1440,11 +1440,13 @@ const HAPROXY_ROWS: &[(&str, &[&str])] = &[
     ("  haproxy:\n    socket: 12\n    backend: app\n", &["g.haproxy.socket: expected a string, got 12 (a number)"]),
     (
         "  haproxy:\n    socket: /run/h.sock\n    backend: 'my app'\n",
-        &["g.haproxy.backend: \"my app\" is not a backend name (no spaces, slashes or control characters)"],
+        &["g.haproxy.backend: \"my app\" is not a backend name (letters, digits, '-', '_', '.' and ':')"],
     ),
     (
-        "  haproxy:\n    socket: /run/h.sock\n    backend: 'a/b'\n",
-        &["g.haproxy.backend: \"a/b\" is not a backend name (no spaces, slashes or control characters)"],
+        "  haproxy:\n    socket: /run/h.sock\n    backend: 'a;shutdown sessions server a/b'\n",
+        &[
+            "g.haproxy.backend: \"a;shutdown sessions server a/b\" is not a backend name (letters, digits, '-', '_', '.' and ':')",
+        ],
     ),
     (
         "  haproxy:\n    socket: /run/h.sock\n    backend: app\n    weight: 3\n",
