@@ -901,7 +901,7 @@ impl Daemon {
         let receipt = self.slots[i].cfg.haproxy.as_ref().and_then(|_| self.slots[i].lb.take_receipt());
         let more: Vec<String> =
             tally.line().into_iter().chain(receipt.as_ref().and_then(haproxy::Receipt::line)).collect();
-        let summary = if more.is_empty() { summary } else { format!("{summary}; {}", more.join("; ")) };
+        let summary = with_receipt(summary, &more);
         let (level, port, word) = match &outcome {
             Outcome::Ok => (Level::Info, None, "ok"),
             Outcome::RolledBack { port, .. } => (Level::Warn, *port, "rolled-back"),
@@ -939,6 +939,19 @@ impl Daemon {
             }
         }
         self.slots[i].last = Some(Last { at: SystemTime::now(), outcome, summary, tally, haproxy: receipt });
+    }
+}
+
+/// The summary line with the receipt's parts before its phases, which stay
+/// the line's last parenthesis (`... (spawn 8ms, ..., total 1.4s)`).
+fn with_receipt(summary: String, parts: &[String]) -> String {
+    if parts.is_empty() {
+        return summary;
+    }
+    let parts = parts.join("; ");
+    match summary.rfind(" (").filter(|_| summary.ends_with(')')) {
+        Some(i) => format!("{}; {parts}{}", &summary[..i], &summary[i..]),
+        None => format!("{summary}; {parts}"),
     }
 }
 

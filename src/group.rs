@@ -324,17 +324,19 @@ pub struct Tally {
 }
 
 impl Tally {
-    /// For the summary line: empty when nothing was drained or killed.
+    /// For the summary line (no parenthesis: the phases are the line's
+    /// last one): `None` when nothing was drained or killed.
     pub fn line(&self) -> Option<String> {
         if self.drains == 0 && self.killed == 0 {
             return None;
         }
-        let mut out = format!("drained {} connection(s)", self.drained);
+        let plural = |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+        let mut out = format!("{} drained", plural(self.drained, "connection", "connections"));
         if let Some(n) = self.left_at_timeout {
             out.push_str(&format!(", {n} left at drain_timeout"));
         }
         if self.killed > 0 {
-            out.push_str(&format!(", {} process(es) needed SIGKILL", self.killed));
+            out.push_str(&format!(", {} SIGKILL", plural(self.killed, "process needed", "processes needed")));
         }
         Some(out)
     }
@@ -1813,7 +1815,7 @@ mod tests {
         let a = exit(&mut g, ms(t0, 70_010), 12);
         let t = tally(&a).expect("the rollout is done");
         assert_eq!(t, Tally { drains: 1, drained: 3, left_at_timeout: Some(1), killed: 1 });
-        assert_eq!(t.line().unwrap(), "drained 3 connection(s), 1 left at drain_timeout, 1 process(es) needed SIGKILL");
+        assert_eq!(t.line().unwrap(), "3 connections drained, 1 left at drain_timeout, 1 process needed SIGKILL");
         // A quiet rollout: what it drained, nothing cut, nothing killed.
         let (mut g, seq) = draining_group(t0);
         g.run(ms(t0, 50), conns(seq, 0));
@@ -1821,7 +1823,7 @@ mod tests {
         assert_eq!(signals(&a), vec![(11, TERM), (12, TERM)]);
         exit(&mut g, ms(t0, 1110), 11);
         let a = exit(&mut g, ms(t0, 1120), 12);
-        assert_eq!(tally(&a).unwrap().line().unwrap(), "drained 0 connection(s)");
+        assert_eq!(tally(&a).unwrap().line().unwrap(), "0 connections drained");
     }
 
     fn has_log(acts: &[Action], level: Level, text: &str) -> bool {

@@ -72,6 +72,18 @@ impl Server {
     pub fn in_maint(&self) -> bool {
         self.admin & 0x01 != 0
     }
+
+    /// Its admin state as rolld sets it: forced maintenance, else forced
+    /// drain (`SRV_ADMF_FDRAIN`), else ready.
+    pub fn state(&self) -> Admin {
+        if self.in_maint() {
+            Admin::Maint
+        } else if self.admin & 0x08 != 0 {
+            Admin::Drain
+        } else {
+            Admin::Ready
+        }
+    }
 }
 
 /// One line of `show stat`: a server's counters, or the backend's own
@@ -472,7 +484,10 @@ impl Talk<'_> {
             if !valid_name(&s.name) || !valid_name(&self.h.backend) {
                 return Err(format!("server {:?} of backend {:?}: not a name HAProxy accepts", s.name, self.h.backend));
             }
-            if self.seen.acked.get(&p) == Some(&admin) && (admin == Admin::Maint) == s.in_maint() {
+            // Asked only of a server not in that state already, whoever put
+            // it where it is.
+            if s.state() == admin {
+                self.seen.acked.insert(p, admin);
                 continue;
             }
             let cmd = format!("set server {}/{} state {}", self.h.backend, s.name, admin.word());

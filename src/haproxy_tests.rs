@@ -198,6 +198,11 @@ struct Fake {
 const PORTS: [u16; 4] = [8001, 8002, 8003, 8004];
 
 impl Fake {
+    /// As a config with every server `disabled` starts.
+    fn started() -> Fake {
+        Fake { pid: 100, admin: PORTS.iter().map(|&p| (p, Admin::Maint)).collect(), ..Fake::default() }
+    }
+
     fn answer(&mut self, cmd: &str) -> String {
         self.log.push(cmd.to_string());
         if cmd == "show info" {
@@ -206,7 +211,11 @@ impl Fake {
         if cmd.starts_with("show servers state") {
             let mut out = "1\n# be_id be_name srv_id srv_name srv_addr srv_admin_state srv_port\n".to_string();
             for p in PORTS {
-                let admin = if self.admin.get(&p) == Some(&Admin::Maint) { 1 } else { 0 };
+                let admin = match self.admin.get(&p) {
+                    Some(Admin::Maint) => 1,
+                    Some(Admin::Drain) => 8,
+                    _ => 0,
+                };
                 out.push_str(&format!("3 app 1 s{p} 127.0.0.1 {admin} {p}\n"));
             }
             return out + "\n";
@@ -258,13 +267,15 @@ fn sets(log: &[String]) -> Vec<String> {
 
 #[test]
 fn a_switch_is_new_ready_then_old_drain_then_maint_and_a_drain_ends_in_maint() {
-    let fake = Arc::new(Mutex::new(Fake { pid: 100, ..Fake::default() }));
+    let fake = Arc::new(Mutex::new(Fake::started()));
     let h = Haproxy { socket: serve(fake.clone(), "switch"), backend: "app".into(), state_file: None };
     let mem = Memory::default();
+    fake.lock().unwrap().admin.insert(8004, Admin::Ready);
     switch(&h, &mem, &PORTS, &[8001, 8002], &[]).unwrap();
     assert_eq!(
         sets(&fake.lock().unwrap().log),
-        ["s8001 state ready", "s8002 state ready", "s8003 state maint", "s8004 state maint"]
+        ["s8001 state ready", "s8002 state ready", "s8004 state maint"],
+        "8003 was in maint already"
     );
     fake.lock().unwrap().log.clear();
     switch(&h, &mem, &PORTS, &[8003, 8004], &[8001, 8002]).unwrap();
@@ -287,15 +298,16 @@ fn a_switch_is_new_ready_then_old_drain_then_maint_and_a_drain_ends_in_maint() {
 
 #[test]
 fn a_reloaded_haproxy_gets_rollds_states_again() {
-    let fake = Arc::new(Mutex::new(Fake { pid: 100, ..Fake::default() }));
+    let fake = Arc::new(Mutex::new(Fake::started()));
     let h = Haproxy { socket: serve(fake.clone(), "reload"), backend: "app".into(), state_file: None };
     let mem = Memory::default();
     switch(&h, &mem, &PORTS, &[8003, 8004], &[8001, 8002]).unwrap();
-    // A reload without a state file: every server as its config says.
+    // A reload without a state file: every server as its config says
+    // (`disabled`).
     {
         let mut f = fake.lock().unwrap();
         f.pid = 200;
-        f.admin.clear();
+        f.admin = PORTS.iter().map(|&p| (p, Admin::Maint)).collect();
         f.log.clear();
     }
     let (counted, notes) = count(&h, &mem, &[8001, 8002]);
@@ -315,8 +327,29 @@ fn a_reloaded_haproxy_gets_rollds_states_again() {
 }
 
 #[test]
+fn a_state_set_by_someone_else_is_put_right_at_the_next_switch() {
+    let fake = Arc::new(Mutex::new(Fake::started()));
+    let h = Haproxy { socket: serve(fake.clone(), "operator"), backend: "app".into(), state_file: None };
+    let mem = Memory::default();
+    switch(&h, &mem, &PORTS, &[8001, 8002], &[]).unwrap();
+    {
+        let mut f = fake.lock().unwrap();
+        f.admin.insert(8003, Admin::Drain);
+        f.admin.insert(8004, Admin::Ready);
+        f.log.clear();
+    }
+    switch(&h, &mem, &PORTS, &[8003, 8004], &[8001, 8002]).unwrap();
+    assert_eq!(
+        sets(&fake.lock().unwrap().log),
+        ["s8003 state ready", "s8001 state drain", "s8002 state drain"],
+        "8004 was ready already"
+    );
+    let _ = std::fs::remove_file(&h.socket);
+}
+
+#[test]
 fn without_haproxy_a_set_is_drained_only_if_haproxy_had_it_in_maint() {
-    let fake = Arc::new(Mutex::new(Fake { pid: 100, ..Fake::default() }));
+    let fake = Arc::new(Mutex::new(Fake::started()));
     let h = Haproxy { socket: serve(fake.clone(), "gone"), backend: "app".into(), state_file: None };
     let mem = Memory::default();
     switch(&h, &mem, &PORTS, &[8001, 8002], &[]).unwrap();
