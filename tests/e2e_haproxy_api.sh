@@ -6,8 +6,8 @@
 #   tests/e2e_haproxy_api.sh [PATH_TO_ROLLD]
 #
 # It checks that:
-#   - `rolld check` finds an unknown backend, a workset port with no server
-#     and a missing socket;
+#   - `rolld check` finds an unknown backend, a missing socket, a socket
+#     below level admin and a workset port with no server;
 #   - six rollouts lose no request, with the same HAProxy worker throughout
 #     (HAProxy is never reloaded), and a long request crosses the first
 #     switch;
@@ -81,6 +81,9 @@ cp "$REPO"/example/haproxy-api/{start.sh,stop.sh} "$HX/"
 sed -e '/^backend app$/,$d' -e "s/127\.0\.0\.1:8082/127.0.0.1:$LB_PORT/" \
     "$REPO/example/haproxy-api/haproxy.cfg" >"$HX/haproxy.cfg"
 grep -q "bind 127.0.0.1:$LB_PORT\$" "$HX/haproxy.cfg" || fail "could not set the HAProxy port"
+# A second stats socket, below level admin, for rolld check to refuse.
+sed -i 's|^\( *\)stats socket .*level admin$|&\n\1stats socket "${PWD}/user.sock" mode 600 level user|' "$HX/haproxy.cfg"
+grep -q 'user.sock" mode 600 level user$' "$HX/haproxy.cfg" || fail "could not add a socket at level user"
 {
     echo "backend app"
     echo "    balance roundrobin"
@@ -108,7 +111,7 @@ app-servers:
   stdout: 'logs/app-{numproc}.log'
   workset:
     - numprocs: [$(join , "${SET_A[@]}")]
-    - numprocs: [$(join , "${SET_B[@]}")]
+    - numprocs: [$(join , "${SET_B[@]}")]${3:-}
   smoke_test:
     - check_all_http_ports: numprocs
   haproxy:
@@ -132,9 +135,13 @@ write_config haproxy/admin.sock nope
 check_says "app-servers.haproxy: backend nope: Can't find backend."
 write_config haproxy/nothing.sock
 check_says "app-servers.haproxy: HAProxy at $HX/nothing.sock"
+write_config haproxy/user.sock
+check_says "app-servers.haproxy: the socket $HX/user.sock is at level \"user\", not admin"
+write_config haproxy/admin.sock app $'\n    - numprocs: [17301]'
+check_says "app-servers.haproxy: backend app has no server at a loopback address on port(s) 17301"
 write_config haproxy/admin.sock
 "$ROLLD" check "$TMP/rolld.yml" >/dev/null 2>&1 || fail "rolld check refuses the test's config: $("$ROLLD" check "$TMP/rolld.yml" 2>&1)"
-say "rolld check: unknown backend, missing socket refused; the test's config passes"
+say "rolld check: unknown backend, missing socket, a socket below admin, a port with no server refused; the test's config passes"
 
 # --- start ------------------------------------------------------------------------------
 
