@@ -789,6 +789,29 @@ impl Daemon {
                 }
                 None
             }
+            Action::Cut { ports } => {
+                if let Some(h) = self.slots[i].cfg.haproxy.clone() {
+                    let (lb, name) = (self.slots[i].lb.clone(), self.slots[i].group.name.clone());
+                    self.work.submit(owner, move || {
+                        match haproxy::cut(&h, &lb, &ports) {
+                            Ok(n) => log::log(
+                                Level::Warn,
+                                &name,
+                                None,
+                                &format!("haproxy: {n} session(s) shut down at drain_timeout"),
+                            ),
+                            Err(e) => log::log(
+                                Level::Error,
+                                &name,
+                                None,
+                                &format!("haproxy: cannot shut the sessions down at drain_timeout: {e}"),
+                            ),
+                        }
+                        Event::Tick
+                    });
+                }
+                None
+            }
             // A member killed after its leader is a zombie child of rolld
             // (the subreaper) until the loop reaps it; the next look, 20 ms
             // later, no longer sees it.

@@ -279,6 +279,12 @@ pub enum Action {
         seq: u64,
         ports: Vec<u16>,
     },
+    /// The drain of `ports` was cut at drain_timeout: what the switch
+    /// knows of them (a load balancer's sessions) is cut too, before the
+    /// set stops. Nothing answers.
+    Cut {
+        ports: Vec<u16>,
+    },
     Signal {
         pgid: i32,
         sig: i32,
@@ -1383,6 +1389,7 @@ impl Group {
         };
         let which = if self.removed { "its set" } else { "the old set" };
         let msg = format!("drain_timeout reached with {left} connection(s) left on {which}; stopping it anyway");
+        out.push(Action::Cut { ports: set.ports() });
         let phase = self.begin_stop(set, "drain", now, out);
         self.log(out, Level::Warn, None, msg);
         phase
@@ -1809,6 +1816,9 @@ mod tests {
         // ignores its stop signal.
         let a = g.run(ms(t0, 60_000), conns(seq, 1));
         assert_eq!(signals(&a), vec![(11, TERM), (12, TERM)]);
+        let cut = a.iter().position(|a| *a == Action::Cut { ports: vec![8001, 8002] });
+        let term = a.iter().position(|a| matches!(a, Action::Signal { .. }));
+        assert!(cut.is_some() && cut < term, "what the switch holds is cut before the stop: {a:?}");
         exit(&mut g, ms(t0, 60_010), 11);
         let a = g.run(ms(t0, 70_000), Event::Tick);
         assert_eq!(signals(&a), vec![(12, KILL)]);

@@ -150,6 +150,8 @@ pub struct Receipt {
     switched_at: Option<Instant>,
     /// How long the drain took to reach 0 sessions, once it did.
     pub drain_took: Option<Duration>,
+    /// The sessions shut down when drain_timeout cut the drain.
+    pub cut: Option<u64>,
     /// The counters when the drain reached 0.
     after: Option<Vec<Stat>>,
     /// HAProxy reloaded under the rollout, and rolld's states were put back.
@@ -197,10 +199,11 @@ impl Receipt {
     pub fn line(&self) -> Option<String> {
         let took = self.switch_took?;
         let mut out = format!("haproxy: switch {}", fmt_us(took));
-        match self.drain_took {
+        match (self.drain_took, self.cut) {
             _ if self.from.is_empty() => {}
-            Some(d) => out.push_str(&format!(", drain to 0 sessions {}", crate::group::fmt_duration(d))),
-            None => out.push_str(", drain not seen to reach 0"),
+            (Some(d), _) => out.push_str(&format!(", drain to 0 sessions {}", crate::group::fmt_duration(d))),
+            (None, Some(n)) => out.push_str(&format!(", drain cut at drain_timeout with {n} session(s)")),
+            (None, None) => out.push_str(", drain not seen to reach 0"),
         }
         if let Some(d) = self.deltas() {
             out.push_str(&format!(
@@ -578,6 +581,34 @@ pub fn switch(h: &Haproxy, mem: &Memory, all: &[u16], ready: &[u16], drain: &[u1
         notes.push(format!("cannot save the server states: {e}"));
     }
     Ok(notes)
+}
+
+/// The drain of `ports` cut at drain_timeout: their servers to `maint`,
+/// then `shutdown sessions server` for each; the sessions there were.
+pub fn cut(h: &Haproxy, mem: &Memory, ports: &[u16]) -> Result<u64, String> {
+    let mut seen = mem.lock();
+    let mut talk = Talk { h, seen: &mut seen };
+    talk.catch_up()?;
+    let stat = talk.stat()?;
+    let servers = talk.servers()?;
+    talk.set(&servers, ports, Admin::Maint)?;
+    let mut sessions = 0;
+    for &p in ports {
+        let Some(s) = servers.iter().find(|s| server_port(s) == Some(p) && valid_name(&s.name)) else { continue };
+        sessions += stat.iter().find(|s| port_of(&s.addr) == Some(p)).map_or(0, |s| s.scur + s.qcur);
+        let cmd = format!("shutdown sessions server {}/{}", h.backend, s.name);
+        let reply = ask(&h.socket, &cmd)?;
+        if !reply.trim().is_empty() {
+            return Err(format!("HAProxy refused `{cmd}`: {}", refused(&reply)));
+        }
+    }
+    if talk.seen.receipt.from.iter().any(|p| ports.contains(p)) {
+        talk.seen.receipt.cut = Some(sessions);
+    }
+    if let Err(e) = talk.persist() {
+        return Err(format!("cannot save the server states: {e}"));
+    }
+    Ok(sessions)
 }
 
 /// Connections per port, or why they could not be counted.

@@ -237,6 +237,9 @@ impl Fake {
             self.admin.insert(port.parse().unwrap(), admin);
             return "\n".into();
         }
+        if cmd.starts_with("shutdown sessions server app/s") {
+            return "\n".into();
+        }
         "Unknown command.\n\n".into()
     }
 }
@@ -293,6 +296,32 @@ fn a_switch_is_new_ready_then_old_drain_then_maint_and_a_drain_ends_in_maint() {
     // connection either.
     assert_eq!(count(&h, &mem, &[8001, 8002]).0, Ok(vec![(8001, 0), (8002, 0)]));
     assert_eq!(sets(&fake.lock().unwrap().log), ["s8001 state maint", "s8002 state maint"]);
+    let _ = std::fs::remove_file(&h.socket);
+}
+
+#[test]
+fn a_drain_cut_at_drain_timeout_shuts_its_sessions_down_and_says_so() {
+    let fake = Arc::new(Mutex::new(Fake::started()));
+    let h = Haproxy { socket: serve(fake.clone(), "cut"), backend: "app".into(), state_file: None };
+    let mem = Memory::default();
+    switch(&h, &mem, &PORTS, &[8001, 8002], &[]).unwrap();
+    switch(&h, &mem, &PORTS, &[8003, 8004], &[8001, 8002]).unwrap();
+    fake.lock().unwrap().scur.insert(8002, 2);
+    fake.lock().unwrap().log.clear();
+    assert_eq!(cut(&h, &mem, &[8001, 8002]), Ok(2));
+    let log = fake.lock().unwrap().log.clone();
+    let acts: Vec<&String> = log.iter().filter(|c| c.starts_with("set ") || c.starts_with("shutdown ")).collect();
+    assert_eq!(
+        acts,
+        [
+            "set server app/s8001 state maint",
+            "set server app/s8002 state maint",
+            "shutdown sessions server app/s8001",
+            "shutdown sessions server app/s8002"
+        ]
+    );
+    let line = mem.take_receipt().unwrap().line().unwrap();
+    assert!(line.contains(", drain cut at drain_timeout with 2 session(s)"), "{line}");
     let _ = std::fs::remove_file(&h.socket);
 }
 

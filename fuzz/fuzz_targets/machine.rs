@@ -293,7 +293,7 @@ impl Host {
                 let result = if bad(u) { Err("check failed".into()) } else { Ok(()) };
                 Some(Event::Probed { port, pid, result })
             }
-            Action::Log { .. } | Action::Phase { .. } | Action::Done { .. } => None,
+            Action::Log { .. } | Action::Phase { .. } | Action::Done { .. } | Action::Cut { .. } => None,
         }
     }
 
