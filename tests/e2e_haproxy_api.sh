@@ -20,7 +20,8 @@
 #     worker;
 #   - the HAProxy socket removed while a new set starts: the rollout rolls
 #     back, the old set keeps serving, and the next one, with the socket
-#     back, works.
+#     back, works;
+#   - a drain cut at drain_timeout shuts HAProxy's session down and says so.
 #
 # The work directory is kept on failure (E2E_KEEP=1: always).
 
@@ -118,7 +119,7 @@ app-servers:
     socket: $1
     backend: ${2:-app}
     state_file: haproxy/server-state
-  drain_timeout: 60
+  drain_timeout: ${DRAIN_TIMEOUT:-60}
   stop_timeout: 5
 EOF
 }
@@ -296,6 +297,24 @@ lb_serves "${SET_A[@]}"
 wait_for "the new set to stop" 10 none_listen "${SET_B[@]}"
 rollout
 say "socket removed mid-rollout: rolled back, set A served throughout; the socket back, the next rollout ok"
+
+# --- a drain cut at drain_timeout ----------------------------------------------------------------
+
+DRAIN_TIMEOUT=2 write_config haproxy/admin.sock
+curl -s -o /dev/null --max-time 30 "http://127.0.0.1:$LB_PORT/slow?s=8" &
+SLOW_PID=$!
+BG_PIDS+=("$SLOW_PID")
+wait_for "the long request to reach a backend" 5 slow_in_haproxy
+before=$(count ' rollout ok: ')
+kill -HUP "$ROLLD_PID"
+wait_for "the rollout whose drain is cut" 30 rollouts_ok $((before + 1))
+wait_for "the long request to be cut" 5 gone "$SLOW_PID"
+log_line 'haproxy: 1 session(s) shut down at drain_timeout' >/dev/null
+line=$(log_lines ' rollout ok: ' | tail -n 1)
+[[ $line == *"1 connection drained, 1 left at drain_timeout"*"drain cut at drain_timeout with 1 session(s)"* ]] ||
+    fail "the receipt does not say the drain was cut: $line"
+N_OK=$((N_OK + 1))
+say "a drain cut at drain_timeout: HAProxy's session shut down, and said so"
 
 rolld_stop_ok 20
 PASSED=1
