@@ -560,6 +560,10 @@ pub fn switch(h: &Haproxy, mem: &Memory, all: &[u16], ready: &[u16], drain: &[u1
     // the next call that reaches HAProxy asks it again.
     let rest = all.iter().filter(|p| !ready.contains(p) && !drain.contains(p));
     let wanted = ready.iter().map(|p| (*p, Admin::Ready)).chain(drain.iter().map(|p| (*p, Admin::Drain)));
+    // Ports of an earlier config that this one has not are no longer rolld's.
+    let mine = |p: &u16| all.contains(p) || ready.contains(p) || drain.contains(p);
+    seen.wanted.retain(|p, _| mine(p));
+    seen.acked.retain(|p, _| mine(p));
     seen.wanted.extend(wanted.chain(rest.map(|p| (*p, Admin::Maint))));
     seen.owed = true;
     let mut talk = Talk { h, seen: &mut seen };
