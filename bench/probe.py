@@ -1148,8 +1148,8 @@ def cmd_report(a):
         undrained = med([r["phases"]["total"] - r["phases"].get("drain", 0) for r in lq])
         over = None if None in (tot_l, s4) else tot_l - s4
         if sw and sw_max < 1:
-            sw_cell = "under 1 ms (0 ms in %d of %d)" % (under, len(sw))
-            sw_ratio = "< %s" % ratio(1, bare)
+            sw_cell = "%.3f ms (max %.3f ms; under 1 ms in %d of %d)" % (sw_med, sw_max, under, len(sw))
+            sw_ratio = ratio(sw_med, bare)
         else:
             sw_cell = "%s (max %s; under 1 ms in %d of %d)" % (ms(sw_med), ms(sw_max), under, len(sw))
             sw_ratio = ratio(sw_med, bare)
@@ -1178,8 +1178,8 @@ def cmd_report(a):
         w("They come last: their connections leave TIME_WAIT sockets, which every count of")
         w("connections walks (section 3). *Switch*: rolld's own timing")
         w("of it, from its log line `new connections of ADDR go to PORTS now (switched in D)`")
-        w("(its sockets checked, then the one setsockopt that replaces the program), D in whole")
-        w("milliseconds, cut down (0 ms = under 1 ms).")
+        w("(its sockets checked, then the one setsockopt that replaces the program), D in")
+        w("milliseconds with three decimals.")
         w("")
         w("| figure | listen: | peer (same run) | peer | ratio | target | met |")
         w("|---|---|---|---|---|---|---|")

@@ -13,6 +13,7 @@ use crate::config::{self, Action as Step, Config, GroupConfig};
 use crate::control::{self, Request};
 use crate::group::Set;
 use crate::group::{Action, Event, Group, Level, Outcome, Tally, fmt_duration, fmt_ports};
+use crate::keeper::{self, Keeper};
 use crate::notify::Notifier;
 use crate::output::Turn;
 use crate::pool::Pool;
@@ -39,6 +40,9 @@ const LOAD_TIMEOUT: Duration = Duration::from_secs(30);
 /// Reads given up that may still hold a worker each; past this many, a
 /// reload is refused until one returns.
 const MAX_STUCK_LOADS: usize = 4;
+/// A keeper of the sockets that ends sooner than this after its start is
+/// not started again until the next round.
+const KEEPER_MIN_LIFE: Duration = Duration::from_secs(1);
 
 /// A group, the config it runs with (from the last valid read), and how
 /// its last rollout ended. `id` tags the work done for it.
@@ -89,6 +93,13 @@ struct Daemon {
     watched: Vec<Watched>,
     next_poll: Option<Instant>,
     state: Recorder,
+    /// The keeper of the `listen:` groups' sockets (see `keeper`); the
+    /// keepers of a predecessor, killed once it holds what they held.
+    keeper: Option<Keeper>,
+    previous_keepers: Vec<keeper::Previous>,
+    /// A keeper ended within `KEEPER_MIN_LIFE` of its start: none is
+    /// started again until the next round.
+    keeper_given_up: bool,
 }
 
 /// Runs the daemon for the config at `path`; returns the exit code.
@@ -152,7 +163,7 @@ pub fn run(path: &Path, run_dir: Option<&Path>) -> u8 {
     }
     log::info(ROLLD, &format!("pid {} running {}", std::process::id(), cfg.path.display()));
     let state_path = state::path_for(&socket);
-    let (taken, watched) = takeover::take_over(&state_path, &cfg);
+    let taken = takeover::take_over(&state_path, &cfg);
     let mut d = Daemon {
         path: cfg.path.clone(),
         slots: Vec::new(),
@@ -169,13 +180,19 @@ pub fn run(path: &Path, run_dir: Option<&Path>) -> u8 {
         sessions: Sessions::default(),
         work,
         notifier: Notifier::from_env(),
-        watched,
+        watched: taken.watched,
         next_poll: Some(Instant::now()),
         state: Recorder::new(state_path),
+        keeper: None,
+        previous_keepers: taken.keepers,
+        keeper_given_up: false,
     };
-    for group in taken {
+    for group in taken.groups {
         let Some(gc) = cfg.groups.iter().find(|g| g.name == group.name) else { continue };
         d.add_slot(group, Arc::new(gc.clone()));
+    }
+    for (name, pool) in taken.pools {
+        d.adopt_pool(&cfg, name, pool);
     }
     d.begin_round(cfg, true);
     loop {
@@ -187,14 +204,20 @@ pub fn run(path: &Path, run_dir: Option<&Path>) -> u8 {
             d.reload();
             continue;
         }
-        if let Err(e) = d.state.save(d.slots.iter().map(|s| &s.group)) {
-            log::error(ROLLD, &format!("state file: {e}"));
-        }
+        d.sync_keeper();
+        d.save_state();
         if d.exiting && d.slots.iter().all(|s| s.group.is_gone()) {
             break;
         }
         d.wait_and_dispatch(&mut signals, &server);
     }
+    if let Some(k) = d.keeper.take() {
+        match k.kill() {
+            Ok(()) => sys::reap(k.pid),
+            Err(e) => log::error(ROLLD, &format!("cannot stop the keeper of the sockets, pid {}: {e}", k.pid)),
+        }
+    }
+    d.kill_previous_keepers();
     // Orphans handed to rolld (as PID 1 or subreaper) are reaped too.
     while let Ok(Some(_)) = sys::reap_any() {}
     if let Err(e) = d.state.remove() {
@@ -205,6 +228,99 @@ pub fn run(path: &Path, run_dir: Option<&Path>) -> u8 {
 }
 
 impl Daemon {
+    fn save_state(&mut self) {
+        let held = self.keeper.as_ref().map(Keeper::held).unwrap_or_default();
+        if let Err(e) = self.state.save(self.slots.iter().map(|s| &s.group), held) {
+            log::error(ROLLD, &format!("state file: {e}"));
+        }
+    }
+
+    /// Gives group `name` the sockets taken back from a predecessor's
+    /// keeper, routed to its live set (else the set it drains, else its
+    /// first bank) until its first round.
+    fn adopt_pool(&mut self, cfg: &Config, name: String, pool: Pool) {
+        let i = match self.slots.iter().position(|s| s.group.name == name) {
+            Some(i) => i,
+            None => {
+                let Some(gc) = cfg.groups.iter().find(|g| g.name == name) else { return };
+                self.add_slot(Group::new(&name), Arc::new(gc.clone()))
+            }
+        };
+        let slot = &mut self.slots[i];
+        let Some(l) = &slot.cfg.listen else { return };
+        let g = &slot.group;
+        let set = g.live.as_ref().or(g.sets().into_iter().find(|(_, r)| *r == state::Role::Drain).map(|(s, _)| s));
+        let mut routed: Vec<usize> =
+            set.map(|s| s.procs.iter().filter_map(|p| l.index(p.port)).collect()).unwrap_or_default();
+        if routed.is_empty() {
+            routed = (0..l.procs).collect();
+        }
+        slot.routed = routed;
+        slot.pool = Some(Arc::new(pool));
+    }
+
+    /// Keeps the keeper holding exactly the pools of the groups: a new
+    /// keeper is started whenever they change (a group with `listen:` is
+    /// added or dropped), recorded in the state file, and only then is the
+    /// one before it (or a predecessor's) killed.
+    fn sync_keeper(&mut self) {
+        let pools: Vec<(String, Arc<Pool>)> =
+            self.slots.iter().filter_map(|s| Some((s.group.name.clone(), s.pool.clone()?))).collect();
+        let kept = match &self.keeper {
+            Some(k) => k.keeps(&pools),
+            None => pools.is_empty(),
+        };
+        if kept || self.keeper_given_up {
+            if kept {
+                self.kill_previous_keepers();
+            }
+            return;
+        }
+        let old = self.keeper.take();
+        if !pools.is_empty() {
+            let names: Vec<String> = pools.iter().map(|p| p.0.clone()).collect();
+            match Keeper::spawn(pools, &self.path) {
+                Ok(k) => {
+                    let msg = format!(
+                        "pid {} keeps the sockets of {} too: should rolld be killed, they stay as they are for the \
+                         next rolld",
+                        k.pid,
+                        names.join(", ")
+                    );
+                    log::info(ROLLD, &msg);
+                    self.keeper = Some(k);
+                }
+                Err(e) => {
+                    let msg = format!(
+                        "cannot start the keeper of the sockets of {}: {e}; should rolld be killed, a successor \
+                         could not take them over",
+                        names.join(", ")
+                    );
+                    log::error(ROLLD, &msg);
+                    self.keeper = old;
+                    self.keeper_given_up = true;
+                    return;
+                }
+            }
+        }
+        self.save_state();
+        if let Some(old) = old
+            && let Err(e) = old.kill()
+        {
+            log::error(ROLLD, &format!("cannot stop the previous keeper of the sockets, pid {}: {e}", old.pid));
+        }
+        self.kill_previous_keepers();
+    }
+
+    fn kill_previous_keepers(&mut self) {
+        for k in self.previous_keepers.drain(..) {
+            if let Err(e) = k.kill() {
+                let msg = format!("cannot stop the keeper of the sockets of a previous rolld, pid {}: {e}", k.pid);
+                log::error(ROLLD, &msg);
+            }
+        }
+    }
+
     fn add_slot(&mut self, group: Group, cfg: Arc<GroupConfig>) -> usize {
         self.next_id += 1;
         self.slots.push(Slot {
@@ -474,6 +590,7 @@ impl Daemon {
     /// a rollout for a running one, a drain and stop for one that is gone.
     fn begin_round(&mut self, cfg: Config, first: bool) {
         self.round = Some(Round { first, failed: false });
+        self.keeper_given_up = false;
         for w in config::warnings(&cfg.groups, config::ephemeral_range()) {
             log::log(Level::Warn, ROLLD, None, &w);
             self.broadcast(&format!("log warning: {w}"));
@@ -611,6 +728,10 @@ impl Daemon {
         loop {
             match sys::reap_any() {
                 Ok(Some((pid, status))) => {
+                    if self.keeper.as_ref().is_some_and(|k| k.pid == pid) {
+                        self.keeper_ended(status);
+                        continue;
+                    }
                     let ev = if self.work.is_step(pid) {
                         Event::ActionExited { pid, status, output: self.work.end_step(pid) }
                     } else {
@@ -627,6 +748,22 @@ impl Daemon {
                 }
             }
         }
+    }
+
+    /// The keeper ended though rolld did not stop it: another is started
+    /// at once (the loop's next turn), unless this one lived less than
+    /// `KEEPER_MIN_LIFE`; then none until the next round.
+    fn keeper_ended(&mut self, status: sys::ExitStatus) {
+        let Some(k) = self.keeper.take() else { return };
+        let brief = k.since.elapsed() < KEEPER_MIN_LIFE;
+        self.keeper_given_up |= brief;
+        let next = if brief { "none is started again until the next reload" } else { "starting another" };
+        log::log(
+            Level::Warn,
+            ROLLD,
+            None,
+            &format!("the keeper of the sockets, pid {}, ended ({status}); {next}", k.pid),
+        );
     }
 
     fn tick(&mut self) {
@@ -886,7 +1023,8 @@ impl Daemon {
         let started = Instant::now();
         pool.check().and_then(|()| pool.route(&want)).map_err(|e| format!("route to sockets {want:?}: {e}"))?;
         slot.routed = want;
-        let took = fmt_duration(started.elapsed());
+        // The switch is far under a millisecond: microseconds, not fmt_duration.
+        let took = format!("{:.3}ms", started.elapsed().as_secs_f64() * 1000.0);
         log::info(
             &slot.group.name,
             &format!("new connections of {} go to {} now (switched in {took})", pool.addr(), fmt_ports(ports)),

@@ -9,6 +9,7 @@ pub mod control;
 pub mod daemon;
 pub mod group;
 pub mod haproxy;
+pub mod keeper;
 pub mod log;
 pub mod notify;
 pub mod output;

@@ -3,7 +3,7 @@
 //! `main` reads argv, runs a subcommand and maps its result to the exit
 //! code; the logic lives in the library's modules.
 
-use rolld::{client, config, daemon, group, log};
+use rolld::{client, config, daemon, group, keeper, log};
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -56,6 +56,11 @@ fn parse(argv: &[String]) -> Result<Args, String> {
 }
 
 fn main() -> ExitCode {
+    // The keeper of a `listen:` group's sockets (see `keeper`) is this
+    // binary under another name.
+    if std::env::args_os().next().is_some_and(|a| a == keeper::NAME) {
+        keeper::run();
+    }
     let argv: Vec<String> = std::env::args().skip(1).collect();
     if matches!(argv.first().map(String::as_str), Some("-h" | "--help")) {
         println!("{USAGE}");

@@ -129,6 +129,35 @@ impl Pool {
         Ok(pool)
     }
 
+    /// The pool whose sockets are `socks` (2 * `slots` members then the
+    /// control socket, in their pool's order), taken back from the keeper
+    /// of a rolld that was killed. Refused unless each one listens on
+    /// `addr` and they are the only listeners of the port. The program in
+    /// place stays until the next `route`.
+    pub fn adopt(addr: SocketAddr, slots: usize, check_from: u16, socks: Vec<OwnedFd>) -> io::Result<Pool> {
+        if slots == 0 || slots > MAX_SLOTS || socks.len() != 2 * slots + 1 {
+            return Err(invalid(format!("{addr}: {} sockets for {slots} processes", socks.len())));
+        }
+        let mut taken = Vec::with_capacity(socks.len());
+        for (i, s) in socks.into_iter().enumerate() {
+            let listener = std::net::TcpListener::from(s);
+            let at = listener.local_addr().map_err(|e| io::Error::new(e.kind(), format!("{addr}: socket {i}: {e}")))?;
+            if at != addr {
+                return Err(invalid(format!("{addr}: socket {i} is bound to {at}")));
+            }
+            taken.push(OwnedFd::from(listener));
+        }
+        let pool = Pool { addr, slots, check_from, socks: taken };
+        pool.check()?;
+        pool.alone()?;
+        Ok(pool)
+    }
+
+    /// Every socket, the control socket last: what the keeper holds.
+    pub fn all(&self) -> impl Iterator<Item = BorrowedFd<'_>> {
+        self.socks.iter().map(|s| s.as_fd())
+    }
+
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
@@ -746,6 +775,34 @@ mod tests {
         public(pool.addr(), 20, &mut keep);
         let q = settled(&pool, 20);
         assert!(q.iter().enumerate().all(|(i, &n)| n == 0 || i % 2 == 0 && i < 2 * MAX_SLOTS), "{q:?}");
+    }
+
+    /// What a successor does with the keeper's copies: the pool adopted
+    /// from them routes as the first did, its program unchanged until the
+    /// next `route`. Copies of another layout are refused.
+    #[test]
+    fn a_pool_adopted_from_copies_of_its_sockets_routes_as_before() {
+        let at = addr("127.0.0.1:28613");
+        let first = Pool::open(at, 2, 28780, &[0, 1]).unwrap();
+        first.route(&[2, 3]).unwrap();
+        let me = sys::pidfd_open(std::process::id() as i32).unwrap();
+        let copy = |p: &Pool| -> Vec<OwnedFd> {
+            p.all().map(|fd| sys::pidfd_getfd(me.as_fd(), std::os::fd::AsRawFd::as_raw_fd(&fd)).unwrap()).collect()
+        };
+        assert!(Pool::adopt(at, 1, 28780, copy(&first)).is_err(), "5 sockets are not 1 slot");
+        assert!(Pool::adopt(addr("127.0.0.1:28614"), 2, 28780, copy(&first)).is_err(), "another address");
+        let socks = copy(&first);
+        drop(first);
+        let pool = Pool::adopt(at, 2, 28780, socks).unwrap();
+        let mut keep = Vec::new();
+        keep.push(connect_from(at, 28780).unwrap());
+        assert_eq!(settled(&pool, 1), vec![1, 0, 0, 0, 0], "a check reaches the socket it names");
+        public(at, 20, &mut keep);
+        let q = settled(&pool, 21);
+        assert_eq!((q[0], q[1], q[2] + q[3], q[4]), (1, 0, 20, 0), "the program the first pool left: {q:?}");
+        pool.route(&[1]).unwrap();
+        public(at, 5, &mut keep);
+        assert_eq!(settled(&pool, 26)[1], 5);
     }
 
     #[test]

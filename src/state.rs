@@ -8,6 +8,10 @@
 //! Each process is recorded with its start time (from /proc/PID/stat), so a
 //! recycled pid is never mistaken for a backend. The same /proc reading
 //! tells whether a process group still has a living member.
+//!
+//! A `listen:` group also has a line saying where its sockets are in the
+//! keeper (see `keeper`): the layout of its pool, the keeper's descriptor
+//! of its first socket, and the keeper's pid and start time.
 
 pub use crate::group::Role;
 use std::io::Write;
@@ -30,13 +34,40 @@ pub struct Entry {
     pub start: u64,
 }
 
+/// Where the sockets of one `listen:` group are kept: the group's 2N
+/// sockets and its control socket are the keeper's descriptors `fd` to
+/// `fd + 2N`, in the order of the pool.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Held {
+    pub group: String,
+    pub addr: std::net::SocketAddr,
+    /// N: the slots of a bank.
+    pub procs: usize,
+    pub check_from: u16,
+    pub fd: i32,
+    /// The keeper.
+    pub pid: i32,
+    pub start: u64,
+}
+
+/// What a state file records.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct State {
+    pub procs: Vec<Entry>,
+    pub sockets: Vec<Held>,
+}
+
 pub fn path_for(socket: &Path) -> PathBuf {
     socket.with_extension("state")
 }
 
-pub fn format(entries: &[Entry]) -> String {
+pub fn format(state: &State) -> String {
     let mut out = String::from("rolld-state 1\n");
-    for e in entries {
+    for h in &state.sockets {
+        let Held { group, addr, procs, check_from, fd, pid, start } = h;
+        out.push_str(&format!("{group} sockets {addr} {procs} {check_from} {fd} {pid} {start}\n"));
+    }
+    for e in &state.procs {
         let role = match e.role {
             Role::Live => "live",
             Role::Drain => "drain",
@@ -48,33 +79,41 @@ pub fn format(entries: &[Entry]) -> String {
 }
 
 /// Parses a state file; lines that do not parse are errors, not skipped.
-pub fn parse(text: &str) -> Result<Vec<Entry>, String> {
+pub fn parse(text: &str) -> Result<State, String> {
     let mut lines = text.lines();
     if lines.next() != Some("rolld-state 1") {
         return Err("not a rolld state file (version 1)".into());
     }
-    lines
-        .enumerate()
-        .map(|(i, l)| {
-            let f: Vec<&str> = l.split(' ').collect();
-            let bad = || format!("line {}: cannot parse {l:?}", i + 2);
-            if f.len() != 6 || !matches!(f[1], "live" | "drain" | "other") {
-                return Err(bad());
-            }
-            Ok(Entry {
-                group: f[0].to_string(),
-                role: match f[1] {
+    let mut state = State::default();
+    for (i, l) in lines.enumerate() {
+        let f: Vec<&str> = l.split(' ').collect();
+        let bad = || format!("line {}: cannot parse {l:?}", i + 2);
+        match f[..] {
+            [group, "sockets", addr, procs, check_from, fd, pid, start] => state.sockets.push(Held {
+                group: group.to_string(),
+                addr: addr.parse().map_err(|_| bad())?,
+                procs: procs.parse().ok().filter(|n| (1..=crate::pool::MAX_SLOTS).contains(n)).ok_or_else(bad)?,
+                check_from: check_from.parse().map_err(|_| bad())?,
+                fd: fd.parse().ok().filter(|fd| *fd >= 3).ok_or_else(bad)?,
+                pid: pid.parse().ok().filter(|p| *p > 1).ok_or_else(bad)?,
+                start: start.parse().map_err(|_| bad())?,
+            }),
+            [group, role @ ("live" | "drain" | "other"), workset, port, pid, start] => state.procs.push(Entry {
+                group: group.to_string(),
+                role: match role {
                     "live" => Role::Live,
                     "drain" => Role::Drain,
                     _ => Role::Other,
                 },
-                workset: f[2].parse().map_err(|_| bad())?,
-                port: f[3].parse().map_err(|_| bad())?,
-                pid: f[4].parse().ok().filter(|p| *p > 1).ok_or_else(bad)?,
-                start: f[5].parse().map_err(|_| bad())?,
-            })
-        })
-        .collect()
+                workset: workset.parse().map_err(|_| bad())?,
+                port: port.parse().map_err(|_| bad())?,
+                pid: pid.parse().ok().filter(|p| *p > 1).ok_or_else(bad)?,
+                start: start.parse().map_err(|_| bad())?,
+            }),
+            _ => return Err(bad()),
+        }
+    }
+    Ok(state)
 }
 
 /// Keeps the state file in step with the groups: rewritten only when
@@ -91,8 +130,13 @@ impl Recorder {
         Recorder { path, text: String::new(), starts: Default::default() }
     }
 
-    /// Records the processes of every set of `groups`.
-    pub fn save<'a>(&mut self, groups: impl Iterator<Item = &'a crate::group::Group>) -> Result<(), String> {
+    /// Records the processes of every set of `groups`, and where the
+    /// keeper holds the sockets of `listen:` groups.
+    pub fn save<'a>(
+        &mut self,
+        groups: impl Iterator<Item = &'a crate::group::Group>,
+        sockets: Vec<Held>,
+    ) -> Result<(), String> {
         let mut entries = Vec::new();
         for g in groups {
             for (set, role) in g.sets() {
@@ -105,7 +149,7 @@ impl Recorder {
             }
         }
         self.starts.retain(|pid, _| entries.iter().any(|e| e.pid == *pid));
-        let text = format(&entries);
+        let text = format(&State { procs: entries, sockets });
         if text == self.text {
             return Ok(());
         }
@@ -183,7 +227,7 @@ pub fn write(path: &Path, text: &str) -> Result<(), String> {
 }
 
 /// Reads the state file, if there is one that can be trusted.
-pub fn read(path: &Path) -> Result<Option<Vec<Entry>>, String> {
+pub fn read(path: &Path) -> Result<Option<State>, String> {
     let f = match std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -207,8 +251,40 @@ mod tests {
             Entry { group: "web".into(), role: Role::Live, workset: 1, port: 8501, pid: 1234, start: 99 },
             Entry { group: "web".into(), role: Role::Drain, workset: 1, port: 8001, pid: 1240, start: 100 },
         ];
-        assert_eq!(parse(&format(&e)).unwrap(), e);
+        let held = vec![
+            Held {
+                group: "web".into(),
+                addr: "[::]:8080".parse().unwrap(),
+                procs: 4,
+                check_from: 32760,
+                fd: 3,
+                pid: 77,
+                start: 5,
+            },
+            Held {
+                group: "api".into(),
+                addr: "127.0.0.1:9000".parse().unwrap(),
+                procs: 1,
+                check_from: 20000,
+                fd: 12,
+                pid: 77,
+                start: 5,
+            },
+        ];
+        let state = State { procs: e, sockets: held };
+        assert_eq!(parse(&format(&state)).unwrap(), state);
         assert!(parse("rolld-state 1\nweb live 0 80 1 5\n").is_err(), "pid 1 is never adopted");
+        for bad in [
+            "web sockets 0.0.0.0:80 0 32760 3 77 5",
+            "web sockets 0.0.0.0:80 129 32760 3 77 5",
+            "web sockets 0.0.0.0:80 4 32760 2 77 5",
+            "web sockets 0.0.0.0:80 4 32760 3 1 5",
+            "web sockets 0.0.0.0 4 32760 3 77 5",
+            "web sockets 0.0.0.0:80 4 32760 3 77",
+            "web sockets 0.0.0.0:80 4 70000 3 77 5",
+        ] {
+            assert!(parse(&format!("rolld-state 1\n{bad}\n")).is_err(), "{bad}");
+        }
         assert!(parse("something else\n").is_err());
         assert!(parse("rolld-state 1\nweb live x 80 100 5\n").is_err());
     }
@@ -234,7 +310,7 @@ mod tests {
         assert_eq!(read(&p).unwrap(), None);
         write(&p, "rolld-state 1\n").unwrap();
         assert_eq!(std::fs::metadata(&p).unwrap().mode() & 0o777, 0o600);
-        assert_eq!(read(&p).unwrap(), Some(vec![]));
+        assert_eq!(read(&p).unwrap(), Some(State::default()));
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
         assert!(read(&p).is_err());
         let link = dir.join("l.state");

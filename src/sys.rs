@@ -58,6 +58,15 @@ pub fn reap_any() -> io::Result<Option<(i32, ExitStatus)>> {
     }
 }
 
+/// Waits for the child `pid` to end, and reaps it.
+pub fn reap(pid: i32) {
+    let mut status = 0;
+    // SAFETY: waitpid writes only into `status`, a valid c_int.
+    while unsafe { libc::waitpid(pid, &mut status, 0) } == -1
+        && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted
+    {}
+}
+
 /// Sends `sig` to the process group `pgid`. A group that no longer exists
 /// is not an error: it is what a stop is waiting for.
 pub fn kill_group(pgid: i32, sig: i32) -> io::Result<()> {
@@ -942,6 +951,124 @@ pub fn bound_tcp_socket(from: &std::net::SocketAddr) -> io::Result<std::net::Tcp
     set_option(sock.as_fd(), libc::SOL_SOCKET, libc::SO_LINGER, &libc::linger { l_onoff: 1, l_linger: 0 })?;
     bind(sock.as_fd(), from)?;
     Ok(sock)
+}
+
+/// A copy, close-on-exec, of descriptor `fd` of the process behind
+/// `pidfd` (pidfd_getfd, Linux 5.6). The kernel allows it as it allows
+/// ptrace(2): a process of rolld's own user, or CAP_SYS_PTRACE.
+pub fn pidfd_getfd(pidfd: BorrowedFd<'_>, fd: RawFd) -> io::Result<OwnedFd> {
+    // SAFETY: pidfd_getfd takes integers and returns a new descriptor.
+    let raw = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), fd, 0) } as RawFd;
+    cvt(raw).map(|fd| {
+        // SAFETY: fd is a fresh descriptor owned by nobody else.
+        unsafe { OwnedFd::from_raw_fd(fd) }
+    })
+}
+
+/// A duplicate of `fd`, close-on-exec, numbered `floor` or above.
+fn dup_above(fd: RawFd, floor: RawFd) -> io::Result<OwnedFd> {
+    // SAFETY: F_DUPFD_CLOEXEC on a descriptor number returns a new one.
+    let raw = cvt(unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, floor) })?;
+    // SAFETY: raw is a fresh descriptor owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(raw) })
+}
+
+/// Starts `exe` with `argv` and an empty environment, in a process group
+/// of its own, with `fds` as its descriptors 3, 4, ... in order, /dev/null
+/// as 0, 1 and 2, every signal at its default action and unblocked, and
+/// nothing else of rolld's. Returns its pid once it has exec'd, or the
+/// error of its exec. Not through std's Command: std's pipe for exec
+/// errors may take a number among the targets. Here every source, and
+/// this pipe, are moved above the targets first; nothing allocates
+/// between fork and exec.
+pub fn spawn_with_fds(exe: &std::ffi::CStr, argv: &[std::ffi::CString], fds: &[BorrowedFd<'_>]) -> io::Result<i32> {
+    let floor = 3 + RawFd::try_from(fds.len()).map_err(|_| io::Error::from_raw_os_error(libc::EMFILE))?;
+    let high: Vec<OwnedFd> = fds.iter().map(|fd| dup_above(fd.as_raw_fd(), floor)).collect::<io::Result<_>>()?;
+    let null = dup_above(std::fs::File::options().read(true).write(true).open("/dev/null")?.as_raw_fd(), floor)?;
+    let mut pipe = [0 as RawFd; 2];
+    // SAFETY: pipe2 writes two descriptors into `pipe`.
+    cvt(unsafe { libc::pipe2(pipe.as_mut_ptr(), libc::O_CLOEXEC) })?;
+    // SAFETY: both are fresh descriptors owned by nobody else.
+    let (r0, w0) = unsafe { (OwnedFd::from_raw_fd(pipe[0]), OwnedFd::from_raw_fd(pipe[1])) };
+    let (r, w) = (dup_above(r0.as_raw_fd(), floor)?, dup_above(w0.as_raw_fd(), floor)?);
+    // The exec must close the last write end, or the read below never ends.
+    drop((r0, w0));
+    let mut argv_ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
+    argv_ptrs.push(std::ptr::null());
+    let envp: [*const libc::c_char; 1] = [std::ptr::null()];
+    let sources: Vec<RawFd> = high.iter().map(|h| h.as_raw_fd()).collect();
+    // SAFETY: the child calls only async-signal-safe functions (setpgid,
+    // signal, sigprocmask, dup2, close_range, execve, write, _exit) on data prepared
+    // before the fork, then execs or exits.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        // SAFETY: as above; the child has one thread.
+        unsafe {
+            libc::setpgid(0, 0);
+            for sig in 1..=64 {
+                if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+                    libc::signal(sig, libc::SIG_DFL);
+                }
+            }
+            let mut none: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut none);
+            libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
+            let mut ok = (0..3).all(|t| libc::dup2(null.as_raw_fd(), t) == t);
+            for (i, &src) in sources.iter().enumerate() {
+                ok = ok && libc::dup2(src, 3 + i as RawFd) == 3 + i as RawFd;
+            }
+            // Whatever else is open (a descriptor rolld inherited that
+            // missed `cloexec_from_3`) closes at the exec; the pipe for
+            // its error stays open until then.
+            const CLOSE_RANGE_CLOEXEC: libc::c_uint = 4;
+            libc::syscall(libc::SYS_close_range, floor as libc::c_uint, libc::c_uint::MAX, CLOSE_RANGE_CLOEXEC);
+            if ok {
+                libc::execve(exe.as_ptr(), argv_ptrs.as_ptr(), envp.as_ptr());
+            }
+            let errno = *libc::__errno_location();
+            libc::write(w.as_raw_fd(), (&raw const errno).cast(), std::mem::size_of::<libc::c_int>());
+            libc::_exit(127);
+        }
+    }
+    cvt(pid)?;
+    drop(w);
+    let mut errno: libc::c_int = 0;
+    let size = std::mem::size_of::<libc::c_int>();
+    // SAFETY: errno is valid for writes of `size` bytes. The read ends at
+    // the exec (the child's end is close-on-exec) or with its error.
+    let n = loop {
+        match unsafe { libc::read(r.as_raw_fd(), (&raw mut errno).cast(), size) } {
+            -1 if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted => continue,
+            n => break n,
+        }
+    };
+    if n == size as isize {
+        let mut status = 0;
+        // SAFETY: waitpid writes only into `status`; the child exits at once.
+        unsafe { libc::waitpid(pid, &mut status, 0) };
+        return Err(io::Error::from_raw_os_error(errno));
+    }
+    Ok(pid)
+}
+
+/// What the keeper of `listen:` sockets does for its whole life: names
+/// itself `name` (15 bytes at most), ignores the signals a terminal or an
+/// operator's broad `kill` sends (SIGHUP, SIGINT, SIGQUIT, SIGUSR1,
+/// SIGUSR2, SIGPIPE, SIGTSTP), and sleeps until SIGTERM or SIGKILL ends it.
+pub fn sleep_forever(name: &std::ffi::CStr) -> ! {
+    // SAFETY: prctl reads a NUL-terminated name; signal and pause have no
+    // memory effects.
+    unsafe {
+        libc::prctl(libc::PR_SET_NAME, name.as_ptr(), 0, 0, 0);
+        for sig in
+            [libc::SIGHUP, libc::SIGINT, libc::SIGQUIT, libc::SIGUSR1, libc::SIGUSR2, libc::SIGPIPE, libc::SIGTSTP]
+        {
+            libc::signal(sig, libc::SIG_IGN);
+        }
+        loop {
+            libc::pause();
+        }
+    }
 }
 
 #[cfg(test)]

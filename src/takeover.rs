@@ -3,7 +3,9 @@
 //! them. Live sets become this rolld's live sets (to be rolled over by the
 //! first round); a set that was draining goes on draining, then stops;
 //! anything else is stopped. A recorded pid whose start time or process
-//! group differs is someone else's and is left alone.
+//! group differs is someone else's and is left alone. The sockets of a
+//! `listen:` group are taken back from the predecessor's keeper (see
+//! `keeper`) first.
 //!
 //! Each process is watched by a pidfd, opened before its identity is
 //! checked, so the pid cannot be recycled between the two. Where pidfds
@@ -18,6 +20,8 @@
 
 use crate::config::Config;
 use crate::group::{Group, Level, fmt_ports};
+use crate::keeper::{self, Previous};
+use crate::pool::Pool;
 use crate::state::{self, Entry};
 use crate::{log, sys};
 use std::collections::BTreeMap;
@@ -60,18 +64,40 @@ pub fn ended(pid: i32, start: u64) -> bool {
     state::identity(pid) != Some((start, pid))
 }
 
+/// What a rolld takes over from its predecessor.
+#[derive(Default)]
+pub struct Taken {
+    pub groups: Vec<Group>,
+    /// How their processes are watched.
+    pub watched: Vec<Watched>,
+    /// The sockets of `listen:` groups, taken back from the keeper.
+    pub pools: Vec<(String, Pool)>,
+    /// The predecessor's keepers, to be killed once a keeper of this
+    /// rolld holds the pools.
+    pub keepers: Vec<Previous>,
+}
+
 /// The groups taken over, and how their processes are watched.
-pub fn take_over(state_path: &Path, cfg: &Config) -> (Vec<Group>, Vec<Watched>) {
-    let mut groups = Vec::new();
-    let mut watched = Vec::new();
-    let entries = match state::read(state_path) {
-        Ok(Some(e)) => e,
-        Ok(None) => return (groups, watched),
+pub fn take_over(state_path: &Path, cfg: &Config) -> Taken {
+    let mut taken = Taken::default();
+    let saved = match state::read(state_path) {
+        Ok(Some(s)) => s,
+        Ok(None) => return taken,
         Err(e) => {
             log::log(Level::Warn, ROLLD, None, &format!("state file: {e}"));
-            return (groups, watched);
+            return taken;
         }
     };
+    let keeper::Recovered { pools, failed, keepers } = keeper::recover(&saved.sockets, cfg);
+    for (name, pool) in &pools {
+        log::log(Level::Warn, name, None, &format!("took back the sockets of {} from a previous rolld", pool.addr()));
+    }
+    for (name, why) in failed {
+        log::log(Level::Warn, &name, None, &why);
+    }
+    (taken.pools, taken.keepers) = (pools, keepers);
+    let (groups, watched) = (&mut taken.groups, &mut taken.watched);
+    let entries = saved.procs;
     let mut live: BTreeMap<String, Vec<(u16, i32)>> = BTreeMap::new();
     let mut draining: BTreeMap<String, Vec<(u16, i32)>> = BTreeMap::new();
     let mut stale = Vec::new();
@@ -115,7 +141,7 @@ pub fn take_over(state_path: &Path, cfg: &Config) -> (Vec<Group>, Vec<Watched>) 
         );
         log::log(Level::Warn, &name, None, &msg);
     }
-    (groups, watched)
+    taken
 }
 
 /// Sends `sig` to the process group of the taken-over process `pid`

@@ -2,7 +2,9 @@
 //! arbitrary sequences of events and config changes: worksets added,
 //! removed, resized and reordered, `surge` and after_start changed, the
 //! group removed and added again, rolld stopped, and its processes taken
-//! over by a successor.
+//! over by a successor; and, one run in four, a `listen:` group (its two
+//! banks, its route step, a restarted live process probed before it
+//! serves).
 //!
 //! The harness plays the daemon and the host. It plans each rollout with
 //! the planner functions the daemon uses, answers each action as the
@@ -26,7 +28,7 @@
 
 use libfuzzer_sys::arbitrary::Unstructured;
 use libfuzzer_sys::fuzz_target;
-use rolld::config::{Action as Step, Check, GroupConfig, Timing};
+use rolld::config::{Action as Step, Check, GroupConfig, Listen, Timing};
 use rolld::group::{Action, Event, Group, Role, Set};
 use rolld::plan;
 use rolld::sys::ExitStatus;
@@ -64,6 +66,10 @@ struct Shape {
     /// after_start: true for a run_proc, false for a replace_file.
     steps: Vec<bool>,
     drain_signal: bool,
+    /// A `listen:` group of this many processes: its worksets are its two
+    /// banks of check ports and its after_start the one `Route` step, for
+    /// the whole run (the daemon refuses to change them).
+    listen: Option<usize>,
 }
 
 impl Shape {
@@ -76,7 +82,14 @@ impl Shape {
             surge: None,
             steps: vec![true],
             drain_signal: false,
+            listen: None,
         };
+        if byte(u) >= 192 {
+            s.sets = vec![(0, size), (1, size)];
+            s.next_id = 2;
+            s.steps = Vec::new();
+            s.listen = Some(size);
+        }
         s.change(u);
         s
     }
@@ -85,6 +98,13 @@ impl Shape {
     fn change(&mut self, u: &mut Unstructured) {
         for _ in 0..=byte(u) % 3 {
             let size = 1 + byte(u) as usize % 5;
+            if let Some(procs) = self.listen {
+                match byte(u) % 2 {
+                    0 => self.surge = (size < procs).then_some(size),
+                    _ => self.drain_signal = coin(u),
+                }
+                continue;
+            }
             let i = byte(u) as usize % self.sets.len();
             match byte(u) % 7 {
                 0 => {
@@ -120,20 +140,26 @@ impl Shape {
             stdout: None,
             stderr: None,
             env: Vec::new(),
-            worksets: self
-                .sets
-                .iter()
-                .map(|&(id, n)| (0..n as u16).map(|slot| 10_000 + 10 * id + slot).collect())
-                .collect(),
+            worksets: match self.listen {
+                Some(n) => (0..2).map(|bank| (0..n as u16).map(|s| 10_000 + bank * n as u16 + s).collect()).collect(),
+                None => self
+                    .sets
+                    .iter()
+                    .map(|&(id, n)| (0..n as u16).map(|slot| 10_000 + 10 * id + slot).collect())
+                    .collect(),
+            },
             checks: vec![Check::Tcp { host: Default::default(), timeout: s(1) }],
-            actions: self
-                .steps
-                .iter()
-                .map(|&run| match run {
-                    true => Step::RunProc { command: "reload-lb".into() },
-                    false => Step::ReplaceFile { template: "lb.templ".into(), output: "lb.conf".into() },
-                })
-                .collect(),
+            actions: match self.listen {
+                Some(_) => vec![Step::Route],
+                None => self
+                    .steps
+                    .iter()
+                    .map(|&run| match run {
+                        true => Step::RunProc { command: "reload-lb".into() },
+                        false => Step::ReplaceFile { template: "lb.templ".into(), output: "lb.conf".into() },
+                    })
+                    .collect(),
+            },
             timing: Timing {
                 start_timeout: s(5),
                 drain_timeout: s(10),
@@ -146,7 +172,7 @@ impl Shape {
             drain_signal: self.drain_signal.then_some(libc::SIGUSR1),
             surge: self.surge,
             credentials: None,
-            listen: None,
+            listen: self.listen.map(|procs| Listen { addr: ([127, 0, 0, 1], 8080).into(), procs, check_from: 10_000 }),
             haproxy: None,
         })
     }
