@@ -2,9 +2,10 @@
 # Runs every test of rolld: unit and integration tests (cargo test), a
 # bounded fuzzing run of the parsers and the group machine (fuzz/run.sh),
 # then the end-to-end tests behind real load balancers under wrk load
-# (tests/e2e.sh, tests/e2e_streams.sh, tests/e2e_surge.sh, tests/faults.sh),
-# with no load balancer at all (tests/e2e_listen.sh), and as PID 1 of a
-# FROM scratch container under podman (tests/container.sh).
+# (tests/e2e.sh, tests/e2e_haproxy_api.sh, tests/e2e_streams.sh,
+# tests/e2e_surge.sh, tests/faults.sh), with no load balancer at all
+# (tests/e2e_listen.sh), and as PID 1 of a FROM scratch container under
+# podman (tests/container.sh).
 # Installs what the tests need when it is missing.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -47,6 +48,8 @@ echo "== end-to-end behind nginx"
 LB=nginx bash tests/e2e.sh "$PWD/target/release/rolld"
 echo "== end-to-end behind HAProxy"
 LB=haproxy bash tests/e2e.sh "$PWD/target/release/rolld"
+echo "== end-to-end behind HAProxy switched through its Runtime API (haproxy:), never reloaded"
+bash tests/e2e_haproxy_api.sh "$PWD/target/release/rolld"
 echo "== end-to-end: IPv6-only backends with a Host check"
 bash tests/e2e_ipv6.sh "$PWD/target/release/rolld"
 echo "== end-to-end: event streams across rollouts, with and without drain_signal"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmark of rolld, from a fresh clone:
 #
-#   bench/run.sh [--out FILE] [--no-profiles] [--only listen]
+#   bench/run.sh [--out FILE] [--no-profiles] [--only listen|haproxy]
 #
 # Installs what it needs when it is missing (nginx, supervisor, wrk, curl,
 # iproute2, procps, python3, binutils; through apt-get, as root or with sudo),
@@ -33,7 +33,14 @@
 #      rolld in the same run: rolld's switch beside
 #      `nginx -s reload`, SIGHUP -> every new connection answered by the new
 #      release, the whole rollout beside the backends' own start, rolld's
-#      RSS (--only listen runs this section alone).
+#      RSS (--only listen runs this section alone);
+#   9. HAProxy: the same 4 backends (example/app.py) behind two HAProxies
+#      of their own, one switched through its Runtime API (`haproxy:`,
+#      example/haproxy-api/), one by a rendered config and a reload
+#      (example/haproxy/), 10 rollouts each: the switch (the API's
+#      commands, and the whole after_start phase beside the render and
+#      reload), how long after the last request the drain ended, and
+#      HAProxy workers started (--only haproxy runs this section alone).
 #
 # Prints a Markdown report (also written to FILE with --out). Every process it
 # starts is stopped on exit, whatever happens; every wait is bounded. Takes
@@ -57,7 +64,8 @@ while [[ $# -gt 0 ]]; do
         --out) OUT=${2:?--out needs a file}; shift 2 ;;
         --no-profiles) PROFILES=0; shift ;;
         --only)
-            [[ ${2:-} == listen ]] || { echo "run.sh: --only takes one section: listen" >&2; exit 2; }
+            [[ ${2:-} == listen || ${2:-} == haproxy ]] ||
+                { echo "run.sh: --only takes one section: listen or haproxy" >&2; exit 2; }
             ONLY=$2
             shift 2
             ;;
@@ -102,6 +110,7 @@ need=()
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx)
 [[ -n $ONLY ]] || command -v supervisord >/dev/null 2>&1 || need+=(supervisor)
 command -v wrk >/dev/null 2>&1 || need+=(wrk)
+command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || need+=(haproxy)
 command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v ss >/dev/null 2>&1 || need+=(iproute2)
 command -v pgrep >/dev/null 2>&1 || need+=(procps)
@@ -130,7 +139,7 @@ export BENCH_PYTHON=$PY
 # (28000-29999) and below the ephemeral range; BENCH_PORT_BASE moves them all.
 
 BASE=${BENCH_PORT_BASE:-28000}
-((BASE >= 1024 && BASE + 1200 < 32768)) || fail "BENCH_PORT_BASE must be within 1024-31567"
+((BASE >= 1024 && BASE + 1204 < 32768)) || fail "BENCH_PORT_BASE must be within 1024-31563"
 seqc() { seq -s, $((BASE + $1)) $((BASE + $2)); }
 NGINX_PORT=$((BASE + 80))
 EX_A=$(seqc 101 104)
@@ -160,11 +169,18 @@ LN_A=$(seqc 230 233)
 LN_B=$(seqc 240 243)
 LN_ALT=$(seqc 250 253)
 LN_SOLO=$(seqc 260 263)
+# 9. HAProxy: the API-driven one and its backends, the reloaded one and its.
+HA_API_PORT=$((BASE + 84))
+HA_RELOAD_PORT=$((BASE + 85))
+HA_API_A=$(seqc 270 273)
+HA_API_B=$(seqc 280 283)
+HA_RL_A=$(seqc 290 293)
+HA_RL_B=$(seqc 1200 1203)
 
 listening_ports() { ss -Htln | awk '{n = split($4, a, ":"); print a[n]}' | sort -un; }
 busy=$(
     listening_ports | awk -v first="$SV200_FIRST" \
-        -v lists="$NGINX_PORT,$STREAM_NGINX,$L_PUBLIC,$L_NGINX_PORT,$L_CHECKS,$LN_A,$LN_B,$LN_ALT,$LN_SOLO,$EX_A,$EX_B,$ALT,$SOLO,$SV4,$LIVE,$STREAM_A,$STREAM_B,$SURGE_A,$SURGE_B,$DRAIN_IN,$DRAIN_OUT,${SCALE_A[*]},${SCALE_B[*]}" '
+        -v lists="$HA_API_PORT,$HA_RELOAD_PORT,$HA_API_A,$HA_API_B,$HA_RL_A,$HA_RL_B,$NGINX_PORT,$STREAM_NGINX,$L_PUBLIC,$L_NGINX_PORT,$L_CHECKS,$LN_A,$LN_B,$LN_ALT,$LN_SOLO,$EX_A,$EX_B,$ALT,$SOLO,$SV4,$LIVE,$STREAM_A,$STREAM_B,$SURGE_A,$SURGE_B,$DRAIN_IN,$DRAIN_OUT,${SCALE_A[*]},${SCALE_B[*]}" '
         BEGIN { gsub(/ /, ",", lists); n = split(lists, p, ","); for (i = 1; i <= n; i++) want[p[i]] = 1 }
         want[$1] || ($1 >= first && $1 < first + 200)' | tr '\n' ' '
 )
@@ -281,6 +297,9 @@ cleanup() {
     [[ -n $ROLLD_PID ]] && stop_rolld "${ROLLD_CFG:-}"
     [[ -n $L_PID ]] && stop_rolld "$L_CFG" "$L_PID"
     stop_nginx
+    for hx in "$TMP/hx-api/haproxy" "$TMP/hx-reload/haproxy"; do
+        [[ -x $hx/stop.sh ]] && timeout 35 "$hx/stop.sh" >/dev/null 2>&1
+    done
     # Last resort: anything still running from the work directory (its path
     # is unique to this run), by pid.
     if [[ -n ${TMP:-} && -d $TMP ]]; then
@@ -370,13 +389,157 @@ report() {
 {"nginx_port": $NGINX_PORT, "drain_quiet": 0, "scale_ports": "$((BASE + 300))-$((BASE + 999))", "source": "$SOURCE", "runtime_s": $((($(now_ms) - T_START) / 1000)),
  "listen": "127.0.0.1:$L_PUBLIC", "listen_check_from": $L_CHECK_FROM, "listen_nginx_port": $L_NGINX_PORT, "only": "$ONLY"}
 EOF
-    probe report "$RES" --runs 11 >"$TMP/report.md"
+    if [[ $ONLY == haproxy ]]; then
+        : >"$TMP/report.md"
+    else
+        probe report "$RES" --runs 11 >"$TMP/report.md"
+    fi
+    [[ -f $RES/haproxy.md ]] && cat "$RES/haproxy.md" >>"$TMP/report.md"
     cat "$TMP/report.md"
     if [[ -n $OUT ]]; then
         cp "$TMP/report.md" "$OUT"
         say "report written to $OUT"
     fi
 }
+
+# --- 9. HAProxy: the switch through its Runtime API beside a reload -----------------------
+
+HA_ROUNDS=10
+# ms_of LOGLINE: the log line's UTC timestamp in epoch milliseconds.
+ms_of() { date -u -d "${1%% *}" +%s%3N; }
+# stats NAME < numbers: "NAME | median | min | max" of the numbers read.
+stats() {
+    sort -g | awk -v name="$1" '{ v[NR] = $1 } END {
+        if (NR == 0) { printf "| %s | - | - | - |\n", name; exit }
+        m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+        printf "| %s | %.2f | %.2f | %.2f |\n", name, m, v[1], v[NR] }'
+}
+# ha_group DIR KIND A B PORT: DIR/rolld.yml, the backends of A and B
+# behind the HAProxy of DIR/haproxy on PORT, switched by KIND (api or
+# reload), and that HAProxy started (api) or its files in place (reload:
+# the first rollout starts it).
+ha_group() {
+    local dir=$1 kind=$2 a=$3 b=$4 port=$5 p
+    mkdir -p "$dir/haproxy" "$dir/logs"
+    cp example/app.py "$dir/"
+    if [[ $kind == api ]]; then
+        cp example/haproxy-api/{start.sh,stop.sh} "$dir/haproxy/"
+        sed -e '/^backend app$/,$d' -e "s/127\.0\.0\.1:8082/127.0.0.1:$port/" \
+            example/haproxy-api/haproxy.cfg >"$dir/haproxy/haproxy.cfg"
+        { echo "backend app"; echo "    balance roundrobin"
+          for p in ${a//,/ } ${b//,/ }; do echo "    server s$p 127.0.0.1:$p disabled"; done
+        } >>"$dir/haproxy/haproxy.cfg"
+        "$dir/haproxy/start.sh" 2>/dev/null || fail "example/haproxy-api/start.sh failed"
+        wait_for "HAProxy's admin socket in $dir" 10 test -S "$dir/haproxy/admin.sock"
+    else
+        cp example/haproxy/{haproxy.cfg.templ,reload.sh,stop.sh} "$dir/haproxy/"
+        sed -i "s/^\( *bind 127\.0\.0\.1\):8081\$/\1:$port/" "$dir/haproxy/haproxy.cfg.templ"
+    fi
+    {
+        echo "# rolld benchmark: HAProxy, $kind (generated by bench/run.sh)"
+        echo "app:"
+        echo "  cmd: '$PY app.py {numproc}'"
+        echo "  directory: '.'"
+        echo "  stderr: 'logs/app-{numproc}.err'"
+        echo "  workset:"
+        echo "    - numprocs: $(yaml_list "$a")"
+        echo "    - numprocs: $(yaml_list "$b")"
+        echo "  smoke_test:"
+        echo "    - check_all_http_ports: numprocs"
+        echo "  stop_timeout: 10"
+        if [[ $kind == api ]]; then
+            echo "  haproxy: {socket: haproxy/admin.sock, backend: app, state_file: haproxy/server-state}"
+        else
+            echo "  after_start:"
+            echo "    - replace_file: [numprocs, 'haproxy/haproxy.cfg.templ', 'haproxy/haproxy.cfg.new']"
+            echo "    - run_proc: './haproxy/reload.sh'"
+            echo "  drain_quiet: 1"
+        fi
+    } >"$dir/rolld.yml"
+}
+# ha_rounds DIR KIND PORT: HA_ROUNDS rollouts, each with a request of
+# 1.5 s through HAProxy across its switch; one line per rollout in
+# $RES/haproxy_KIND.tsv: the switch's own ms (api), the after_start
+# phase's ms, the drain's end after that request's end (ms), HAProxy's
+# worker pids then.
+ha_rounds() {
+    local dir=$1 kind=$2 port=$3 i n t_end line drain sw phase master
+    for i in $(seq 1 "$HA_ROUNDS"); do
+        n=$(grep -c ' rollout ok: ' "$dir/rolld.log" || true)
+        curl -s -o /dev/null --max-time 30 "http://127.0.0.1:$port/slow?s=1.5" &
+        local c=$!
+        sleep 0.2
+        kill -HUP "$ROLLD_PID"
+        wait "$c" || fail "the slow request through HAProxy ($kind) failed"
+        t_end=$(now_ms)
+        ha_done() { [[ $(grep -c ' rollout ok: ' "$dir/rolld.log" || true) -gt $n ]]; }
+        wait_for "rollout $i of the $kind group" 60 ha_done
+        drain=$(grep ' drain done in ' "$dir/rolld.log" | tail -n 1)
+        line=$(grep ' rollout ok: ' "$dir/rolld.log" | tail -n 1)
+        sw=$(sed -n 's/.*haproxy: switch \([0-9.]*\)\(ms\|s\).*/\1 \2/p' <<<"$line" | awk '{ print ($2 == "s") ? $1 * 1000 : $1 }')
+        phase=$(grep ' after_start done in ' "$dir/rolld.log" | tail -n 1 | sed -n 's/.* done in \([0-9.]*\)\(ms\|s\)$/\1 \2/p' |
+            awk '{ print ($2 == "s") ? $1 * 1000 : $1 }')
+        master=$(cat "$dir/haproxy/haproxy.pid" 2>/dev/null || true)
+        printf '%s\t%s\t%s\t%s\n' "${sw:--}" "$phase" "$(($(ms_of "$drain") - t_end))" \
+            "$(pgrep -P "$master" 2>/dev/null | paste -sd, -)" >>"$RES/haproxy_$kind.tsv"
+        sleep 0.3
+    done
+}
+section_haproxy() {
+    say "9. HAProxy: Runtime API on 127.0.0.1:$HA_API_PORT beside reloads on 127.0.0.1:$HA_RELOAD_PORT, $HA_ROUNDS rollouts each"
+    local kind dir port a b
+    for kind in api reload; do
+        dir=$TMP/hx-$kind
+        if [[ $kind == api ]]; then port=$HA_API_PORT a=$HA_API_A b=$HA_API_B; else port=$HA_RELOAD_PORT a=$HA_RL_A b=$HA_RL_B; fi
+        ha_group "$dir" "$kind" "$a" "$b" "$port"
+        (cd "$dir" && exec "$ROLLD" --run-dir "$TMP/run" "$dir/rolld.yml" 2>"$dir/rolld.log") &
+        ROLLD_PID=$! ROLLD_CFG=$dir/rolld.yml
+        local deadline=$(($(now_ms) + 60000))
+        until log_has "$dir/rolld.log" " live on "; do
+            alive "$ROLLD_PID" || fail "rolld ($kind) exited at start: $(tail -n 20 "$dir/rolld.log")"
+            (($(now_ms) < deadline)) || fail "rolld ($kind): not live within 60 s"
+            sleep 0.02
+        done
+        wait_for "HAProxy ($kind) to answer" 15 curl -sf --max-time 2 -o /dev/null "http://127.0.0.1:$port/"
+        local before
+        before=$(pgrep -P "$(cat "$dir/haproxy/haproxy.pid")" | tr '\n' ' ')
+        ha_rounds "$dir" "$kind" "$port"
+        echo "$before" >"$RES/haproxy_${kind}_workers_before"
+        stop_rolld "$ROLLD_CFG"
+        ROLLD_PID=
+        timeout 35 "$dir/haproxy/stop.sh" >/dev/null 2>&1 || true
+    done
+    {
+        echo
+        echo "## 9. HAProxy: the switch through its Runtime API beside a reload"
+        echo
+        echo "The same 4 backends (example/app.py) behind two HAProxies of their own, $HA_ROUNDS rollouts each"
+        echo "(HAProxy $(haproxy -v 2>/dev/null | head -n 1 | awk '{print $3}')). API: \`haproxy:\` (example/haproxy-api/), the servers' states set"
+        echo "on the stats socket, the drain by HAProxy's scur and qcur (drain_quiet 0). Reload: the config"
+        echo "rendered and HAProxy reloaded by example/haproxy/reload.sh, the drain by connection counts and"
+        echo "drain_quiet 1. Each rollout has a request of 1.5 s in flight across its switch; the drain's end"
+        echo "is measured from that request's end (the last one to the old set) to rolld's \"drain done\"."
+        echo
+        echo "| ms | median | min | max |"
+        echo "|---|---|---|---|"
+        cut -f1 "$RES/haproxy_api.tsv" | stats "API: the switch's commands (ready, drain; from the receipt)"
+        cut -f2 "$RES/haproxy_api.tsv" | stats "API: the after_start phase (the switch on a worker)"
+        cut -f2 "$RES/haproxy_reload.tsv" | stats "reload: the after_start phase (render, haproxy -c, reload)"
+        cut -f3 "$RES/haproxy_api.tsv" | stats "API: drain's end after the last request"
+        cut -f3 "$RES/haproxy_reload.tsv" | stats "reload: drain's end after the last request"
+        echo
+        for kind in api reload; do
+            # Workers seen after the rollouts that were not there before them.
+            echo "$kind: $(cut -f4 "$RES/haproxy_$kind.tsv" | tr ',' '\n' | grep -v '^$' | sort -u |
+                grep -vxF -f <(tr ' ' '\n' <"$RES/haproxy_${kind}_workers_before" | grep -v '^$') | wc -l) new HAProxy worker(s) in $HA_ROUNDS rollouts."
+        done
+    } >"$RES/haproxy.md"
+}
+if [[ $ONLY == haproxy ]]; then
+    section_haproxy
+    report
+    exit 0
+fi
 
 # --- 8. listen: mode, beside the same backends behind nginx ------------------------------
 
@@ -514,6 +677,7 @@ if [[ -n $ONLY ]]; then
     report
     exit 0
 fi
+section_haproxy
 
 # --- 1. rollout speed, and the footprint with 4 backends ---------------------------
 

@@ -58,6 +58,18 @@ pub struct GroupConfig {
     pub credentials: Option<Credentials>,
     /// `listen:`: rolld holds the public port itself (see `pool`).
     pub listen: Option<Listen>,
+    /// `haproxy:`: the switch goes through HAProxy's Runtime API.
+    pub haproxy: Option<Haproxy>,
+}
+
+/// `haproxy:`: the backend whose servers, one per port of every workset,
+/// rolld turns on and off through the Runtime API at `socket`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Haproxy {
+    pub socket: PathBuf,
+    pub backend: String,
+    /// HAProxy's server-state-file, written after every change.
+    pub state_file: Option<PathBuf>,
 }
 
 /// A group that holds its public port (`listen:`, `procs:`): two banks of
@@ -161,6 +173,10 @@ pub enum Action {
     /// A `listen:` group's switch: new connections to the sockets of the
     /// set's ports, and to no other. The first step of such a group.
     Route,
+    /// A `haproxy:` group's switch: the servers of the set's ports
+    /// `ready`, the old ones `drain`, the others `maint`. The first step
+    /// of such a group.
+    Haproxy,
 }
 
 /// Reads, parses and resolves `path`. On failure, every problem found, one

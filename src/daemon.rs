@@ -12,7 +12,7 @@
 use crate::config::{self, Action as Step, Config, GroupConfig};
 use crate::control::{self, Request};
 use crate::group::Set;
-use crate::group::{Action, Event, Group, Level, Outcome, fmt_duration, fmt_ports};
+use crate::group::{Action, Event, Group, Level, Outcome, Tally, fmt_duration, fmt_ports};
 use crate::keeper::{self, Keeper};
 use crate::notify::Notifier;
 use crate::output::Turn;
@@ -23,7 +23,7 @@ use crate::state::{self, Recorder};
 use crate::status::{self, Last, Snapshot, View};
 use crate::takeover::{Watch, Watched};
 use crate::work::{Done, Owner, Work};
-use crate::{actions, log, plan, process, smoke, sys, takeover, tcp};
+use crate::{actions, haproxy, log, plan, process, smoke, sys, takeover, tcp};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, BorrowedFd};
@@ -56,6 +56,8 @@ struct Slot {
     /// A `listen:` group's sockets, and the ones new connections go to.
     pool: Option<Arc<Pool>>,
     routed: Vec<usize>,
+    /// What a `haproxy:` group's HAProxy has been asked.
+    lb: Arc<haproxy::Memory>,
 }
 
 /// The rollouts begun by one reload (or the first start), one per group.
@@ -360,6 +362,7 @@ impl Daemon {
             turn: Turn::default(),
             pool: None,
             routed: Vec::new(),
+            lb: Arc::default(),
         });
         self.slots.len() - 1
     }
@@ -867,6 +870,13 @@ impl Daemon {
         let owner = self.slots[i].id;
         match action {
             Action::Spawn { cfg, ports } => {
+                if let (Some(h), Some(_)) = (cfg.haproxy.clone(), self.slots[i].group.incoming()) {
+                    let lb = self.slots[i].lb.clone();
+                    self.work.submit(owner, move || {
+                        haproxy::begin(&h, &lb);
+                        Event::Tick
+                    });
+                }
                 let pool = self.slots[i].pool.clone();
                 let socket = |p: u16| {
                     cfg.listen.as_ref()?;
@@ -910,10 +920,32 @@ impl Daemon {
                     None
                 }
                 Some(Step::Route) => Some(Event::StepDone { seq, result: self.route(i, &ports) }),
+                Some(Step::Haproxy) => {
+                    let lb = self.slots[i].lb.clone();
+                    self.work.submit(owner, move || {
+                        let all: Vec<u16> = cfg.worksets.iter().flatten().copied().collect();
+                        let result = match &cfg.haproxy {
+                            Some(h) => haproxy::switch(h, &lb, &all, &ports, &old_ports)
+                                .map(|notes| notes.iter().for_each(|n| log::info(&cfg.name, n))),
+                            None => Err("the group has no haproxy:".into()),
+                        };
+                        Event::StepDone { seq, result }
+                    });
+                    None
+                }
                 None => Some(Event::StepDone { seq, result: Ok(()) }),
             },
             Action::Count { seq, ports } => {
                 let slot = &self.slots[i];
+                if let Some(h) = slot.cfg.haproxy.clone() {
+                    let (lb, name) = (slot.lb.clone(), slot.group.name.clone());
+                    self.work.submit(owner, move || {
+                        let (counts, notes) = haproxy::count(&h, &lb, &ports);
+                        notes.iter().for_each(|n| log::info(&name, n));
+                        Event::Connections { seq, counts }
+                    });
+                    return None;
+                }
                 let public = slot.pool.as_ref().map(|p| p.addr()).or(slot.cfg.listen.as_ref().map(|l| l.addr));
                 match public {
                     Some(public) => {
@@ -926,6 +958,29 @@ impl Daemon {
                     None => self
                         .work
                         .submit(owner, move || Event::Connections { seq, counts: tcp::connections_per_port(&ports) }),
+                }
+                None
+            }
+            Action::Cut { ports } => {
+                if let Some(h) = self.slots[i].cfg.haproxy.clone() {
+                    let (lb, name) = (self.slots[i].lb.clone(), self.slots[i].group.name.clone());
+                    self.work.submit(owner, move || {
+                        match haproxy::cut(&h, &lb, &ports) {
+                            Ok(n) => log::log(
+                                Level::Warn,
+                                &name,
+                                None,
+                                &format!("haproxy: {n} session(s) shut down at drain_timeout"),
+                            ),
+                            Err(e) => log::log(
+                                Level::Error,
+                                &name,
+                                None,
+                                &format!("haproxy: cannot shut the sessions down at drain_timeout: {e}"),
+                            ),
+                        }
+                        Event::Tick
+                    });
                 }
                 None
             }
@@ -963,8 +1018,8 @@ impl Daemon {
                 self.broadcast(&format!("phase {group} {name} {}{suffix}", fmt_duration(took)));
                 None
             }
-            Action::Done { outcome, summary } => {
-                self.done(i, outcome, summary);
+            Action::Done { outcome, summary, tally } => {
+                self.done(i, outcome, summary, tally);
                 None
             }
         }
@@ -1038,7 +1093,11 @@ impl Daemon {
         }
     }
 
-    fn done(&mut self, i: usize, outcome: Outcome, summary: String) {
+    fn done(&mut self, i: usize, outcome: Outcome, summary: String, tally: Tally) {
+        let receipt = self.slots[i].cfg.haproxy.as_ref().and_then(|_| self.slots[i].lb.take_receipt());
+        let more: Vec<String> =
+            tally.line().into_iter().chain(receipt.as_ref().and_then(haproxy::Receipt::line)).collect();
+        let summary = with_receipt(summary, &more);
         let (level, port, word) = match &outcome {
             Outcome::Ok => (Level::Info, None, "ok"),
             Outcome::RolledBack { port, .. } => (Level::Warn, *port, "rolled-back"),
@@ -1075,7 +1134,20 @@ impl Daemon {
                 );
             }
         }
-        self.slots[i].last = Some((SystemTime::now(), outcome, summary));
+        self.slots[i].last = Some(Last { at: SystemTime::now(), outcome, summary, tally, haproxy: receipt });
+    }
+}
+
+/// The summary line with the receipt's parts before its phases, which stay
+/// the line's last parenthesis (`... (spawn 8ms, ..., total 1.4s)`).
+fn with_receipt(summary: String, parts: &[String]) -> String {
+    if parts.is_empty() {
+        return summary;
+    }
+    let parts = parts.join("; ");
+    match summary.rfind(" (").filter(|_| summary.ends_with(')')) {
+        Some(i) => format!("{}; {parts}{}", &summary[..i], &summary[i..]),
+        None => format!("{summary}; {parts}"),
     }
 }
 

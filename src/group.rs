@@ -279,6 +279,12 @@ pub enum Action {
         seq: u64,
         ports: Vec<u16>,
     },
+    /// The drain of `ports` was cut at drain_timeout: what the switch
+    /// knows of them (a load balancer's sessions) is cut too, before the
+    /// set stops. Nothing answers.
+    Cut {
+        ports: Vec<u16>,
+    },
     Signal {
         pgid: i32,
         sig: i32,
@@ -300,11 +306,46 @@ pub enum Action {
         took: Duration,
         batch: Option<(usize, usize)>,
     },
-    /// The rollout (or first start) ended; `summary` is its log line.
+    /// The rollout (or first start) ended; `summary` is its log line,
+    /// `tally` what its drains and stops came to.
     Done {
         outcome: Outcome,
         summary: String,
+        tally: Tally,
     },
+}
+
+/// What a rollout's drains and stops came to, as rolld saw them: its
+/// receipt when no load balancer reports one.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Tally {
+    /// Drains begun.
+    pub drains: usize,
+    /// Connections the retiring sets held as their drains began.
+    pub drained: usize,
+    /// Connections left when drain_timeout cut a drain short.
+    pub left_at_timeout: Option<usize>,
+    /// Processes that needed SIGKILL.
+    pub killed: usize,
+}
+
+impl Tally {
+    /// For the summary line (no parenthesis: the phases are the line's
+    /// last one): `None` when nothing was drained or killed.
+    pub fn line(&self) -> Option<String> {
+        if self.drains == 0 && self.killed == 0 {
+            return None;
+        }
+        let plural = |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+        let mut out = format!("{} drained", plural(self.drained, "connection", "connections"));
+        if let Some(n) = self.left_at_timeout {
+            out.push_str(&format!(", {n} left at drain_timeout"));
+        }
+        if self.killed > 0 {
+            out.push_str(&format!(", {} SIGKILL", plural(self.killed, "process needed", "processes needed")));
+        }
+        Some(out)
+    }
 }
 
 /// What a set is to the group, as the state file records it.
@@ -355,6 +396,7 @@ impl Job {
             Some(Step::RunProc { command }) => format!("run_proc: `{command}`"),
             Some(Step::ReplaceFile { output, .. }) => format!("replace_file {}", output.display()),
             Some(Step::Route) => "the switch of new connections".into(),
+            Some(Step::Haproxy) => "the switch through HAProxy".into(),
             None => "after_start".into(),
         }
     }
@@ -480,6 +522,7 @@ struct Rollout {
     moved: usize,
     marks: Vec<(usize, &'static str, Instant)>,
     outcome: Option<Outcome>,
+    tally: Tally,
 }
 
 impl Rollout {
@@ -836,7 +879,18 @@ impl Group {
         self.rollouts += 1;
         let live_slots = self.live.as_ref().map(Set::slots);
         let size = plan::batch_size(&cfg, &plan, live_slots.as_deref());
-        let r = Rollout { cfg, started: now, from, plan, size, batch: 0, moved: 0, marks: Vec::new(), outcome: None };
+        let r = Rollout {
+            cfg,
+            started: now,
+            from,
+            plan,
+            size,
+            batch: 0,
+            moved: 0,
+            marks: Vec::new(),
+            outcome: None,
+            tally: Tally::default(),
+        };
         if r.by_batches() {
             let msg = format!(
                 "rollout: {} -> {} in {} batches of {}",
@@ -893,7 +947,7 @@ impl Group {
             Some(_) => (Outcome::RolledBack { reason: reason.clone(), port: None }, "rollout rolled back"),
             None => (Outcome::StartFailed { reason: reason.clone(), port: None }, "start failed"),
         };
-        out.push(Action::Done { outcome, summary: format!("{summary}: {reason}") });
+        out.push(Action::Done { outcome, summary: format!("{summary}: {reason}"), tally: Tally::default() });
     }
 
     fn retire(&mut self, now: Instant, out: &mut Vec<Action>) -> Phase {
@@ -1301,6 +1355,12 @@ impl Group {
                 format!("draining {ports}: {n} connection(s) left ({}); drain_timeout in {left}", per_port.join(", "));
             self.log(out, Level::Info, None, msg);
         }
+        if drain.last.is_none()
+            && let Some(r) = self.rollout.as_mut()
+        {
+            r.tally.drains += 1;
+            r.tally.drained += n;
+        }
         drain.last = Some(counts);
         if n > 0 {
             drain.quiet_since = None;
@@ -1318,12 +1378,18 @@ impl Group {
     }
 
     fn drain_timed_out(&mut self, set: Set, drain: Drain, now: Instant, out: &mut Vec<Action>) -> Phase {
-        let left = match &drain.last {
-            Some(c) => c.iter().map(|c| c.1).sum::<usize>().to_string(),
+        let counted = drain.last.as_ref().map(|c| c.iter().map(|c| c.1).sum::<usize>());
+        if let Some(r) = self.rollout.as_mut() {
+            r.tally.drains += usize::from(counted.is_none());
+            r.tally.left_at_timeout = Some(r.tally.left_at_timeout.unwrap_or(0) + counted.unwrap_or(0));
+        }
+        let left = match counted {
+            Some(n) => n.to_string(),
             None => "an unknown number of".to_string(),
         };
         let which = if self.removed { "its set" } else { "the old set" };
         let msg = format!("drain_timeout reached with {left} connection(s) left on {which}; stopping it anyway");
+        out.push(Action::Cut { ports: set.ports() });
         let phase = self.begin_stop(set, "drain", now, out);
         self.log(out, Level::Warn, None, msg);
         phase
@@ -1410,18 +1476,24 @@ impl Group {
                 }
             }
             Phase::Stopping { set, mut stop } => {
-                self.stop_tick(&mut stop, std::slice::from_ref(&set), now, out);
+                let killed = self.stop_tick(&mut stop, std::slice::from_ref(&set), now, out);
+                if let Some(r) = self.rollout.as_mut() {
+                    r.tally.killed += killed;
+                }
                 Phase::Stopping { set, stop }
             }
             Phase::ShuttingDown { sets, mut stop } => {
-                self.stop_tick(&mut stop, &sets, now, out);
+                let _ = self.stop_tick(&mut stop, &sets, now, out);
                 Phase::ShuttingDown { sets, stop }
             }
             p => p,
         }
     }
 
-    fn stop_tick(&self, stop: &mut Stop, sets: &[Set], now: Instant, out: &mut Vec<Action>) {
+    /// The SIGKILLs due, and the look at the groups; how many processes
+    /// were killed.
+    fn stop_tick(&self, stop: &mut Stop, sets: &[Set], now: Instant, out: &mut Vec<Action>) -> usize {
+        let mut killed = 0;
         if let Some(l) = stop.linger.as_mut().filter(|l| l.next_check.is_some_and(|t| t <= now)) {
             l.next_check = None;
             out.push(Action::CheckGroups { pgids: l.pgids.clone() });
@@ -1436,9 +1508,11 @@ impl Group {
                     );
                     out.push(Action::Log { level: Level::Warn, port: Some(p.port), msg });
                     out.push(Action::Signal { pgid: p.pid.unwrap_or(0), sig: libc::SIGKILL });
+                    killed += 1;
                 }
             }
         }
+        killed
     }
 
     /// SIGTERM: a running step is killed, and every set stops.
@@ -1589,7 +1663,7 @@ impl Group {
                 r.phases()
             ),
         };
-        out.push(Action::Done { outcome, summary });
+        out.push(Action::Done { outcome, summary, tally: r.tally });
         Phase::Idle
     }
 }
@@ -1630,6 +1704,7 @@ mod tests {
             surge: None,
             credentials: None,
             listen: None,
+            haproxy: None,
         })
     }
 
@@ -1659,7 +1734,7 @@ mod tests {
 
     fn done(acts: &[Action]) -> Option<(Outcome, String)> {
         acts.iter().find_map(|a| match a {
-            Action::Done { outcome, summary } => Some((outcome.clone(), summary.clone())),
+            Action::Done { outcome, summary, .. } => Some((outcome.clone(), summary.clone())),
             _ => None,
         })
     }
@@ -1720,6 +1795,45 @@ mod tests {
         let a = g.run(ms(t0, 60_000), Event::Connections { seq, counts: Err("EPERM".into()) });
         assert_eq!(signals(&a), vec![(11, TERM), (12, TERM)]);
         assert!(has_log(&a, Level::Warn, "drain_timeout reached with an unknown number of connection(s) left"));
+    }
+
+    /// The tally of a rollout's `Done`.
+    fn tally(acts: &[Action]) -> Option<Tally> {
+        acts.iter().find_map(|a| match a {
+            Action::Done { tally, .. } => Some(tally.clone()),
+            _ => None,
+        })
+    }
+
+    #[test]
+    fn a_rollouts_tally_says_what_was_drained_cut_and_killed() {
+        let t0 = Instant::now();
+        let (mut g, seq) = draining_group(t0);
+        assert!(signals(&g.run(ms(t0, 50), conns(seq, 3))).is_empty());
+        let (seq2, _) = count(&g.run(ms(t0, 100), Event::Tick)).unwrap();
+        assert_eq!(seq2, seq);
+        // drain_timeout with one connection left, then a process that
+        // ignores its stop signal.
+        let a = g.run(ms(t0, 60_000), conns(seq, 1));
+        assert_eq!(signals(&a), vec![(11, TERM), (12, TERM)]);
+        let cut = a.iter().position(|a| *a == Action::Cut { ports: vec![8001, 8002] });
+        let term = a.iter().position(|a| matches!(a, Action::Signal { .. }));
+        assert!(cut.is_some() && cut < term, "what the switch holds is cut before the stop: {a:?}");
+        exit(&mut g, ms(t0, 60_010), 11);
+        let a = g.run(ms(t0, 70_000), Event::Tick);
+        assert_eq!(signals(&a), vec![(12, KILL)]);
+        let a = exit(&mut g, ms(t0, 70_010), 12);
+        let t = tally(&a).expect("the rollout is done");
+        assert_eq!(t, Tally { drains: 1, drained: 3, left_at_timeout: Some(1), killed: 1 });
+        assert_eq!(t.line().unwrap(), "3 connections drained, 1 left at drain_timeout, 1 process needed SIGKILL");
+        // A quiet rollout: what it drained, nothing cut, nothing killed.
+        let (mut g, seq) = draining_group(t0);
+        g.run(ms(t0, 50), conns(seq, 0));
+        let a = g.run(ms(t0, 1100), conns(seq, 0));
+        assert_eq!(signals(&a), vec![(11, TERM), (12, TERM)]);
+        exit(&mut g, ms(t0, 1110), 11);
+        let a = exit(&mut g, ms(t0, 1120), 12);
+        assert_eq!(tally(&a).unwrap().line().unwrap(), "0 connections drained");
     }
 
     fn has_log(acts: &[Action], level: Level, text: &str) -> bool {

@@ -8,6 +8,7 @@ pub mod config;
 pub mod control;
 pub mod daemon;
 pub mod group;
+pub mod haproxy;
 pub mod keeper;
 pub mod log;
 pub mod notify;

@@ -4,13 +4,22 @@
 //! line whose strings `json_str` escapes.
 
 use crate::control::json_str;
-use crate::group::{DrainView, Group, Outcome, fmt_duration, fmt_ports};
+use crate::group::{DrainView, Group, Outcome, Tally, fmt_duration, fmt_ports};
+use crate::haproxy::Receipt;
 use crate::log;
 use std::path::Path;
 use std::time::{Instant, SystemTime};
 
-/// How a group's last rollout ended: when, how, and its summary line.
-pub type Last = (SystemTime, Outcome, String);
+/// How a group's last rollout ended: when, how, its summary line, and its
+/// receipt: what rolld saw of its drains, and what HAProxy counted.
+#[derive(Clone, Debug)]
+pub struct Last {
+    pub at: SystemTime,
+    pub outcome: Outcome,
+    pub summary: String,
+    pub tally: Tally,
+    pub haproxy: Option<Receipt>,
+}
 
 /// What status shows, taken at one instant.
 pub struct Snapshot<'a> {
@@ -24,6 +33,38 @@ pub struct Snapshot<'a> {
 pub struct View<'a> {
     pub group: &'a Group,
     pub last: Option<&'a Last>,
+}
+
+/// A rollout's receipt: what rolld saw of its drains, and (`haproxy`,
+/// else null) what HAProxy counted from the rollout's start to the end of
+/// its drain.
+fn receipt_json(t: &Tally, h: Option<&Receipt>) -> String {
+    let ms =
+        |d: Option<std::time::Duration>| d.map_or("null".to_string(), |d| format!("{:.3}", d.as_secs_f64() * 1000.0));
+    let haproxy = match h {
+        None => "null".to_string(),
+        Some(r) => {
+            let deltas = match r.deltas() {
+                None => "null".to_string(),
+                Some(d) => format!(
+                    "{{\"requests_old\":{},\"requests_new\":{},\"hrsp_5xx\":{},\"econ\":{},\"eresp\":{},\"wretr\":{},\"wredis\":{}}}",
+                    d.req_old, d.req_new, d.hrsp_5xx, d.econ, d.eresp, d.wretr, d.wredis
+                ),
+            };
+            format!(
+                "{{\"switch_ms\":{},\"drain_ms\":{},\"reloads_caught\":{},\"counts\":{deltas}}}",
+                ms(r.switch_took),
+                ms(r.drain_took),
+                r.reapplied
+            )
+        }
+    };
+    format!(
+        "{{\"drained\":{},\"left_at_drain_timeout\":{},\"sigkills\":{},\"haproxy\":{haproxy}}}",
+        t.drained,
+        t.left_at_timeout.map_or("null".to_string(), |n| n.to_string()),
+        t.killed
+    )
 }
 
 /// The status as lines (without their newlines).
@@ -64,7 +105,7 @@ pub fn text(s: &Snapshot) -> Vec<String> {
             let batch = g.batch().map_or(String::new(), |(b, of)| format!(" (batch {b} of {of})"));
             out.push(format!("{:<16} rollout to {}{batch}", "", fmt_ports(&new.ports())));
         }
-        if let Some((at, _, summary)) = v.last {
+        if let Some(Last { at, summary, .. }) = v.last {
             out.push(format!("{:<16} last: {} {summary}", "", log::timestamp(*at)));
         }
     }
@@ -122,7 +163,7 @@ pub fn json(s: &Snapshot) -> String {
             };
             let last = match v.last {
                 None => "null".to_string(),
-                Some((at, outcome, summary)) => {
+                Some(Last { at, outcome, summary, tally, haproxy }) => {
                     let (word, reason) = match outcome {
                         Outcome::Ok => ("ok", "null".to_string()),
                         Outcome::RolledBack { reason, .. } => ("rolled-back", json_str(reason)),
@@ -130,9 +171,10 @@ pub fn json(s: &Snapshot) -> String {
                         Outcome::Partial { reason, .. } => ("partial", json_str(reason)),
                     };
                     format!(
-                        "{{\"outcome\":\"{word}\",\"at\":{},\"reason\":{reason},\"summary\":{}}}",
+                        "{{\"outcome\":\"{word}\",\"at\":{},\"reason\":{reason},\"summary\":{},\"receipt\":{}}}",
                         json_str(&log::timestamp(*at)),
-                        json_str(summary)
+                        json_str(summary),
+                        receipt_json(tally, haproxy.as_ref())
                     )
                 }
             };
@@ -206,7 +248,13 @@ mod tests {
     fn json_is_one_line_that_holds_text_from_outside_escaped() {
         let g = Group::new("web");
         for (raw, _) in log::HOSTILE {
-            let last: Last = (UNIX_EPOCH, Outcome::RolledBack { reason: raw.to_string(), port: None }, raw.to_string());
+            let last = Last {
+                at: UNIX_EPOCH,
+                outcome: Outcome::RolledBack { reason: raw.to_string(), port: None },
+                summary: raw.to_string(),
+                tally: Tally::default(),
+                haproxy: None,
+            };
             let snap = Snapshot {
                 pid: 1,
                 config: Path::new(raw),

@@ -173,6 +173,7 @@ impl Shape {
             surge: self.surge,
             credentials: None,
             listen: self.listen.map(|procs| Listen { addr: ([127, 0, 0, 1], 8080).into(), procs, check_from: 10_000 }),
+            haproxy: None,
         })
     }
 }
@@ -283,7 +284,7 @@ impl Host {
                         self.later.push(Later::Render { seq });
                         None
                     }
-                    Some(Step::Route) | None => Some(Event::StepDone { seq, result: Ok(()) }),
+                    Some(Step::Route | Step::Haproxy) | None => Some(Event::StepDone { seq, result: Ok(()) }),
                 }
             }
             Action::Count { seq, ports } => {
@@ -318,7 +319,7 @@ impl Host {
                 let result = if bad(u) { Err("check failed".into()) } else { Ok(()) };
                 Some(Event::Probed { port, pid, result })
             }
-            Action::Log { .. } | Action::Phase { .. } | Action::Done { .. } => None,
+            Action::Log { .. } | Action::Phase { .. } | Action::Done { .. } | Action::Cut { .. } => None,
         }
     }
 

@@ -4,7 +4,7 @@
 //! and `group:` are kept as names. Nothing here touches the system: the
 //! same text gives the same result anywhere.
 
-use super::{Action, Check, Cx, GroupConfig, Host, Listen, Timing, valid_group_name};
+use super::{Action, Check, Cx, GroupConfig, Haproxy, Host, Listen, Timing, valid_group_name};
 use serde_yaml::{Mapping, Value};
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -269,6 +269,7 @@ fn group(cx: &mut Cx, name: &str, v: &Value, base: &Path, below: &mut u32) -> Op
         surge: None,
         credentials: None,
         listen: None,
+        haproxy: None,
     };
     let mut has_workset = false;
     let (mut listen, mut procs, mut check_from) = (None, None, None);
@@ -331,6 +332,7 @@ fn group(cx: &mut Cx, name: &str, v: &Value, base: &Path, below: &mut u32) -> Op
                 _ => cx.err(&k, format!("expected a number of processes, 1 or more, got {}", show(v))),
             },
             "listen" => listen = listen_addr(cx, &k, v),
+            "haproxy" => g.haproxy = haproxy(cx, &k, v, base),
             "procs" => match v.as_u64() {
                 Some(n) if (1..=MAX_PROCS as u64).contains(&n) => procs = Some(n as usize),
                 _ => cx.err(&k, format!("expected a number of processes, 1 to {MAX_PROCS}, got {}", show(v))),
@@ -379,6 +381,18 @@ fn group(cx: &mut Cx, name: &str, v: &Value, base: &Path, below: &mut u32) -> Op
         }
         (None, _) => {}
     }
+    if keyed("haproxy") && keyed("listen") {
+        let why = "haproxy: and listen: exclude each other (with listen:, rolld holds the port: no load balancer is in front)";
+        cx.err(&format!("{name}.haproxy"), why);
+    }
+    if g.haproxy.is_some() {
+        g.actions.insert(0, Action::Haproxy);
+        // HAProxy's own counts say when a set is drained: no quiet
+        // period is needed unless one is asked for.
+        if !keyed("drain_quiet") {
+            g.timing.drain_quiet = Duration::ZERO;
+        }
+    }
     if g.listen.is_none() && !keyed("listen") {
         let fd_in = |s: &str| s.contains("{fd}");
         let cmd_has = cmd.as_deref().is_some_and(fd_in);
@@ -421,6 +435,40 @@ fn group(cx: &mut Cx, name: &str, v: &Value, base: &Path, below: &mut u32) -> Op
         },
     }
     Some(Draft { cfg: g, user, gid, renders })
+}
+
+/// `haproxy: {socket, backend, state_file}`, its paths joined to `base`.
+fn haproxy(cx: &mut Cx, key: &str, v: &Value, base: &Path) -> Option<Haproxy> {
+    let m = map(cx, key, v)?;
+    let (mut socket, mut backend, mut state_file) = (None, None, None);
+    let mut ok = true;
+    for (k, v) in entries(cx, key, m) {
+        let kk = format!("{key}.{k}");
+        match k.as_str() {
+            "socket" => socket = string(cx, &kk, v).map(|s| join(base, &s)),
+            "backend" => match string(cx, &kk, v) {
+                Some(b) if crate::haproxy::valid_name(&b) => backend = Some(b),
+                Some(b) => cx.err(&kk, format!("{b:?} is not a backend name (letters, digits, '-', '_', '.' and ':')")),
+                None => {}
+            },
+            "state_file" => state_file = string(cx, &kk, v).map(|s| join(base, &s)),
+            _ => {
+                cx.err(&kk, "unknown key (known: socket, backend, state_file)");
+                ok = false;
+            }
+        }
+    }
+    for (what, missing) in [("socket", socket.is_none()), ("backend", backend.is_none())] {
+        if missing && !m.contains_key(Value::from(what)) {
+            let why =
+                if what == "socket" { "HAProxy's stats socket, level admin" } else { "the backend rolld switches" };
+            cx.err(&format!("{key}.{what}"), format!("missing ({why})"));
+        }
+    }
+    match (socket, backend) {
+        (Some(socket), Some(backend)) if ok => Some(Haproxy { socket, backend, state_file }),
+        _ => None,
+    }
 }
 
 fn worksets(cx: &mut Cx, key: &str, v: &Value) -> Vec<Vec<u16>> {

@@ -708,6 +708,7 @@ fn defaults_when_optional_keys_are_absent() {
                 surge: None,
                 credentials: None,
                 listen: None,
+                haproxy: None,
             },
             user: None,
             gid: None,
@@ -795,6 +796,7 @@ fn seed_config_parses_unchanged_apart_from_its_directory() {
                 surge: None,
                 credentials: None,
                 listen: None,
+                haproxy: None,
             },
             user: None,
             gid: None,
@@ -1419,4 +1421,66 @@ fn default_check_ports_of_several_listen_groups_do_not_meet() {
     let d = drafts(&text);
     assert_eq!(d[0].cfg.worksets, vec![vec![32764, 32765], vec![32766, 32767]]);
     assert_eq!(d[1].cfg.worksets, vec![vec![32758, 32759, 32760], vec![32761, 32762, 32763]]);
+}
+
+// ------------------------------------------------------------ haproxy: the switch through HAProxy's API
+
+const HAPROXY_ROWS: &[(&str, &[&str])] = &[
+    ("  haproxy: /run/haproxy.sock\n", &["g.haproxy: expected a mapping, got \"/run/haproxy.sock\""]),
+    (
+        "  haproxy: {}\n",
+        &[
+            "g.haproxy.socket: missing (HAProxy's stats socket, level admin)",
+            "g.haproxy.backend: missing (the backend rolld switches)",
+        ],
+    ),
+    ("  haproxy:\n    socket: /run/h.sock\n", &["g.haproxy.backend: missing (the backend rolld switches)"]),
+    ("  haproxy:\n    backend: app\n", &["g.haproxy.socket: missing (HAProxy's stats socket, level admin)"]),
+    ("  haproxy:\n    socket: 12\n    backend: app\n", &["g.haproxy.socket: expected a string, got 12 (a number)"]),
+    (
+        "  haproxy:\n    socket: /run/h.sock\n    backend: 'my app'\n",
+        &["g.haproxy.backend: \"my app\" is not a backend name (letters, digits, '-', '_', '.' and ':')"],
+    ),
+    (
+        "  haproxy:\n    socket: /run/h.sock\n    backend: 'a;shutdown sessions server a/b'\n",
+        &[
+            "g.haproxy.backend: \"a;shutdown sessions server a/b\" is not a backend name (letters, digits, '-', '_', '.' and ':')",
+        ],
+    ),
+    (
+        "  haproxy:\n    socket: /run/h.sock\n    backend: app\n    weight: 3\n",
+        &["g.haproxy.weight: unknown key (known: socket, backend, state_file)"],
+    ),
+    (
+        "  haproxy:\n    socket: /run/h.sock\n    backend: app\n    state_file: [x]\n",
+        &["g.haproxy.state_file: expected a string, got a list"],
+    ),
+];
+
+#[test]
+fn rejected_haproxy_keys() {
+    rows(HAPROXY_ROWS, with);
+    let both = listening("  listen: 8080\n  procs: 1\n  haproxy:\n    socket: /run/h.sock\n    backend: app\n");
+    let p = parse(&both, FILE, Path::new(BASE));
+    assert_eq!(
+        p.errors,
+        [format!(
+            "{FILE}: w.haproxy: haproxy: and listen: exclude each other (with listen:, rolld holds the port: no load balancer is in front)"
+        )]
+    );
+}
+
+#[test]
+fn a_haproxy_group_switches_first_and_needs_no_quiet_drain() {
+    let g = one(&with(
+        "  haproxy:\n    socket: run/h.sock\n    backend: app\n    state_file: /var/lib/haproxy/state\n  after_start:\n    - run_proc: notify\n",
+    ));
+    let h = g.haproxy.clone().unwrap();
+    assert_eq!(h.socket, PathBuf::from("/srv/app/run/h.sock"), "relative to the config's directory");
+    assert_eq!((h.backend.as_str(), h.state_file), ("app", Some(PathBuf::from("/var/lib/haproxy/state"))));
+    assert_eq!(g.actions, vec![Action::Haproxy, Action::RunProc { command: "notify".into() }]);
+    assert_eq!(g.timing.drain_quiet, Duration::ZERO);
+    let g = one(&with("  haproxy:\n    socket: /h.sock\n    backend: app\n  drain_quiet: 2\n"));
+    assert_eq!((g.actions.as_slice(), g.timing.drain_quiet), ([Action::Haproxy].as_slice(), Duration::from_secs(2)));
+    assert_eq!(one(&with("")).haproxy, None);
 }

@@ -8,7 +8,8 @@
 //! its user could not. All of it goes through `System`: `Live` in rolld, a
 //! table in the tests.
 
-use super::{Credentials, Cx, Draft, GroupConfig, Render};
+use super::{Credentials, Cx, Draft, GroupConfig, Haproxy, Render};
+use crate::haproxy::Backend;
 use crate::sys::User;
 use std::io;
 use std::path::Path;
@@ -34,6 +35,8 @@ pub trait System {
     fn group_list(&self, user: &str, gid: u32) -> io::Result<Vec<u32>>;
     /// rolld's own effective uid and gid.
     fn ids(&self) -> (u32, u32);
+    /// What HAProxy says of the backend of `haproxy:`.
+    fn haproxy(&self, h: &Haproxy) -> Result<Backend, String>;
 }
 
 /// This machine.
@@ -69,6 +72,10 @@ impl System for Live {
 
     fn ids(&self) -> (u32, u32) {
         (crate::sys::euid(), crate::sys::egid())
+    }
+
+    fn haproxy(&self, h: &Haproxy) -> Result<Backend, String> {
+        crate::haproxy::describe(h)
     }
 }
 
@@ -136,7 +143,30 @@ fn group(cx: &mut Cx, d: Draft, sys: &dyn System) -> GroupConfig {
             cx.err(&format!("{key}.replace_file[2]"), format!("output directory {} does not exist", dir.display()));
         }
     }
+    if let Some(h) = &g.haproxy {
+        haproxy(cx, &name, h, &g.worksets, sys);
+    }
     g
+}
+
+/// HAProxy is asked about the backend: the socket must answer at level
+/// admin, the backend exist with a balance algorithm rolld can drain
+/// under, and have a server for every port of every workset.
+fn haproxy(cx: &mut Cx, name: &str, h: &Haproxy, worksets: &[Vec<u16>], sys: &dyn System) {
+    let key = format!("{name}.haproxy");
+    if let Some(dir) = h.state_file.as_ref().and_then(|f| f.parent()).filter(|d| !matches!(sys.kind(d), Ok(Kind::Dir)))
+    {
+        cx.err(&format!("{key}.state_file"), format!("directory {} does not exist", dir.display()));
+    }
+    match sys.haproxy(h) {
+        Ok(b) => {
+            let ports: Vec<u16> = worksets.iter().flatten().copied().collect();
+            for p in crate::haproxy::problems(&b, &h.backend, &ports) {
+                cx.err(&key, p);
+            }
+        }
+        Err(e) => cx.err(&key, e),
+    }
 }
 
 /// The template's text, when it reads and parses.

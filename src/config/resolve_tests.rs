@@ -84,6 +84,24 @@ impl System for Fake {
     fn ids(&self) -> (u32, u32) {
         self.ids
     }
+
+    /// Backend `app` has servers on 9001 and 9002 (round robin), `half`
+    /// on 9001 only, `hashed` balances by rdp-cookie; socket /run/user.sock
+    /// is at level user; any other backend is unknown.
+    fn haproxy(&self, h: &Haproxy) -> Result<Backend, String> {
+        use crate::haproxy::Server;
+        if h.socket == Path::new("/run/user.sock") {
+            return Err("the socket /run/user.sock is at level \"user\", not admin: rolld sets servers' states".into());
+        }
+        let server =
+            |port: u16| Server { name: format!("s{port}"), addr: "127.0.0.1".into(), port: Some(port), admin: 1 };
+        match h.backend.as_str() {
+            "app" => Ok(Backend { algo: "roundrobin".into(), servers: vec![server(9001), server(9002)] }),
+            "half" => Ok(Backend { algo: "roundrobin".into(), servers: vec![server(9001)] }),
+            "hashed" => Ok(Backend { algo: "rdp-cookie".into(), servers: vec![server(9001), server(9002)] }),
+            b => Err(format!("backend {b}: Can't find backend.")),
+        }
+    }
 }
 
 /// Parses (with no problem) and resolves on `sys`.
@@ -184,6 +202,38 @@ const ROOT_ROWS: &[(&str, &[&str])] = &[
         ],
     ),
 ];
+
+/// What HAProxy says of a `haproxy:` group's backend (group g is on
+/// ports 9001 and 9002).
+const HAPROXY_ROWS: &[(&str, &[&str])] = &[
+    ("  haproxy:\n    socket: /run/h.sock\n    backend: app\n", &[]),
+    ("  haproxy:\n    socket: /run/h.sock\n    backend: nope\n", &["g.haproxy: backend nope: Can't find backend."]),
+    (
+        "  haproxy:\n    socket: /run/user.sock\n    backend: app\n",
+        &["g.haproxy: the socket /run/user.sock is at level \"user\", not admin: rolld sets servers' states"],
+    ),
+    (
+        "  haproxy:\n    socket: /run/h.sock\n    backend: half\n",
+        &[
+            "g.haproxy: backend half has no server at a loopback address on port(s) 9002: it needs one for every port of every workset",
+        ],
+    ),
+    (
+        "  haproxy:\n    socket: /run/h.sock\n    backend: hashed\n",
+        &[
+            "g.haproxy: backend hashed: balance \"rdp-cookie\" is not one rolld knows to leave a draining server alone (known: roundrobin, static-rr, leastconn, first, random, source, uri, url_param, hdr, hash)",
+        ],
+    ),
+    (
+        "  haproxy:\n    socket: /run/h.sock\n    backend: app\n    state_file: /var/lib/haproxy/state\n",
+        &["g.haproxy.state_file: directory /var/lib/haproxy does not exist"],
+    ),
+];
+
+#[test]
+fn what_haproxy_says_of_the_backend() {
+    rows(&ROOT, HAPROXY_ROWS);
+}
 
 #[test]
 fn what_only_the_system_can_say() {
