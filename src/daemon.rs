@@ -1009,6 +1009,7 @@ impl Daemon {
             Outcome::RolledBack { port, .. } => (Level::Warn, *port, "rolled-back"),
             Outcome::StartFailed { port, .. } => (Level::Error, *port, "start-failed"),
             Outcome::Partial { port, .. } => (Level::Warn, *port, "partial"),
+            Outcome::Reverted { port, .. } => (Level::Warn, *port, "reverted"),
         };
         let name = self.slots[i].group.name.clone();
         log::log(level, &name, port, &summary);

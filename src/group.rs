@@ -220,6 +220,10 @@ pub enum Event {
         pid: i32,
         result: Result<(), String>,
     },
+    /// `rolld promote`: a bake under way ends now, as if its time were up.
+    Promote,
+    /// `rolld revert`: a bake under way is reverted now.
+    Revert,
     Tick,
     Terminate,
 }
@@ -243,6 +247,9 @@ pub enum Outcome {
     /// A rollout by batches failed after `moved` of the `total` slots had
     /// moved: those serve on the new release, the others on the old.
     Partial { moved: usize, total: usize, reason: String, port: Option<u16> },
+    /// The new set failed during its bake: traffic went back to the old
+    /// set, which serves again, and the new one was stopped.
+    Reverted { reason: String, port: Option<u16> },
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -457,12 +464,42 @@ enum Phase {
         set: Set,
         stop: Stop,
     },
+    /// After a switch with `bake`: the new processes serve and are watched;
+    /// `set`, the one they replaced, has had its drain_signal and runs on,
+    /// to be switched back to should they fail before `bake.until`.
+    Baking {
+        set: Set,
+        bake: Bake,
+    },
     /// SIGTERM: every set of the group stops.
     ShuttingDown {
         sets: Vec<Set>,
         stop: Stop,
     },
     Gone,
+}
+
+/// A bake under way (`Phase::Baking`).
+#[derive(Clone, Debug, PartialEq)]
+struct Bake {
+    until: Instant,
+    /// The ports of the processes on trial.
+    ports: Vec<u16>,
+    /// In a rollout by batches, the places in the live set of the
+    /// processes on trial, in the order of the retiring set's; `None`:
+    /// the whole live set is on trial.
+    slots: Option<Vec<usize>>,
+    /// The live set's config before the switch, back on a revert.
+    live_cfg: Arc<GroupConfig>,
+}
+
+/// A bake as `rolld status` shows it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BakeView {
+    /// The ports on trial, and those of the set kept to revert to.
+    pub ports: Vec<u16>,
+    pub old: Vec<u16>,
+    pub until: Instant,
 }
 
 /// One rollout: where it moves the slots, by batches of `size`, and the
@@ -630,6 +667,7 @@ impl Group {
             Phase::Reverting { .. } => "reverting",
             Phase::Draining { .. } => "draining",
             Phase::Stopping { .. } => "stopping",
+            Phase::Baking { .. } => "baking",
             Phase::ShuttingDown { .. } => "shutting-down",
             Phase::Gone => "gone",
         }
@@ -651,7 +689,9 @@ impl Group {
             | Phase::Switching { set, .. }
             | Phase::Reverting { set, .. }
             | Phase::Stopping { set, .. } => out.push((set, Role::Other)),
-            Phase::Draining { set, .. } => out.push((set, Role::Drain)),
+            // A successor of a rolld killed during a bake drains and
+            // stops this set: the bake ends as if promoted.
+            Phase::Draining { set, .. } | Phase::Baking { set, .. } => out.push((set, Role::Drain)),
             Phase::ShuttingDown { sets, .. } => out.extend(sets.iter().map(|s| (s, Role::Other))),
             Phase::Idle | Phase::Gone => {}
         }
@@ -695,6 +735,7 @@ impl Group {
             Phase::Switching { job, .. } | Phase::Reverting { job, .. } => Some(job.deadline),
             Phase::Draining { drain, .. } => Some(drain.next_count.unwrap_or(drain.deadline).min(drain.deadline)),
             Phase::Stopping { stop, .. } | Phase::ShuttingDown { stop, .. } => stop.deadline(),
+            Phase::Baking { bake, .. } => Some(bake.until),
             Phase::Idle | Phase::Gone => None,
         };
         let live = self.live.iter().flat_map(|s| s.procs.iter());
@@ -785,6 +826,10 @@ impl Group {
             (p @ (P::Stopping { .. } | P::ShuttingDown { .. }), E::GroupsAlive(alive)) => {
                 self.lingering(p, now, alive, out)
             }
+            (P::Baking { set, bake }, E::Promote) => self.baked(set, bake, " (promoted)", now, out),
+            (P::Baking { set, bake }, E::Revert) => {
+                self.revert(set, bake, "rolld revert asked for it".into(), None, now, out)
+            }
             // A step started for a job that no longer waits for it: it must
             // not be left running.
             (p, E::StepRunning { pid, .. }) => {
@@ -806,7 +851,9 @@ impl Group {
                 | E::StepDone { .. }
                 | E::ActionExited { .. }
                 | E::Connections { .. }
-                | E::GroupsAlive(_),
+                | E::GroupsAlive(_)
+                | E::Promote
+                | E::Revert,
             ) => p,
         }
     }
@@ -912,6 +959,12 @@ impl Group {
     /// connections are counted until they have been gone for drain_quiet.
     /// `cfg`, the newest config of the group, says how.
     fn drain(&mut self, set: Set, cfg: &GroupConfig, now: Instant, out: &mut Vec<Action>) -> Phase {
+        self.drain_signal(&set, cfg, out);
+        self.drain_phase(set, cfg, now)
+    }
+
+    /// Sends `cfg`'s drain_signal, if any, to the running processes of `set`.
+    fn drain_signal(&mut self, set: &Set, cfg: &GroupConfig, out: &mut Vec<Action>) {
         if let Some(sig) = cfg.drain_signal {
             let ports: Vec<u16> = set.alive().map(|p| p.port).collect();
             for p in set.alive() {
@@ -926,7 +979,6 @@ impl Group {
                 );
             }
         }
-        self.drain_phase(set, cfg, now)
     }
 
     /// A drain of `set` that begins now.
@@ -1070,6 +1122,7 @@ impl Group {
                 }
                 Phase::Draining { set, drain }
             }
+            Phase::Baking { set, bake } => self.exited_baking(set, bake, now, pid, status, out),
             Phase::Stopping { mut set, mut stop } => {
                 if let Some(p) = set.find(pid) {
                     stop.reaped.extend(p.reaped(out));
@@ -1190,25 +1243,32 @@ impl Group {
         if let (true, Some(live)) = (batched, self.live.as_mut()) {
             // The batch's slots change process; the ones they replace drain.
             let cfg = set.cfg.clone();
+            let new_ports = set.ports();
             let mut old = Vec::new();
+            let mut slots = Vec::new();
             for p in set.procs {
                 if let Some(slot) = live.procs.get_mut(p.slot) {
+                    slots.push(p.slot);
                     old.push(std::mem::replace(slot, p));
                 }
             }
-            live.cfg = cfg.clone();
+            let live_cfg = std::mem::replace(&mut live.cfg, cfg.clone());
             if let Some(r) = self.rollout.as_mut() {
                 r.moved += old.len();
             }
-            return self.drain(Set { cfg: cfg.clone(), procs: old }, &cfg, now, out);
+            let bake = Bake { until: now + cfg.timing.bake, ports: new_ports, slots: Some(slots), live_cfg };
+            return self.retire_old(Set { cfg: cfg.clone(), procs: old }, &cfg, bake, now, out);
         }
         if let Some(r) = self.rollout.as_mut() {
             r.moved = r.plan.len();
         }
+        let new_ports = set.ports();
         match self.live.replace(set) {
             Some(old) => {
                 let cfg = self.live.as_ref().map(|l| l.cfg.clone()).unwrap_or_else(|| old.cfg.clone());
-                self.drain(old, &cfg, now, out)
+                let bake =
+                    Bake { until: now + cfg.timing.bake, ports: new_ports, slots: None, live_cfg: old.cfg.clone() };
+                self.retire_old(old, &cfg, bake, now, out)
             }
             None => self.finish(now, Outcome::Ok, false, out),
         }
@@ -1224,6 +1284,19 @@ impl Group {
         if let Some(r) = self.rollout.as_mut() {
             r.outcome = Some(Outcome::RolledBack { reason, port: None });
         }
+        self.point_back(set, ports, old_ports, now, out)
+    }
+
+    /// after_start runs for `ports`, the live set, retiring `old_ports`,
+    /// `set`'s; then `set` drains.
+    fn point_back(
+        &mut self,
+        set: Set,
+        ports: Vec<u16>,
+        old_ports: Vec<u16>,
+        now: Instant,
+        out: &mut Vec<Action>,
+    ) -> Phase {
         let job =
             Job { cfg: set.cfg.clone(), ports, old_ports, revert: true, step: 0, seq: 0, pid: None, deadline: now };
         match self.launch(job, now, out) {
@@ -1248,6 +1321,121 @@ impl Group {
         }
         let cfg = set.cfg.clone();
         self.drain(set, &cfg, now, out)
+    }
+
+    /// The old set leaves service after a switch: with `bake`, it has its
+    /// drain_signal and runs on while the new processes are on trial;
+    /// without, it drains and stops.
+    fn retire_old(&mut self, old: Set, cfg: &GroupConfig, bake: Bake, now: Instant, out: &mut Vec<Action>) -> Phase {
+        if cfg.timing.bake.is_zero() {
+            return self.drain(old, cfg, now, out);
+        }
+        self.drain_signal(&old, cfg, out);
+        let msg = format!(
+            "baking {} for {}: {} is kept running until then, to revert to",
+            fmt_ports(&bake.ports),
+            fmt_duration(cfg.timing.bake),
+            fmt_ports(&old.ports())
+        );
+        self.log(out, Level::Info, None, msg);
+        Phase::Baking { set: old, bake }
+    }
+
+    /// The bake under way, if any.
+    pub fn baking(&self) -> Option<BakeView> {
+        match &self.phase {
+            Phase::Baking { set, bake } => {
+                Some(BakeView { ports: bake.ports.clone(), old: set.ports(), until: bake.until })
+            }
+            _ => None,
+        }
+    }
+
+    /// The bake ended well (`how`: why early): the old set drains and stops.
+    fn baked(&mut self, set: Set, bake: Bake, how: &str, now: Instant, out: &mut Vec<Action>) -> Phase {
+        self.mark("bake", now, out);
+        let msg =
+            format!("bake of {} passed{how}; {} drains and stops", fmt_ports(&bake.ports), fmt_ports(&set.ports()));
+        self.log(out, Level::Info, None, msg);
+        let cfg = self.live.as_ref().map_or_else(|| set.cfg.clone(), |l| l.cfg.clone());
+        self.drain_phase(set, &cfg, now)
+    }
+
+    /// A process ended during a bake: one on trial reverts it; one of the
+    /// retiring set is only said (a revert restarts it); another live
+    /// one is restarted.
+    fn exited_baking(
+        &mut self,
+        mut set: Set,
+        bake: Bake,
+        now: Instant,
+        pid: i32,
+        status: ExitStatus,
+        out: &mut Vec<Action>,
+    ) -> Phase {
+        if let Some(p) = set.find(pid) {
+            p.reaped(out);
+            let msg = format!("exited during the bake of the set after it ({status})");
+            self.log(out, Level::Warn, Some(p.port), msg);
+            return Phase::Baking { set, bake };
+        }
+        let on_trial = self.live.as_mut().and_then(|l| l.find(pid)).filter(|p| bake.ports.contains(&p.port));
+        let Some(p) = on_trial else {
+            self.live_exited(now, pid, status, out);
+            return Phase::Baking { set, bake };
+        };
+        p.reaped(out);
+        let port = p.port;
+        self.revert(set, bake, format!("port {port} exited ({status}) during the bake"), Some(port), now, out)
+    }
+
+    /// The processes on trial failed (`reason`): the retiring set `old`
+    /// takes their places in the live set again and after_start points
+    /// the LB back at it; then they drain and stop.
+    fn revert(
+        &mut self,
+        old: Set,
+        bake: Bake,
+        reason: String,
+        port: Option<u16>,
+        now: Instant,
+        out: &mut Vec<Action>,
+    ) -> Phase {
+        self.mark("bake", now, out);
+        let Some(live) = self.live.as_mut() else {
+            return self.begin_stop(old, "stop", now, out);
+        };
+        let new = match &bake.slots {
+            None => std::mem::replace(live, old),
+            Some(slots) => {
+                let cfg = old.cfg.clone();
+                let mut procs = Vec::new();
+                for (&i, p) in slots.iter().zip(old.procs) {
+                    if let Some(slot) = live.procs.get_mut(i) {
+                        procs.push(std::mem::replace(slot, p));
+                    }
+                }
+                live.cfg = bake.live_cfg.clone();
+                Set { cfg, procs }
+            }
+        };
+        // A retiring process that ended during the bake starts again.
+        for p in live.procs.iter_mut().filter(|p| p.pid.is_none() && p.restart_at.is_none()) {
+            p.restart_at = Some(now);
+        }
+        let ports = live.ports();
+        if let Some(r) = self.rollout.as_mut() {
+            r.moved = r.moved.saturating_sub(if bake.slots.is_some() { new.procs.len() } else { r.moved });
+            r.outcome = Some(Outcome::Reverted { reason: reason.clone(), port });
+        }
+        let msg = format!(
+            "{reason}; reverting: pointing back at {}, then draining {}",
+            fmt_ports(&ports),
+            fmt_ports(&new.ports())
+        );
+        self.log(out, Level::Warn, port, msg);
+        let new_ports = new.ports();
+        self.point_back(new, ports, new_ports, now, out)
     }
 
     fn counted(
@@ -1409,6 +1597,7 @@ impl Group {
                     Phase::Draining { set, drain }
                 }
             }
+            Phase::Baking { set, bake } if now >= bake.until => self.baked(set, bake, "", now, out),
             Phase::Stopping { set, mut stop } => {
                 self.stop_tick(&mut stop, std::slice::from_ref(&set), now, out);
                 Phase::Stopping { set, stop }
@@ -1453,7 +1642,10 @@ impl Group {
                 }
                 sets.push(set);
             }
-            Phase::Starting { set, .. } | Phase::Draining { set, .. } | Phase::Stopping { set, .. } => sets.push(set),
+            Phase::Starting { set, .. }
+            | Phase::Draining { set, .. }
+            | Phase::Stopping { set, .. }
+            | Phase::Baking { set, .. } => sets.push(set),
             Phase::ShuttingDown { sets: s, .. } => sets.extend(s),
             Phase::Idle | Phase::Gone => {}
         }
@@ -1569,6 +1761,9 @@ impl Group {
             Outcome::RolledBack { reason, port } if r.moved > 0 => {
                 Outcome::Partial { moved: r.moved, total: r.plan.len(), reason, port }
             }
+            Outcome::Reverted { reason, port } if r.moved > 0 => {
+                Outcome::Partial { moved: r.moved, total: r.plan.len(), reason: format!("reverted: {reason}"), port }
+            }
             o => o,
         };
         let live = self.live.as_ref().map(Set::ports).unwrap_or_default();
@@ -1583,6 +1778,9 @@ impl Group {
                 format!("rollout rolled back: {reason}; still live on {} ({})", fmt_ports(&r.from), r.phases())
             }
             Outcome::StartFailed { reason, .. } => format!("start failed: {reason} ({})", r.phases()),
+            Outcome::Reverted { reason, .. } => {
+                format!("rollout reverted: {reason}; live again on {} ({})", fmt_ports(&live), r.phases())
+            }
             Outcome::Partial { moved, total, reason, .. } => format!(
                 "rollout partial: {moved} of {total} slots on the new release; {reason}; live on {} ({})",
                 fmt_ports(&live),
@@ -1624,12 +1822,14 @@ mod tests {
                 stop_timeout: Duration::from_secs(10),
                 action_timeout: Duration::from_secs(3),
                 drain_report: Duration::from_secs(5),
+                bake: Duration::ZERO,
             },
             stop_signal: TERM,
             drain_signal: None,
             surge: None,
             credentials: None,
             listen: None,
+            health: None,
         })
     }
 
@@ -2799,5 +2999,204 @@ mod tests {
         let a = g.run(t0, Event::Start { cfg: cfg(), index: 1 });
         assert!(a.contains(&Action::Spawn { cfg: cfg(), ports: vec![8501, 8502] }));
         assert_eq!(g.batch(), None);
+    }
+
+    // ------------------------------------------------------------ bake
+
+    fn bake_cfg(c: &GroupConfig, secs: u64) -> Arc<GroupConfig> {
+        let mut c = c.clone();
+        c.timing.bake = Duration::from_secs(secs);
+        c.drain_signal = Some(libc::SIGUSR1);
+        Arc::new(c)
+    }
+
+    /// `roll_to_switch` with config `c`, then its after_start run: the
+    /// group bakes `ports` (pids `pids`).
+    fn baking_group(t0: Instant) -> Group {
+        let mut g = live_group(t0);
+        let c = bake_cfg(&cfg(), 6);
+        g.run(t0, Event::Start { cfg: c.clone(), index: 1 });
+        g.run(t0, Event::Spawned(vec![(8501, Ok(21)), (8502, Ok(22))]));
+        let a = g.run(t0, Event::Tick);
+        let a = pass_all(&mut g, t0, &a);
+        let a = run_step(&mut g, t0, &a, ExitStatus::Code(0), "");
+        assert_eq!(signals(&a), vec![(11, libc::SIGUSR1), (12, libc::SIGUSR1)], "drain_signal, never stop_signal");
+        assert!(has_log(&a, Level::Info, "baking 8501,8502 for 6.00s: 8001,8002 is kept running"));
+        assert_eq!(g.phase_name(), "baking");
+        assert_eq!(g.live.as_ref().unwrap().ports(), vec![8501, 8502], "the new set serves");
+        assert!(g.owns(11) && g.owns(21));
+        assert_eq!(g.baking().unwrap().until, t0 + Duration::from_secs(6));
+        assert_eq!(g.next_deadline(), Some(t0 + Duration::from_secs(6)));
+        g
+    }
+
+    /// The revert of a bake at `t`: after_start back to the old set, run
+    /// ok; the new set's drain; its stop; the outcome.
+    fn finish_revert(g: &mut Group, t: Instant, a: &[Action], alive: &[i32]) -> (Outcome, String) {
+        let (_, ports, old) = step(a).expect("after_start back to the old set");
+        assert_eq!((ports, old), (vec![8001, 8002], vec![8501, 8502]));
+        assert_eq!(g.live.as_ref().unwrap().ports(), vec![8001, 8002], "the old set is live again");
+        assert_eq!(g.phase_name(), "reverting");
+        run_step(g, t, a, ExitStatus::Code(0), "");
+        let (seq, counted) = count(&g.run(t, Event::Tick)).expect("the new set drains");
+        assert_eq!(counted, vec![8501, 8502]);
+        let a = g.run(t + Duration::from_secs(1), Event::Connections { seq, counts: Ok(vec![(8501, 0), (8502, 0)]) });
+        let termed: Vec<i32> = signals(&a).into_iter().filter(|s| s.1 == TERM).map(|s| s.0).collect();
+        assert_eq!(termed, alive);
+        let mut last = Vec::new();
+        for &pid in alive {
+            last = exit(g, t + Duration::from_secs(1), pid);
+        }
+        assert!(g.is_idle());
+        done(&last).expect("the rollout ends")
+    }
+
+    #[test]
+    fn a_clean_bake_keeps_the_old_set_then_drains_and_stops_it() {
+        let t0 = Instant::now();
+        let mut g = baking_group(t0);
+        assert!(g.run(ms(t0, 3000), Event::Tick).is_empty(), "nothing before the bake ends");
+        let a = g.run(ms(t0, 6000), Event::Tick);
+        assert!(has_log(&a, Level::Info, "bake of 8501,8502 passed; 8001,8002 drains and stops"));
+        assert!(signals(&a).is_empty(), "drain_signal was sent at the switch, once");
+        assert_eq!(g.phase_name(), "draining");
+        let (seq, ports) = count(&g.run(ms(t0, 6000), Event::Tick)).unwrap();
+        assert_eq!(ports, vec![8001, 8002]);
+        let a = g.run(ms(t0, 7000), conns(seq, 0));
+        assert_eq!(signals(&a), vec![(11, TERM), (12, TERM)]);
+        exit(&mut g, ms(t0, 7100), 11);
+        let (outcome, summary) = done(&exit(&mut g, ms(t0, 7100), 12)).unwrap();
+        assert_eq!(outcome, Outcome::Ok);
+        assert!(summary.contains("after_start 0ms, bake 6.00s, drain 1.00s"), "{summary}");
+    }
+
+    #[test]
+    fn a_new_process_that_exits_during_the_bake_reverts_at_once() {
+        let t0 = Instant::now();
+        let mut g = baking_group(t0);
+        let a = g.run(ms(t0, 2000), Event::Exited { pid: 21, status: ExitStatus::Code(3) });
+        assert!(
+            has_log(
+                &a,
+                Level::Warn,
+                "port 8501 exited (exit 3) during the bake; reverting: pointing back at 8001,8002, then draining 8501,8502"
+            ),
+            "{a:?}"
+        );
+        assert_eq!(signals(&a), vec![(21, KILL)], "what it left is killed; nothing else yet");
+        let (outcome, summary) = finish_revert(&mut g, ms(t0, 2000), &a, &[22]);
+        assert_eq!(
+            outcome,
+            Outcome::Reverted { reason: "port 8501 exited (exit 3) during the bake".into(), port: Some(8501) }
+        );
+        assert!(
+            summary.starts_with("rollout reverted: port 8501 exited (exit 3) during the bake; live again on 8001,8002"),
+            "{summary}"
+        );
+        assert_eq!(g.live.as_ref().unwrap().procs.iter().map(|p| p.pid).collect::<Vec<_>>(), vec![Some(11), Some(12)]);
+    }
+
+    #[test]
+    fn promote_ends_the_bake_now_and_revert_reverts_now() {
+        let t0 = Instant::now();
+        let mut g = baking_group(t0);
+        let a = g.run(ms(t0, 1000), Event::Promote);
+        assert!(has_log(&a, Level::Info, "bake of 8501,8502 passed (promoted)"));
+        assert_eq!(g.phase_name(), "draining");
+        let mut g = baking_group(t0);
+        let a = g.run(ms(t0, 1000), Event::Revert);
+        assert!(has_log(&a, Level::Warn, "rolld revert asked for it; reverting"));
+        let (outcome, _) = finish_revert(&mut g, ms(t0, 1000), &a, &[21, 22]);
+        assert_eq!(outcome, Outcome::Reverted { reason: "rolld revert asked for it".into(), port: None });
+    }
+
+    #[test]
+    fn promote_and_revert_change_nothing_but_a_bake() {
+        let t0 = Instant::now();
+        for (k, name) in ["idle", "starting", "switching", "reverting", "draining", "stopping"].iter().enumerate() {
+            for ev in [Event::Promote, Event::Revert] {
+                let (mut g, _) = group_in_phase(t0, k);
+                let before = format!("{g:?}");
+                assert!(g.run(ms(t0, 2000), ev.clone()).is_empty(), "{name}: {ev:?}");
+                assert_eq!(format!("{g:?}"), before, "{name}: {ev:?} changed the group");
+            }
+        }
+    }
+
+    #[test]
+    fn an_old_process_that_exits_during_the_bake_is_restarted_by_a_revert() {
+        let t0 = Instant::now();
+        let mut g = baking_group(t0);
+        let a = g.run(ms(t0, 1000), Event::Exited { pid: 12, status: ExitStatus::Code(0) });
+        assert!(has_log(&a, Level::Warn, "exited during the bake of the set after it"));
+        assert_eq!(g.phase_name(), "baking", "no revert for an old process");
+        let a = g.run(ms(t0, 2000), Event::Exited { pid: 22, status: ExitStatus::Code(1) });
+        assert!(step(&a).is_some());
+        assert_eq!(g.next_deadline(), Some(ms(t0, 2000)), "the old process restarts at once");
+        let a = g.run(ms(t0, 2000), Event::Tick);
+        assert!(a.contains(&Action::Spawn { cfg: cfg(), ports: vec![8002] }), "{a:?}");
+    }
+
+    #[test]
+    fn a_failed_point_back_still_drains_the_new_set() {
+        let t0 = Instant::now();
+        let mut g = baking_group(t0);
+        let a = g.run(ms(t0, 1000), Event::Revert);
+        let a = run_step(&mut g, ms(t0, 1000), &a, ExitStatus::Code(1), "lb down");
+        assert!(has_log(&a, Level::Error, "pointing back at 8001,8002 failed too"));
+        assert_eq!(g.phase_name(), "draining");
+    }
+
+    #[test]
+    fn terminate_during_a_bake_stops_both_sets() {
+        let t0 = Instant::now();
+        let mut g = baking_group(t0);
+        let a = g.run(ms(t0, 1000), Event::Terminate);
+        let mut termed: Vec<i32> = signals(&a).into_iter().filter(|s| s.1 == TERM).map(|s| s.0).collect();
+        termed.sort();
+        assert_eq!(termed, vec![11, 12, 21, 22]);
+        for pid in [11, 12, 21, 22] {
+            exit(&mut g, ms(t0, 1100), pid);
+        }
+        assert!(g.is_gone());
+    }
+
+    #[test]
+    fn with_surge_each_batch_bakes_and_a_revert_keeps_the_batches_before() {
+        let mut t = Instant::now();
+        let (mut g, _) = live_surge(t, 2);
+        let c = bake_cfg(&surge_cfg(2), 5);
+        let a = g.run(t, Event::Start { cfg: c.clone(), index: 1 });
+        assert!(a.contains(&Action::Spawn { cfg: c.clone(), ports: vec![8501, 8502] }));
+        g.run(t, Event::Spawned(vec![(8501, Ok(21)), (8502, Ok(22))]));
+        let a = g.run(t, Event::Tick);
+        let a = pass_all(&mut g, t, &a);
+        run_step(&mut g, t, &a, ExitStatus::Code(0), "");
+        assert_eq!(g.baking().unwrap().ports, vec![8501, 8502]);
+        t += Duration::from_secs(5);
+        g.run(t, Event::Tick);
+        let (seq, _) = count(&g.run(t, Event::Tick)).unwrap();
+        let a = g.run(t + Duration::from_secs(1), conns(seq, 0));
+        assert_eq!(signals(&a), vec![(11, TERM), (12, TERM)]);
+        exit(&mut g, t, 11);
+        let a = exit(&mut g, t, 12);
+        assert!(a.contains(&Action::Spawn { cfg: c.clone(), ports: vec![8503, 8504] }), "batch 2 after batch 1's bake");
+        g.run(t, Event::Spawned(vec![(8503, Ok(23)), (8504, Ok(24))]));
+        let a = g.run(t, Event::Tick);
+        let a = pass_all(&mut g, t, &a);
+        run_step(&mut g, t, &a, ExitStatus::Code(0), "");
+        assert_eq!(g.baking().unwrap().old, vec![8003, 8004]);
+        let a = g.run(t + Duration::from_secs(1), Event::Exited { pid: 24, status: ExitStatus::Signal(11) });
+        let (_, ports, old) = step(&a).unwrap();
+        assert_eq!((ports, old), (vec![8501, 8502, 8003, 8004], vec![8503, 8504]), "batch 1 stays");
+        assert_eq!(g.live.as_ref().unwrap().cfg, c, "batch 1's config is the live set's");
+        let a = run_step(&mut g, t, &a, ExitStatus::Code(0), "");
+        let _ = a;
+        let (seq, _) = count(&g.run(t, Event::Tick)).unwrap();
+        let a = g.run(t + Duration::from_secs(2), Event::Connections { seq, counts: Ok(vec![(8503, 0), (8504, 0)]) });
+        assert_eq!(signals(&a), vec![(23, TERM)]);
+        let (outcome, summary) = done(&exit(&mut g, t, 23)).unwrap();
+        assert!(matches!(outcome, Outcome::Partial { moved: 2, total: 4, .. }), "{outcome:?}");
+        assert!(summary.contains("reverted: port 8504 exited"), "{summary}");
     }
 }

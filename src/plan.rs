@@ -125,6 +125,7 @@ mod tests {
             surge,
             credentials: None,
             listen: None,
+            health: None,
         }
     }
 

@@ -128,6 +128,7 @@ pub fn json(s: &Snapshot) -> String {
                         Outcome::RolledBack { reason, .. } => ("rolled-back", json_str(reason)),
                         Outcome::StartFailed { reason, .. } => ("start-failed", json_str(reason)),
                         Outcome::Partial { reason, .. } => ("partial", json_str(reason)),
+                        Outcome::Reverted { reason, .. } => ("reverted", json_str(reason)),
                     };
                     format!(
                         "{{\"outcome\":\"{word}\",\"at\":{},\"reason\":{reason},\"summary\":{}}}",

@@ -167,12 +167,14 @@ impl Shape {
                 stop_timeout: s(3),
                 action_timeout: s(2),
                 drain_report: s(4),
+                bake: Duration::ZERO,
             },
             stop_signal: libc::SIGTERM,
             drain_signal: self.drain_signal.then_some(libc::SIGUSR1),
             surge: self.surge,
             credentials: None,
             listen: self.listen.map(|procs| Listen { addr: ([127, 0, 0, 1], 8080).into(), procs, check_from: 10_000 }),
+            health: None,
         })
     }
 }

@@ -708,6 +708,7 @@ fn defaults_when_optional_keys_are_absent() {
                 surge: None,
                 credentials: None,
                 listen: None,
+                health: None,
             },
             user: None,
             gid: None,
@@ -789,12 +790,14 @@ fn seed_config_parses_unchanged_apart_from_its_directory() {
                     stop_timeout: Duration::from_secs(10),
                     action_timeout: Duration::from_secs(30),
                     drain_report: Duration::from_secs(5),
+                    bake: Duration::ZERO,
                 },
                 stop_signal: libc::SIGTERM,
                 drain_signal: None,
                 surge: None,
                 credentials: None,
                 listen: None,
+                health: None,
             },
             user: None,
             gid: None,
@@ -1101,6 +1104,7 @@ fn timings_accept_fractional_seconds() {
             stop_timeout: Duration::from_millis(1500),
             action_timeout: Duration::from_millis(750),
             drain_report: Duration::from_secs(5),
+            bake: Duration::ZERO,
         }
     );
     assert_eq!(one(&with("  start_timeout: 0.1\n")).timing.start_timeout, Duration::from_secs_f64(0.1));
@@ -1120,6 +1124,7 @@ fn timings_accept_whole_seconds() {
             stop_timeout: Duration::from_secs(3),
             action_timeout: Duration::from_secs(60),
             drain_report: Duration::from_secs(5),
+            bake: Duration::ZERO,
         }
     );
 }
