@@ -478,6 +478,29 @@ impl Daemon {
                 self.waiting.push(id);
                 self.request_reload("reload request");
             }
+            Request::EndBake { revert } => {
+                let (ev, cmd, word) = if revert {
+                    (Event::Revert, "revert", "reverted")
+                } else {
+                    (Event::Promote, "promote", "promoted")
+                };
+                let mut ended = Vec::new();
+                for i in 0..self.slots.len() {
+                    if let Some(b) = self.slots[i].group.baking() {
+                        ended.push(format!("ok {}: bake of {} {word}", self.slots[i].group.name, fmt_ports(&b.ports)));
+                        let msg = format!("rolld {cmd}: ending the bake of {}", fmt_ports(&b.ports));
+                        self.say(i, Level::Info, None, &msg);
+                        self.feed(i, ev.clone());
+                    }
+                }
+                if ended.is_empty() {
+                    self.sessions.send(id, "none no group is baking a release");
+                }
+                for line in ended {
+                    self.sessions.send(id, &line);
+                }
+                self.sessions.close(id, now);
+            }
             Request::Status { json } => {
                 let snap = Snapshot {
                     pid: std::process::id(),

@@ -4,7 +4,7 @@
 //! line whose strings `json_str` escapes.
 
 use crate::control::json_str;
-use crate::group::{DrainView, Group, Outcome, fmt_duration, fmt_ports};
+use crate::group::{BakeView, DrainView, Group, Outcome, fmt_duration, fmt_ports};
 use crate::log;
 use std::path::Path;
 use std::time::{Instant, SystemTime};
@@ -60,6 +60,9 @@ pub fn text(s: &Snapshot) -> Vec<String> {
         if let Some(d) = g.draining() {
             out.push(format!("{:<16} {}", "", drain_line(&d, now)));
         }
+        if let Some(b) = g.baking() {
+            out.push(format!("{:<16} {}", "", bake_line(&b, now)));
+        }
         if let Some(new) = g.incoming() {
             let batch = g.batch().map_or(String::new(), |(b, of)| format!(" (batch {b} of {of})"));
             out.push(format!("{:<16} rollout to {}{batch}", "", fmt_ports(&new.ports())));
@@ -113,6 +116,15 @@ pub fn json(s: &Snapshot) -> String {
                 None => "null".to_string(),
                 Some(d) => drain_json(&d, now),
             };
+            let bake = match g.baking() {
+                None => "null".to_string(),
+                Some(b) => format!(
+                    "{{\"ports\":{},\"old_ports\":{},\"left_seconds\":{:.3}}}",
+                    ports(&b.ports),
+                    ports(&b.old),
+                    b.until.saturating_duration_since(now).as_secs_f64()
+                ),
+            };
             let rollout = match g.incoming() {
                 Some(n) => {
                     let batch = g.batch().map_or("null".to_string(), |(b, of)| format!("[{b},{of}]"));
@@ -138,7 +150,7 @@ pub fn json(s: &Snapshot) -> String {
                 }
             };
             format!(
-                "{{\"name\":{},\"phase\":\"{}\",\"live\":{live},\"rollout\":{rollout},\"drain\":{drain},\"last_rollout\":{last}}}",
+                "{{\"name\":{},\"phase\":\"{}\",\"live\":{live},\"rollout\":{rollout},\"drain\":{drain},\"bake\":{bake},\"last_rollout\":{last}}}",
                 json_str(&g.name),
                 g.phase_name()
             )
@@ -151,6 +163,12 @@ pub fn json(s: &Snapshot) -> String {
         s.reload_pending,
         groups.join(",")
     )
+}
+
+/// `baking 8501,8502: 4.20s left; 8001,8002 kept to revert to`
+fn bake_line(b: &BakeView, now: Instant) -> String {
+    let left = fmt_duration(b.until.saturating_duration_since(now));
+    format!("baking {}: {left} left; {} kept to revert to", fmt_ports(&b.ports), fmt_ports(&b.old))
 }
 
 /// `draining 8001,8002: 3 connection(s) left (8001: 2, 8002: 1); drain_timeout in 42s`
