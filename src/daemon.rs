@@ -640,7 +640,8 @@ impl Daemon {
             if !self.slots[i].group.is_idle() {
                 // A set taken over while it drained: it drains first, and
                 // the rollout follows as another round.
-                let msg = "still draining the set of a previous rolld; this group rolls once that ends";
+                let msg =
+                    "busy (draining the set of a previous rolld, or healing a slot); this group rolls once that ends";
                 log::log(Level::Info, &gc.name, None, msg);
                 self.reload_pending = true;
                 continue;
@@ -883,6 +884,18 @@ impl Daemon {
             Action::Probe { cfg, port, pid } => {
                 self.check(i, cfg, port, move |result| Event::Probed { port, pid, result });
                 None
+            }
+            Action::Health { cfg, port, pid } => {
+                self.check(i, cfg, port, move |result| Event::HealthChecked { port, pid, result });
+                None
+            }
+            Action::Heal { cfg, slot, port } => {
+                let live = self.slots[i].group.live.as_ref().map(Set::ports).unwrap_or_default();
+                let busy = busy_ports_of(&cfg, &live);
+                let target = plan::next_port(&cfg, &live, slot, |p| busy.contains(&p))
+                    .map(|port| plan::Target { slot, port })
+                    .ok_or_else(|| format!("no free port for slot {slot} in another workset"));
+                Some(Event::HealPlan { port, target })
             }
             Action::RunStep { cfg, seq, step, ports, old_ports } => match cfg.actions.get(step).cloned() {
                 Some(Step::RunProc { command }) => Some(self.run_proc(&cfg, seq, &command, &ports, &old_ports)),

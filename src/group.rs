@@ -61,6 +61,24 @@ pub struct Proc {
     /// The rollout of the group that started it (1 for the first start;
     /// 0 for a process taken over from a previous rolld).
     pub rollout: u64,
+    /// Its health checks (`health:`), once one has been asked for.
+    pub health: Option<HealthState>,
+    /// After a heal put it in its slot: how long the slot waited, and the
+    /// slot is not healed again before `heal_after`.
+    heal_backoff: Duration,
+    heal_after: Option<Instant>,
+}
+
+/// The health checks of one live process (`health:`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct HealthState {
+    /// The process they are of: a restarted one starts anew.
+    pid: i32,
+    /// Checks failed in a row.
+    pub fails: u32,
+    /// When the last check ended, and how.
+    pub last: Option<(Instant, Result<(), String>)>,
+    in_flight: bool,
 }
 
 /// The checks of a restarted process of a `listen:` group.
@@ -103,7 +121,20 @@ impl Proc {
             probe: None,
             slot: t.slot,
             rollout,
+            health: None,
+            heal_backoff: Duration::ZERO,
+            heal_after: None,
         }
+    }
+
+    /// Its health checks, if they are of the process running now.
+    pub fn health_now(&self) -> Option<&HealthState> {
+        self.health.as_ref().filter(|h| Some(h.pid) == self.pid)
+    }
+
+    /// Failed its last `n` health checks in a row.
+    fn sick(&self, n: u32) -> bool {
+        self.health_now().is_some_and(|h| h.fails >= n)
     }
 }
 
@@ -224,6 +255,18 @@ pub enum Event {
     Promote,
     /// `rolld revert`: a bake under way is reverted now.
     Revert,
+    /// The health check of `Action::Health` ended.
+    HealthChecked {
+        port: u16,
+        pid: i32,
+        result: Result<(), String>,
+    },
+    /// The answer to `Action::Heal`: where the slot of `port` goes, or
+    /// why it cannot move.
+    HealPlan {
+        port: u16,
+        target: Result<Target, String>,
+    },
     Tick,
     Terminate,
 }
@@ -270,6 +313,20 @@ pub enum Action {
         cfg: Arc<GroupConfig>,
         port: u16,
         pid: i32,
+    },
+    /// The health check of `port`, run by live process `pid`; the answer
+    /// is `Event::HealthChecked`.
+    Health {
+        cfg: Arc<GroupConfig>,
+        port: u16,
+        pid: i32,
+    },
+    /// Where the slot `slot` of the live set (now on `port`) may move for
+    /// a heal; the answer is `Event::HealPlan`.
+    Heal {
+        cfg: Arc<GroupConfig>,
+        slot: usize,
+        port: u16,
     },
     /// Run after_start step `step` of `cfg` for `ports` (the set to point
     /// at) and `old_ports`; it answers `Event::StepRunning` then
@@ -364,6 +421,20 @@ impl Job {
             Some(Step::Route) => "the switch of new connections".into(),
             None => "after_start".into(),
         }
+    }
+
+    /// The step is past action_timeout: its process is killed; a render,
+    /// given up, loses its turn to write (`output::Turn`). Why it failed.
+    fn expired(&self, out: &mut Vec<Action>) -> String {
+        let ended = match self.pid {
+            Some(pid) => {
+                out.push(Action::Signal { pgid: pid, sig: libc::SIGKILL });
+                "killed"
+            }
+            None => "given up, it will not write",
+        };
+        let limit = self.cfg.timing.action_timeout.as_secs_f64();
+        format!("{} did not finish within {limit}s; {ended}", self.describe())
     }
 
     /// The step's result, when `ev` is the end of the step under way.
@@ -471,6 +542,13 @@ enum Phase {
         set: Set,
         bake: Bake,
     },
+    /// A bake failed: after_start points the LB back at `set`, which is
+    /// live again once it has.
+    Unbaking {
+        set: Set,
+        bake: Bake,
+        job: Job,
+    },
     /// SIGTERM: every set of the group stops.
     ShuttingDown {
         sets: Vec<Set>,
@@ -517,6 +595,18 @@ struct Rollout {
     moved: usize,
     marks: Vec<(usize, &'static str, Instant)>,
     outcome: Option<Outcome>,
+    /// A heal: a rollout of one slot, whose process is stopped undrained.
+    heal: Option<Heal>,
+}
+
+/// The process a heal replaces, and why.
+#[derive(Clone, Debug)]
+struct Heal {
+    port: u16,
+    pid: i32,
+    why: String,
+    /// How long the slot waits after this heal before the next.
+    backoff: Duration,
 }
 
 impl Rollout {
@@ -526,6 +616,12 @@ impl Rollout {
 
     fn by_batches(&self) -> bool {
         self.batches() > 1
+    }
+
+    /// Whether it moves some slots and leaves the others: by batches, or
+    /// a heal.
+    fn by_slots(&self) -> bool {
+        self.by_batches() || self.heal.is_some()
     }
 
     fn targets(&self) -> &[Target] {
@@ -595,6 +691,12 @@ pub struct Group {
     removed: bool,
     /// Rollouts begun (the first start is 1).
     rollouts: u64,
+    /// When the live set's health checks (`health:`) are next due.
+    health_at: Option<Instant>,
+    /// Heals of the live set's slots that ended well.
+    pub heals: u64,
+    /// Every live process failed its last check: said once.
+    all_failing: bool,
 }
 
 impl Group {
@@ -607,6 +709,9 @@ impl Group {
             seq: 0,
             removed: false,
             rollouts: 0,
+            health_at: None,
+            heals: 0,
+            all_failing: false,
         }
     }
 
@@ -668,6 +773,7 @@ impl Group {
             Phase::Draining { .. } => "draining",
             Phase::Stopping { .. } => "stopping",
             Phase::Baking { .. } => "baking",
+            Phase::Unbaking { .. } => "reverting",
             Phase::ShuttingDown { .. } => "shutting-down",
             Phase::Gone => "gone",
         }
@@ -691,7 +797,9 @@ impl Group {
             | Phase::Stopping { set, .. } => out.push((set, Role::Other)),
             // A successor of a rolld killed during a bake drains and
             // stops this set: the bake ends as if promoted.
-            Phase::Draining { set, .. } | Phase::Baking { set, .. } => out.push((set, Role::Drain)),
+            Phase::Draining { set, .. } | Phase::Baking { set, .. } | Phase::Unbaking { set, .. } => {
+                out.push((set, Role::Drain))
+            }
             Phase::ShuttingDown { sets, .. } => out.extend(sets.iter().map(|s| (s, Role::Other))),
             Phase::Idle | Phase::Gone => {}
         }
@@ -702,7 +810,7 @@ impl Group {
     /// whose render may still write (`output::Turn`).
     pub fn step_awaited(&self) -> Option<u64> {
         match &self.phase {
-            Phase::Switching { job, .. } | Phase::Reverting { job, .. } => Some(job.seq),
+            Phase::Switching { job, .. } | Phase::Reverting { job, .. } | Phase::Unbaking { job, .. } => Some(job.seq),
             _ => None,
         }
     }
@@ -710,7 +818,7 @@ impl Group {
     /// The process of the after_start step under way, if any.
     fn step_pid(&self) -> Option<i32> {
         match &self.phase {
-            Phase::Switching { job, .. } | Phase::Reverting { job, .. } => job.pid,
+            Phase::Switching { job, .. } | Phase::Reverting { job, .. } | Phase::Unbaking { job, .. } => job.pid,
             _ => None,
         }
     }
@@ -732,7 +840,9 @@ impl Group {
                 })
                 .chain([*deadline])
                 .min(),
-            Phase::Switching { job, .. } | Phase::Reverting { job, .. } => Some(job.deadline),
+            Phase::Switching { job, .. } | Phase::Reverting { job, .. } | Phase::Unbaking { job, .. } => {
+                Some(job.deadline)
+            }
             Phase::Draining { drain, .. } => Some(drain.next_count.unwrap_or(drain.deadline).min(drain.deadline)),
             Phase::Stopping { stop, .. } | Phase::ShuttingDown { stop, .. } => stop.deadline(),
             Phase::Baking { bake, .. } => Some(bake.until),
@@ -744,13 +854,19 @@ impl Group {
             Some(Probe { state: CheckState::Due(t), .. }) => Some(t),
             _ => None,
         });
-        phase.into_iter().chain(restarts).chain(probes).min()
+        phase.into_iter().chain(restarts).chain(probes).chain(self.health_due()).min()
     }
 
     pub fn handle(&mut self, now: Instant, ev: Event) -> Vec<Action> {
         let mut out = Vec::new();
         let phase = std::mem::replace(&mut self.phase, Phase::Idle);
         self.phase = self.on(phase, now, ev, &mut out);
+        // The health checks of a live set start `every` after it is there.
+        match self.live.as_ref().and_then(|l| l.cfg.health) {
+            Some(h) if self.health_at.is_none() => self.health_at = Some(now + h.every),
+            Some(_) => {}
+            None => self.health_at = None,
+        }
         out
     }
 
@@ -768,7 +884,13 @@ impl Group {
                 p
             }
             (p, E::Spawned(results)) => self.spawned(p, now, results, out),
-            (p, E::Tick) => self.tick(p, now, out),
+            (p, E::HealthChecked { port, pid, result }) => self.health_checked(p, now, port, pid, result, out),
+            (P::Idle, E::HealPlan { port, target }) => self.heal(now, port, target, out),
+            (p, E::Tick) => {
+                let p = self.tick(p, now, out);
+                self.check_health(&p, now, out);
+                p
+            }
             (P::Idle, E::Start { cfg, index }) => match plan::to_workset(&cfg, index) {
                 Some(plan) => self.start(now, cfg, plan, out),
                 None => {
@@ -826,6 +948,20 @@ impl Group {
             (p @ (P::Stopping { .. } | P::ShuttingDown { .. }), E::GroupsAlive(alive)) => {
                 self.lingering(p, now, alive, out)
             }
+            (P::Unbaking { set, bake, mut job }, E::StepRunning { seq, pid }) if seq == job.seq => {
+                job.pid = Some(pid);
+                P::Unbaking { set, bake, job }
+            }
+            (P::Unbaking { set, bake, job }, ev @ (E::StepDone { .. } | E::ActionExited { .. })) => {
+                match job.result(&ev) {
+                    None => P::Unbaking { set, bake, job },
+                    Some(Ok(())) => match self.next_step(job, now, out) {
+                        Some(job) => P::Unbaking { set, bake, job },
+                        None => self.unbaked(set, bake, Ok(()), now, out),
+                    },
+                    Some(Err(e)) => self.unbaked(set, bake, Err(e), now, out),
+                }
+            }
             (P::Baking { set, bake }, E::Promote) => self.baked(set, bake, " (promoted)", now, out),
             (P::Baking { set, bake }, E::Revert) => {
                 self.revert(set, bake, "rolld revert asked for it".into(), None, now, out)
@@ -853,7 +989,8 @@ impl Group {
                 | E::Connections { .. }
                 | E::GroupsAlive(_)
                 | E::Promote
-                | E::Revert,
+                | E::Revert
+                | E::HealPlan { .. },
             ) => p,
         }
     }
@@ -883,7 +1020,18 @@ impl Group {
         self.rollouts += 1;
         let live_slots = self.live.as_ref().map(Set::slots);
         let size = plan::batch_size(&cfg, &plan, live_slots.as_deref());
-        let r = Rollout { cfg, started: now, from, plan, size, batch: 0, moved: 0, marks: Vec::new(), outcome: None };
+        let r = Rollout {
+            cfg,
+            started: now,
+            from,
+            plan,
+            size,
+            batch: 0,
+            moved: 0,
+            marks: Vec::new(),
+            outcome: None,
+            heal: None,
+        };
         if r.by_batches() {
             let msg = format!(
                 "rollout: {} -> {} in {} batches of {}",
@@ -906,6 +1054,7 @@ impl Group {
         let ports = set.ports();
         let what = if self.live.is_some() { "rollout" } else { "start" };
         let msg = match set.workset() {
+            _ if r.heal.is_some() => format!("heal: spawning {}", fmt_ports(&ports)),
             _ if r.by_batches() => format!("batch {}/{}: spawning {}", r.batch + 1, r.batches(), fmt_ports(&ports)),
             Some(w) => format!("{what}: spawning workset {w} on {}", fmt_ports(&ports)),
             None => format!("{what}: spawning {}", fmt_ports(&ports)),
@@ -921,7 +1070,7 @@ impl Group {
     /// and the live ports it retires.
     fn switch_ports(&self, set: &Set) -> (Vec<u16>, Vec<u16>) {
         let live = self.live.as_ref().map(Set::ports).unwrap_or_default();
-        if !self.rollout.as_ref().is_some_and(Rollout::by_batches) {
+        if !self.rollout.as_ref().is_some_and(Rollout::by_slots) {
             return (set.ports(), live);
         }
         let mut ports = live;
@@ -1123,6 +1272,17 @@ impl Group {
                 Phase::Draining { set, drain }
             }
             Phase::Baking { set, bake } => self.exited_baking(set, bake, now, pid, status, out),
+            Phase::Unbaking { mut set, bake, job } => {
+                let on_trial = |p: &&mut Proc| bake.ports.contains(&p.port);
+                if let Some(p) = set.find(pid).or_else(|| self.live.as_mut()?.find(pid).filter(on_trial)) {
+                    p.reaped(out);
+                    let (port, msg) = (p.port, format!("exited while the LB was pointed back ({status})"));
+                    self.log(out, Level::Warn, Some(port), msg);
+                } else {
+                    self.live_exited(now, pid, status, out);
+                }
+                Phase::Unbaking { set, bake, job }
+            }
             Phase::Stopping { mut set, mut stop } => {
                 if let Some(p) = set.find(pid) {
                     stop.reaped.extend(p.reaped(out));
@@ -1239,7 +1399,7 @@ impl Group {
     /// after_start succeeded: the new set is live, the old one drains.
     fn switched(&mut self, set: Set, now: Instant, out: &mut Vec<Action>) -> Phase {
         self.mark("after_start", now, out);
-        let batched = self.rollout.as_ref().is_some_and(Rollout::by_batches);
+        let batched = self.rollout.as_ref().is_some_and(Rollout::by_slots);
         if let (true, Some(live)) = (batched, self.live.as_mut()) {
             // The batch's slots change process; the ones they replace drain.
             let cfg = set.cfg.clone();
@@ -1284,19 +1444,6 @@ impl Group {
         if let Some(r) = self.rollout.as_mut() {
             r.outcome = Some(Outcome::RolledBack { reason, port: None });
         }
-        self.point_back(set, ports, old_ports, now, out)
-    }
-
-    /// after_start runs for `ports`, the live set, retiring `old_ports`,
-    /// `set`'s; then `set` drains.
-    fn point_back(
-        &mut self,
-        set: Set,
-        ports: Vec<u16>,
-        old_ports: Vec<u16>,
-        now: Instant,
-        out: &mut Vec<Action>,
-    ) -> Phase {
         let job =
             Job { cfg: set.cfg.clone(), ports, old_ports, revert: true, step: 0, seq: 0, pid: None, deadline: now };
         match self.launch(job, now, out) {
@@ -1327,6 +1474,11 @@ impl Group {
     /// drain_signal and runs on while the new processes are on trial;
     /// without, it drains and stops.
     fn retire_old(&mut self, old: Set, cfg: &GroupConfig, bake: Bake, now: Instant, out: &mut Vec<Action>) -> Phase {
+        if self.rollout.as_ref().is_some_and(|r| r.heal.is_some()) {
+            // A frozen process answers nothing: there is nothing to drain,
+            // and its stop_signal may go unheeded until the SIGKILL.
+            return self.begin_stop(old, "drain", now, out);
+        }
         if cfg.timing.bake.is_zero() {
             return self.drain(old, cfg, now, out);
         }
@@ -1389,9 +1541,8 @@ impl Group {
         self.revert(set, bake, format!("port {port} exited ({status}) during the bake"), Some(port), now, out)
     }
 
-    /// The processes on trial failed (`reason`): the retiring set `old`
-    /// takes their places in the live set again and after_start points
-    /// the LB back at it; then they drain and stop.
+    /// The processes on trial failed (`reason`): after_start points the
+    /// LB back at the retiring set `old` (`Unbaking`).
     fn revert(
         &mut self,
         old: Set,
@@ -1402,9 +1553,71 @@ impl Group {
         out: &mut Vec<Action>,
     ) -> Phase {
         self.mark("bake", now, out);
+        let Some(live) = self.live.as_ref() else {
+            return self.begin_stop(old, "stop", now, out);
+        };
+        let ports = match &bake.slots {
+            None => old.ports(),
+            Some(slots) => {
+                let mut ports = live.ports();
+                for (&i, p) in slots.iter().zip(&old.procs) {
+                    if let Some(port) = ports.get_mut(i) {
+                        *port = p.port;
+                    }
+                }
+                ports
+            }
+        };
+        let cfg = live.cfg.clone();
+        if let Some(r) = self.rollout.as_mut() {
+            r.outcome = Some(Outcome::Reverted { reason: reason.clone(), port });
+        }
+        let msg = format!(
+            "{reason}; reverting: pointing back at {}, then draining {}",
+            fmt_ports(&ports),
+            fmt_ports(&bake.ports)
+        );
+        self.log(out, Level::Warn, port, msg);
+        let job =
+            Job { cfg, ports, old_ports: bake.ports.clone(), revert: true, step: 0, seq: 0, pid: None, deadline: now };
+        match self.launch(job, now, out) {
+            Some(job) => Phase::Unbaking { set: old, bake, job },
+            None => self.unbaked(old, bake, Ok(()), now, out),
+        }
+    }
+
+    /// The LB points back at the retiring set `old`: it takes the places
+    /// of the processes on trial in the live set again, and they drain.
+    /// Should pointing back fail, the LB may still send to them: they stay
+    /// live, and `old` drains and stops.
+    fn unbaked(
+        &mut self,
+        old: Set,
+        bake: Bake,
+        result: Result<(), String>,
+        now: Instant,
+        out: &mut Vec<Action>,
+    ) -> Phase {
         let Some(live) = self.live.as_mut() else {
             return self.begin_stop(old, "stop", now, out);
         };
+        if let Err(e) = result {
+            let msg = format!(
+                "pointing back at {} failed too: {e}; {} stay live, and {} drains and stops",
+                fmt_ports(&old.ports()),
+                fmt_ports(&bake.ports),
+                fmt_ports(&old.ports())
+            );
+            for p in live.procs.iter_mut().filter(|p| p.pid.is_none() && p.restart_at.is_none()) {
+                p.restart_at = Some(now);
+            }
+            let cfg = live.cfg.clone();
+            if let Some(Outcome::Reverted { reason, .. }) = self.rollout.as_mut().and_then(|r| r.outcome.as_mut()) {
+                *reason = format!("{reason}; pointing back failed: {e}");
+            }
+            self.log(out, Level::Error, None, msg);
+            return self.drain_phase(old, &cfg, now);
+        }
         let new = match &bake.slots {
             None => std::mem::replace(live, old),
             Some(slots) => {
@@ -1423,19 +1636,214 @@ impl Group {
         for p in live.procs.iter_mut().filter(|p| p.pid.is_none() && p.restart_at.is_none()) {
             p.restart_at = Some(now);
         }
-        let ports = live.ports();
         if let Some(r) = self.rollout.as_mut() {
             r.moved = r.moved.saturating_sub(if bake.slots.is_some() { new.procs.len() } else { r.moved });
-            r.outcome = Some(Outcome::Reverted { reason: reason.clone(), port });
         }
+        self.reverted(new, Ok(()), now, out)
+    }
+
+    /// When the live set's health checks are next due: while idle or
+    /// baking, with `health:`.
+    fn health_due(&self) -> Option<Instant> {
+        let checks = matches!(self.phase, Phase::Idle | Phase::Baking { .. });
+        self.health_at.filter(|_| checks && self.live.as_ref().is_some_and(|l| l.cfg.health.is_some()))
+    }
+
+    /// Asks for the health checks of the live set when they are due (and
+    /// the phase, `phase`, lets them run): one at a time per process, of
+    /// each running process that serves.
+    fn check_health(&mut self, phase: &Phase, now: Instant, out: &mut Vec<Action>) {
+        if !matches!(phase, Phase::Idle | Phase::Baking { .. }) || self.health_at.is_none_or(|t| t > now) {
+            return;
+        }
+        let Some(live) = self.live.as_mut() else { return };
+        let Some(h) = live.cfg.health else { return };
+        self.health_at = Some(now + h.every);
+        for p in live.procs.iter_mut() {
+            let (Some(pid), None) = (p.pid, &p.probe) else { continue };
+            if p.health.as_ref().is_none_or(|s| s.pid != pid) {
+                p.health = Some(HealthState { pid, fails: 0, last: None, in_flight: false });
+            }
+            if let Some(s) = p.health.as_mut().filter(|s| !s.in_flight) {
+                s.in_flight = true;
+                out.push(Action::Health { cfg: live.cfg.clone(), port: p.port, pid });
+            }
+        }
+    }
+
+    /// A health check ended. `failures` in a row fail a process on trial
+    /// in a bake (a revert); once the round of checks is whole, an idle
+    /// group heals a failing slot.
+    fn health_checked(
+        &mut self,
+        phase: Phase,
+        now: Instant,
+        port: u16,
+        pid: i32,
+        result: Result<(), String>,
+        out: &mut Vec<Action>,
+    ) -> Phase {
+        let Some(live) = self.live.as_mut() else { return phase };
+        let Some(h) = live.cfg.health else { return phase };
+        let Some(p) = live.procs.iter_mut().find(|p| p.port == port && p.pid == Some(pid)) else { return phase };
+        let Some(s) = p.health.as_mut().filter(|s| s.pid == pid && s.in_flight) else { return phase };
+        s.in_flight = false;
+        let mut said = None;
+        match &result {
+            Ok(()) if s.fails >= h.failures => {
+                said = Some((Level::Info, format!("pid {pid} passes its health check again")));
+                s.fails = 0;
+            }
+            Ok(()) => s.fails = 0,
+            Err(e) => {
+                s.fails += 1;
+                if s.fails == h.failures {
+                    let msg = format!("pid {pid} failed its health check {} time(s) in a row: {e}", h.failures);
+                    said = Some((Level::Warn, msg));
+                }
+            }
+        }
+        let failed = s.fails >= h.failures;
+        s.last = Some((now, result.clone()));
+        if let Some((level, msg)) = said {
+            self.log(out, level, Some(port), msg);
+        }
+        match phase {
+            Phase::Baking { set, bake } if failed && bake.ports.contains(&port) => {
+                let e = result.err().unwrap_or_default();
+                let reason =
+                    format!("port {port} failed its health check {} time(s) in a row during the bake: {e}", h.failures);
+                self.revert(set, bake, reason, Some(port), now, out)
+            }
+            Phase::Idle => {
+                self.consider_heal(now, out);
+                Phase::Idle
+            }
+            p => p,
+        }
+    }
+
+    /// Once every live process's check of the round has ended: when all of
+    /// them failed their last one, the cause is theirs in common (a
+    /// database down), and none is replaced; else the first failing slot
+    /// not backing off is healed.
+    fn consider_heal(&mut self, now: Instant, out: &mut Vec<Action>) {
+        let Some(live) = self.live.as_ref() else { return };
+        let Some(h) = live.cfg.health else { return };
+        let running: Vec<&Proc> = live.alive().filter(|p| p.probe.is_none()).collect();
+        if running.iter().any(|p| p.health_now().is_none_or(|s| s.in_flight)) {
+            return;
+        }
+        let failing = |p: &&Proc| p.health_now().is_some_and(|s| s.fails > 0);
+        let all = !running.is_empty() && running.iter().all(failing);
+        if all && running.iter().any(|p| p.sick(h.failures)) {
+            if !self.all_failing {
+                self.all_failing = true;
+                let why =
+                    running.iter().find_map(|p| p.health_now()?.last.as_ref()?.1.clone().err()).unwrap_or_default();
+                let msg = format!(
+                    "every process of {} fails its health check ({why}): a cause they share, not one process; \
+                     none is replaced",
+                    fmt_ports(&live.ports())
+                );
+                self.log(out, Level::Error, None, msg);
+            }
+            return;
+        }
+        if self.all_failing && !all {
+            self.all_failing = false;
+            self.log(out, Level::Info, None, "health checks pass again on some processes".into());
+        }
+        let sick =
+            live.procs.iter().enumerate().find(|(_, p)| p.sick(h.failures) && p.heal_after.is_none_or(|t| t <= now));
+        if let Some((slot, p)) = sick {
+            out.push(Action::Heal { cfg: live.cfg.clone(), slot, port: p.port });
+        }
+    }
+
+    /// Heals the slot of `port`, should it still fail: a rollout of that
+    /// slot alone to `target`'s port.
+    fn heal(&mut self, now: Instant, port: u16, target: Result<Target, String>, out: &mut Vec<Action>) -> Phase {
+        let Some(live) = self.live.as_mut() else { return Phase::Idle };
+        let Some(h) = live.cfg.health else { return Phase::Idle };
+        let from = live.ports();
+        let cfg = live.cfg.clone();
+        let Some((slot, p)) = live.procs.iter_mut().enumerate().find(|(_, p)| p.port == port) else {
+            return Phase::Idle;
+        };
+        let (Some(pid), true) = (p.pid, p.sick(h.failures)) else { return Phase::Idle };
+        let backoff = if p.heal_backoff.is_zero() || now.saturating_duration_since(p.started) >= HEALTHY {
+            BACKOFF_FIRST
+        } else {
+            (p.heal_backoff * 2).min(BACKOFF_MAX)
+        };
+        let target = match target {
+            Ok(t) => t,
+            Err(e) => {
+                (p.heal_backoff, p.heal_after) = (backoff, Some(now + backoff));
+                let msg = format!("cannot heal the slot of pid {pid}: {e}; trying again in {}", fmt_duration(backoff));
+                self.log(out, Level::Error, Some(port), msg);
+                return Phase::Idle;
+            }
+        };
+        let why = p.health_now().and_then(|s| s.last.as_ref()?.1.clone().err()).unwrap_or_default();
         let msg = format!(
-            "{reason}; reverting: pointing back at {}, then draining {}",
-            fmt_ports(&ports),
-            fmt_ports(&new.ports())
+            "healing the slot of pid {pid}, which failed its health check {} time(s) in a row ({why}): a new \
+             process on {}, the other slots unchanged",
+            h.failures, target.port
         );
-        self.log(out, Level::Warn, port, msg);
-        let new_ports = new.ports();
-        self.point_back(new, ports, new_ports, now, out)
+        self.log(out, Level::Warn, Some(port), msg);
+        self.rollouts += 1;
+        self.rollout = Some(Rollout {
+            cfg,
+            started: now,
+            from,
+            plan: vec![Target { slot, port: target.port }],
+            size: 1,
+            batch: 0,
+            moved: 0,
+            marks: Vec::new(),
+            outcome: None,
+            heal: Some(Heal { port, pid, why, backoff }),
+        });
+        self.start_batch(now, out)
+    }
+
+    /// A heal ended: the slot waits `heal.backoff` before the next,
+    /// whether its new process is in or the old one stays.
+    fn healed(&mut self, r: Rollout, heal: Heal, outcome: Outcome, now: Instant, out: &mut Vec<Action>) -> Phase {
+        let slot = r.plan.first().map_or(usize::MAX, |t| t.slot);
+        let p = self.live.as_mut().and_then(|l| l.procs.get_mut(slot));
+        if let Some(p) = p {
+            (p.heal_backoff, p.heal_after) = (heal.backoff, Some(now + heal.backoff));
+        }
+        match outcome {
+            Outcome::Ok => {
+                self.heals += 1;
+                let msg = format!(
+                    "heal ok: pid {} on {} ({}) replaced by {} ({})",
+                    heal.pid,
+                    heal.port,
+                    heal.why,
+                    fmt_ports(&r.to()),
+                    r.phases()
+                );
+                self.log(out, Level::Info, None, msg);
+            }
+            Outcome::RolledBack { reason, .. }
+            | Outcome::StartFailed { reason, .. }
+            | Outcome::Partial { reason, .. }
+            | Outcome::Reverted { reason, .. } => {
+                let msg = format!(
+                    "heal failed: {reason}; pid {} stays on {}, and its slot is not healed again for {}",
+                    heal.pid,
+                    heal.port,
+                    fmt_duration(heal.backoff)
+                );
+                self.log(out, Level::Warn, Some(heal.port), msg);
+            }
+        }
+        Phase::Idle
     }
 
     fn counted(
@@ -1568,17 +1976,7 @@ impl Group {
                 Phase::Starting { set, deadline, checks }
             }
             Phase::Switching { set, job } | Phase::Reverting { set, job } if now >= job.deadline => {
-                // A process is killed; a render, given up, loses its turn
-                // to write (`output::Turn`).
-                let ended = match job.pid {
-                    Some(pid) => {
-                        out.push(Action::Signal { pgid: pid, sig: libc::SIGKILL });
-                        "killed"
-                    }
-                    None => "given up, it will not write",
-                };
-                let limit = job.cfg.timing.action_timeout.as_secs_f64();
-                let e = format!("{} did not finish within {limit}s; {ended}", job.describe());
+                let e = job.expired(out);
                 if job.revert {
                     self.reverted(set, Err(e), now, out)
                 } else {
@@ -1598,6 +1996,10 @@ impl Group {
                 }
             }
             Phase::Baking { set, bake } if now >= bake.until => self.baked(set, bake, "", now, out),
+            Phase::Unbaking { set, bake, job } if now >= job.deadline => {
+                let e = job.expired(out);
+                self.unbaked(set, bake, Err(e), now, out)
+            }
             Phase::Stopping { set, mut stop } => {
                 self.stop_tick(&mut stop, std::slice::from_ref(&set), now, out);
                 Phase::Stopping { set, stop }
@@ -1634,7 +2036,7 @@ impl Group {
     fn terminate(&mut self, phase: Phase, now: Instant, out: &mut Vec<Action>) -> Phase {
         let mut sets: Vec<Set> = self.live.take().into_iter().collect();
         match phase {
-            Phase::Switching { set, job } | Phase::Reverting { set, job } => {
+            Phase::Switching { set, job } | Phase::Reverting { set, job } | Phase::Unbaking { set, job, .. } => {
                 if let Some(pid) = job.pid {
                     let msg = format!("killing {} (pid {pid}): rolld is stopping", job.describe());
                     self.log(out, Level::Warn, None, msg);
@@ -1753,6 +2155,9 @@ impl Group {
     /// Ends the rollout; `stopped` when it ended with the stop of a set.
     fn finish(&mut self, now: Instant, outcome: Outcome, stopped: bool, out: &mut Vec<Action>) -> Phase {
         let Some(mut r) = self.rollout.take() else { return Phase::Idle };
+        if let Some(heal) = r.heal.take() {
+            return self.healed(r, heal, outcome, now, out);
+        }
         if stopped {
             out.push(r.mark("stop", now));
         }
@@ -1779,7 +2184,7 @@ impl Group {
             }
             Outcome::StartFailed { reason, .. } => format!("start failed: {reason} ({})", r.phases()),
             Outcome::Reverted { reason, .. } => {
-                format!("rollout reverted: {reason}; live again on {} ({})", fmt_ports(&live), r.phases())
+                format!("rollout reverted: {reason}; live on {} ({})", fmt_ports(&live), r.phases())
             }
             Outcome::Partial { moved, total, reason, .. } => format!(
                 "rollout partial: {moved} of {total} slots on the new release; {reason}; live on {} ({})",
@@ -3035,9 +3440,10 @@ mod tests {
     fn finish_revert(g: &mut Group, t: Instant, a: &[Action], alive: &[i32]) -> (Outcome, String) {
         let (_, ports, old) = step(a).expect("after_start back to the old set");
         assert_eq!((ports, old), (vec![8001, 8002], vec![8501, 8502]));
-        assert_eq!(g.live.as_ref().unwrap().ports(), vec![8001, 8002], "the old set is live again");
         assert_eq!(g.phase_name(), "reverting");
+        assert_eq!(g.live.as_ref().unwrap().ports(), vec![8501, 8502], "live until the LB points back");
         run_step(g, t, a, ExitStatus::Code(0), "");
+        assert_eq!(g.live.as_ref().unwrap().ports(), vec![8001, 8002], "the old set is live again");
         let (seq, counted) = count(&g.run(t, Event::Tick)).expect("the new set drains");
         assert_eq!(counted, vec![8501, 8502]);
         let a = g.run(t + Duration::from_secs(1), Event::Connections { seq, counts: Ok(vec![(8501, 0), (8502, 0)]) });
@@ -3090,7 +3496,7 @@ mod tests {
             Outcome::Reverted { reason: "port 8501 exited (exit 3) during the bake".into(), port: Some(8501) }
         );
         assert!(
-            summary.starts_with("rollout reverted: port 8501 exited (exit 3) during the bake; live again on 8001,8002"),
+            summary.starts_with("rollout reverted: port 8501 exited (exit 3) during the bake; live on 8001,8002"),
             "{summary}"
         );
         assert_eq!(g.live.as_ref().unwrap().procs.iter().map(|p| p.pid).collect::<Vec<_>>(), vec![Some(11), Some(12)]);
@@ -3131,20 +3537,54 @@ mod tests {
         assert!(has_log(&a, Level::Warn, "exited during the bake of the set after it"));
         assert_eq!(g.phase_name(), "baking", "no revert for an old process");
         let a = g.run(ms(t0, 2000), Event::Exited { pid: 22, status: ExitStatus::Code(1) });
-        assert!(step(&a).is_some());
+        run_step(&mut g, ms(t0, 2000), &a, ExitStatus::Code(0), "");
         assert_eq!(g.next_deadline(), Some(ms(t0, 2000)), "the old process restarts at once");
         let a = g.run(ms(t0, 2000), Event::Tick);
         assert!(a.contains(&Action::Spawn { cfg: cfg(), ports: vec![8002] }), "{a:?}");
     }
 
     #[test]
-    fn a_failed_point_back_still_drains_the_new_set() {
+    fn a_failed_point_back_keeps_the_new_set_live_and_stops_the_old_one() {
+        let t0 = Instant::now();
+        let mut g = baking_group(t0);
+        let a = g.run(ms(t0, 1000), Event::Exited { pid: 21, status: ExitStatus::Code(1) });
+        let a = run_step(&mut g, ms(t0, 1000), &a, ExitStatus::Code(1), "lb down");
+        assert!(
+            has_log(
+                &a,
+                Level::Error,
+                "pointing back at 8001,8002 failed too: run_proc: `reload-lb` failed (exit 1): lb down; 8501,8502 stay live, and 8001,8002 drains and stops"
+            ),
+            "{a:?}"
+        );
+        assert_eq!(g.phase_name(), "draining");
+        assert_eq!(g.live.as_ref().unwrap().ports(), vec![8501, 8502]);
+        assert_eq!(g.next_deadline(), Some(ms(t0, 1000)), "the new process that ended restarts");
+        let a = g.run(ms(t0, 1000), Event::Tick);
+        assert!(a.iter().any(|a| matches!(a, Action::Spawn { ports, .. } if ports == &vec![8501])), "{a:?}");
+        let (seq, ports) = count(&a).unwrap();
+        assert_eq!(ports, vec![8001, 8002]);
+        let a = g.run(ms(t0, 2000), conns(seq, 0));
+        assert_eq!(signals(&a), vec![(11, TERM), (12, TERM)]);
+        exit(&mut g, ms(t0, 2000), 11);
+        let (outcome, summary) = done(&exit(&mut g, ms(t0, 2000), 12)).unwrap();
+        assert!(matches!(outcome, Outcome::Partial { moved: 2, total: 2, .. }), "{outcome:?}");
+        assert!(summary.contains("2 of 2 slots on the new release; reverted: port 8501"), "{summary}");
+        assert!(summary.contains("pointing back failed: run_proc"), "{summary}");
+    }
+
+    #[test]
+    fn a_point_back_past_action_timeout_is_a_failed_one() {
         let t0 = Instant::now();
         let mut g = baking_group(t0);
         let a = g.run(ms(t0, 1000), Event::Revert);
-        let a = run_step(&mut g, ms(t0, 1000), &a, ExitStatus::Code(1), "lb down");
-        assert!(has_log(&a, Level::Error, "pointing back at 8001,8002 failed too"));
-        assert_eq!(g.phase_name(), "draining");
+        let (seq, _, _) = step(&a).unwrap();
+        g.run(ms(t0, 1000), Event::StepRunning { seq, pid: LB });
+        assert_eq!(g.step_awaited(), Some(seq));
+        let a = g.run(ms(t0, 4000), Event::Tick);
+        assert!(signals(&a).contains(&(LB, KILL)));
+        assert!(has_log(&a, Level::Error, "did not finish within 3s; killed"));
+        assert_eq!(g.live.as_ref().unwrap().ports(), vec![8501, 8502]);
     }
 
     #[test]
@@ -3189,14 +3629,213 @@ mod tests {
         let a = g.run(t + Duration::from_secs(1), Event::Exited { pid: 24, status: ExitStatus::Signal(11) });
         let (_, ports, old) = step(&a).unwrap();
         assert_eq!((ports, old), (vec![8501, 8502, 8003, 8004], vec![8503, 8504]), "batch 1 stays");
+        run_step(&mut g, t, &a, ExitStatus::Code(0), "");
+        assert_eq!(g.live.as_ref().unwrap().ports(), vec![8501, 8502, 8003, 8004]);
         assert_eq!(g.live.as_ref().unwrap().cfg, c, "batch 1's config is the live set's");
-        let a = run_step(&mut g, t, &a, ExitStatus::Code(0), "");
-        let _ = a;
         let (seq, _) = count(&g.run(t, Event::Tick)).unwrap();
         let a = g.run(t + Duration::from_secs(2), Event::Connections { seq, counts: Ok(vec![(8503, 0), (8504, 0)]) });
         assert_eq!(signals(&a), vec![(23, TERM)]);
         let (outcome, summary) = done(&exit(&mut g, t, 23)).unwrap();
         assert!(matches!(outcome, Outcome::Partial { moved: 2, total: 4, .. }), "{outcome:?}");
         assert!(summary.contains("reverted: port 8504 exited"), "{summary}");
+    }
+
+    // ------------------------------------------------------------ health
+
+    fn health_cfg() -> Arc<GroupConfig> {
+        let mut c = (*cfg()).clone();
+        c.health = Some(crate::config::Health { every: Duration::from_secs(1), failures: 2 });
+        Arc::new(c)
+    }
+
+    /// A group live on 8001 and 8002 (pids 11, 12) with `health`, at t0.
+    fn live_health(t0: Instant) -> Group {
+        let mut g = Group::new("web");
+        let c = health_cfg();
+        g.run(t0, Event::Start { cfg: c.clone(), index: 0 });
+        g.run(t0, Event::Spawned(vec![(8001, Ok(11)), (8002, Ok(12))]));
+        let a = g.run(t0, Event::Tick);
+        let a = pass_all(&mut g, t0, &a);
+        let a = run_step(&mut g, t0, &a, ExitStatus::Code(0), "");
+        assert!(done(&a).is_some());
+        assert_eq!(g.next_deadline(), Some(ms(t0, 1000)), "the first checks, `every` after the start");
+        g
+    }
+
+    fn health_checks(acts: &[Action]) -> Vec<(u16, i32)> {
+        acts.iter()
+            .filter_map(|a| match a {
+                Action::Health { port, pid, .. } => Some((*port, *pid)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn heal_asked(acts: &[Action]) -> Option<(usize, u16)> {
+        acts.iter().find_map(|a| match a {
+            Action::Heal { slot, port, .. } => Some((*slot, *port)),
+            _ => None,
+        })
+    }
+
+    /// One round of health checks at `t`: each process asked for answers
+    /// as `fails` says (the ports that fail).
+    fn health_round(g: &mut Group, t: Instant, fails: &[u16]) -> Vec<Action> {
+        let asked = health_checks(&g.run(t, Event::Tick));
+        assert!(!asked.is_empty(), "checks due at {t:?}");
+        let mut out = Vec::new();
+        for (port, pid) in asked {
+            let result = if fails.contains(&port) { Err("timed out after 1s".to_string()) } else { Ok(()) };
+            out.extend(g.run(t, Event::HealthChecked { port, pid, result }));
+        }
+        out
+    }
+
+    /// Heals 8002 (pid 12) to 8502 as pid 22, from the Heal in `a`, at `t`.
+    fn run_heal(g: &mut Group, t: Instant, a: &[Action], from: (u16, i32), to: (u16, i32)) -> Vec<Action> {
+        assert_eq!(heal_asked(a), Some((1, from.0)));
+        let a = g.run(t, Event::HealPlan { port: from.0, target: Ok(Target { slot: 1, port: to.0 }) });
+        assert!(has_log(&a, Level::Warn, "healing the slot of pid"), "{a:?}");
+        assert!(a.contains(&Action::Spawn { cfg: health_cfg(), ports: vec![to.0] }));
+        g.run(t, Event::Spawned(vec![(to.0, Ok(to.1))]));
+        let a = g.run(t, Event::Tick);
+        assert_eq!(smoke(&a).unwrap().1, vec![to.0]);
+        let a = pass_all(g, t, &a);
+        let (_, ports, old) = step(&a).unwrap();
+        assert_eq!((ports, old), (vec![8001, to.0], vec![from.0]), "the other slot unchanged");
+        let a = run_step(g, t, &a, ExitStatus::Code(0), "");
+        assert_eq!(signals(&a), vec![(from.1, TERM)], "stopped at once, undrained; nothing else signalled");
+        assert!(count(&a).is_none());
+        exit(g, t, from.1)
+    }
+
+    #[test]
+    fn a_process_failing_its_health_checks_is_healed_on_its_slot() {
+        let t0 = Instant::now();
+        let mut g = live_health(t0);
+        let a = health_round(&mut g, ms(t0, 1000), &[8002]);
+        assert!(heal_asked(&a).is_none(), "one failure is not enough");
+        assert!(health_checks(&g.run(ms(t0, 1500), Event::Tick)).is_empty(), "not before `every`");
+        let a = health_round(&mut g, ms(t0, 2000), &[8002]);
+        assert!(has_log(&a, Level::Warn, "pid 12 failed its health check 2 time(s) in a row: timed out after 1s"));
+        let a = run_heal(&mut g, ms(t0, 2000), &a, (8002, 12), (8502, 22));
+        assert!(has_log(&a, Level::Info, "heal ok: pid 12 on 8002 (timed out after 1s) replaced by 8502"), "{a:?}");
+        assert!(done(&a).is_none(), "a heal is no rollout");
+        assert!(g.is_idle());
+        assert_eq!(g.heals, 1);
+        let live = g.live.as_ref().unwrap();
+        assert_eq!(live.ports(), vec![8001, 8502]);
+        assert_eq!(live.procs[0].pid, Some(11), "the other slot untouched");
+        // A check of the new process passes: its failures start at 0.
+        let a = health_round(&mut g, ms(t0, 3000), &[]);
+        assert!(a.iter().all(|a| !matches!(a, Action::Heal { .. })));
+        assert_eq!(g.live.as_ref().unwrap().procs[1].health_now().unwrap().fails, 0);
+    }
+
+    #[test]
+    fn no_heal_when_every_process_fails_at_once() {
+        let t0 = Instant::now();
+        let mut g = live_health(t0);
+        health_round(&mut g, ms(t0, 1000), &[8001, 8002]);
+        let a = health_round(&mut g, ms(t0, 2000), &[8001, 8002]);
+        assert!(heal_asked(&a).is_none(), "{a:?}");
+        assert!(has_log(&a, Level::Error, "every process of 8001,8002 fails its health check (timed out after 1s)"));
+        let a = health_round(&mut g, ms(t0, 3000), &[8001, 8002]);
+        assert!(heal_asked(&a).is_none() && !has_log(&a, Level::Error, "every process"), "said once: {a:?}");
+        let a = health_round(&mut g, ms(t0, 4000), &[]);
+        assert!(has_log(&a, Level::Info, "health checks pass again"));
+        assert!(has_log(&a, Level::Info, "pid 11 passes its health check again"));
+        assert_eq!(g.heals, 0);
+        assert!(g.is_idle());
+    }
+
+    #[test]
+    fn a_slot_that_fails_again_right_after_its_heal_backs_off() {
+        let t0 = Instant::now();
+        let mut g = live_health(t0);
+        // Every new process of slot 1 fails at once: heals at 2 s, 4 s and
+        // 6 s (waits of 1 s then 2 s, shorter than two failed checks), then
+        // the 4 s wait holds the next one until 10 s.
+        let mut on = (8002, 12);
+        let mut pid = 12;
+        let mut heals = Vec::new();
+        for t in (1000..=10_000).step_by(1000) {
+            let a = health_round(&mut g, ms(t0, t), &[on.0]);
+            if heal_asked(&a).is_some() {
+                pid += 10;
+                let to = (if on.0 == 8002 { 8502 } else { 8002 }, pid);
+                run_heal(&mut g, ms(t0, t), &a, on, to);
+                on = to;
+                heals.push(t);
+            }
+        }
+        assert_eq!(heals, vec![2000, 4000, 6000, 10_000]);
+        assert_eq!(g.heals, 4);
+    }
+
+    #[test]
+    fn a_heal_whose_new_process_fails_keeps_the_old_one() {
+        let t0 = Instant::now();
+        let mut g = live_health(t0);
+        health_round(&mut g, ms(t0, 1000), &[8002]);
+        let a = health_round(&mut g, ms(t0, 2000), &[8002]);
+        assert!(heal_asked(&a).is_some());
+        g.run(ms(t0, 2000), Event::HealPlan { port: 8002, target: Ok(Target { slot: 1, port: 8502 }) });
+        let a = g.run(ms(t0, 2000), Event::Spawned(vec![(8502, Err("EADDRINUSE".into()))]));
+        assert_eq!(signals(&a), Vec::<(i32, i32)>::new());
+        let a = settle(&mut g, ms(t0, 2000), a);
+        assert!(has_log(&a, Level::Warn, "heal failed: cannot spawn: EADDRINUSE; pid 12 stays on 8002"), "{a:?}");
+        assert!(done(&a).is_none());
+        assert_eq!(g.live.as_ref().unwrap().ports(), vec![8001, 8002]);
+        let a = health_round(&mut g, ms(t0, 3000), &[8002]);
+        assert!(heal_asked(&a).is_some(), "again once the slot's wait is over");
+        // Nowhere to go: said, and backed off.
+        let a = g.run(ms(t0, 3000), Event::HealPlan { port: 8002, target: Err("no free port".into()) });
+        assert!(has_log(&a, Level::Error, "cannot heal the slot of pid 12: no free port"));
+        assert!(g.is_idle());
+    }
+
+    #[test]
+    fn terminate_during_a_heal_stops_every_process() {
+        let t0 = Instant::now();
+        let mut g = live_health(t0);
+        health_round(&mut g, ms(t0, 1000), &[8002]);
+        let a = health_round(&mut g, ms(t0, 2000), &[8002]);
+        assert!(heal_asked(&a).is_some());
+        g.run(ms(t0, 2000), Event::HealPlan { port: 8002, target: Ok(Target { slot: 1, port: 8502 }) });
+        g.run(ms(t0, 2000), Event::Spawned(vec![(8502, Ok(22))]));
+        let a = g.run(ms(t0, 2100), Event::Terminate);
+        let mut termed: Vec<i32> = signals(&a).into_iter().filter(|s| s.1 == TERM).map(|s| s.0).collect();
+        termed.sort();
+        assert_eq!(termed, vec![11, 12, 22]);
+        for pid in [11, 12, 22] {
+            exit(&mut g, ms(t0, 2200), pid);
+        }
+        assert!(g.is_gone());
+    }
+
+    #[test]
+    fn a_process_on_trial_failing_its_health_checks_reverts_the_bake() {
+        let t0 = Instant::now();
+        let mut g = live_health(t0);
+        let mut c = (*health_cfg()).clone();
+        c.timing.bake = Duration::from_secs(6);
+        let c = Arc::new(c);
+        g.run(t0, Event::Start { cfg: c.clone(), index: 1 });
+        g.run(t0, Event::Spawned(vec![(8501, Ok(21)), (8502, Ok(22))]));
+        let a = g.run(t0, Event::Tick);
+        let a = pass_all(&mut g, t0, &a);
+        run_step(&mut g, t0, &a, ExitStatus::Code(0), "");
+        assert_eq!(g.phase_name(), "baking");
+        let a = health_round(&mut g, ms(t0, 1000), &[8501]);
+        assert!(step(&a).is_none());
+        let a = health_round(&mut g, ms(t0, 2000), &[8501]);
+        assert!(
+            has_log(&a, Level::Warn, "port 8501 failed its health check 2 time(s) in a row during the bake"),
+            "{a:?}"
+        );
+        let (_, ports, _) = step(&a).expect("pointing back");
+        assert_eq!(ports, vec![8001, 8002]);
+        assert!(heal_asked(&a).is_none(), "a bake reverts, never heals");
     }
 }

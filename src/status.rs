@@ -4,7 +4,7 @@
 //! line whose strings `json_str` escapes.
 
 use crate::control::json_str;
-use crate::group::{BakeView, DrainView, Group, Outcome, fmt_duration, fmt_ports};
+use crate::group::{BakeView, DrainView, Group, Outcome, Proc, fmt_duration, fmt_ports};
 use crate::log;
 use std::path::Path;
 use std::time::{Instant, SystemTime};
@@ -63,6 +63,16 @@ pub fn text(s: &Snapshot) -> Vec<String> {
         if let Some(b) = g.baking() {
             out.push(format!("{:<16} {}", "", bake_line(&b, now)));
         }
+        if let Some(h) = live.cfg.health {
+            let procs: Vec<String> = live.procs.iter().map(|p| health_word(p, now)).collect();
+            out.push(format!(
+                "{:<16} health every {}: {}; heals {}",
+                "",
+                fmt_duration(h.every),
+                procs.join(", "),
+                g.heals
+            ));
+        }
         if let Some(new) = g.incoming() {
             let batch = g.batch().map_or(String::new(), |(b, of)| format!(" (batch {b} of {of})"));
             out.push(format!("{:<16} rollout to {}{batch}", "", fmt_ports(&new.ports())));
@@ -93,14 +103,15 @@ pub fn json(s: &Snapshot) -> String {
                         .map(|p| {
                             let up = now.saturating_duration_since(p.started).as_secs_f64();
                             format!(
-                                "{{\"port\":{},\"pid\":{},\"uptime_seconds\":{},\"restarts\":{},\"slot\":{},\"workset\":{},\"rollout\":{}}}",
+                                "{{\"port\":{},\"pid\":{},\"uptime_seconds\":{},\"restarts\":{},\"slot\":{},\"workset\":{},\"rollout\":{},\"health\":{}}}",
                                 p.port,
                                 p.pid.map_or("null".into(), |v| v.to_string()),
                                 if p.pid.is_some() { format!("{up:.3}") } else { "null".into() },
                                 p.restarts,
                                 p.slot,
                                 number(l.workset_of(p.port)),
-                                p.rollout
+                                p.rollout,
+                                health_json(p, now)
                             )
                         })
                         .collect();
@@ -150,9 +161,10 @@ pub fn json(s: &Snapshot) -> String {
                 }
             };
             format!(
-                "{{\"name\":{},\"phase\":\"{}\",\"live\":{live},\"rollout\":{rollout},\"drain\":{drain},\"bake\":{bake},\"last_rollout\":{last}}}",
+                "{{\"name\":{},\"phase\":\"{}\",\"live\":{live},\"rollout\":{rollout},\"drain\":{drain},\"bake\":{bake},\"heals\":{},\"last_rollout\":{last}}}",
                 json_str(&g.name),
-                g.phase_name()
+                g.phase_name(),
+                g.heals
             )
         })
         .collect();
@@ -163,6 +175,31 @@ pub fn json(s: &Snapshot) -> String {
         s.reload_pending,
         groups.join(",")
     )
+}
+
+/// A live process's health checks: `8001 ok 0.42s ago`, `8002 failing 2
+/// in a row 0.10s ago (timed out)`, `8003 not checked yet`.
+fn health_word(p: &Proc, now: Instant) -> String {
+    match p.health_now().and_then(|h| Some((h.fails, h.last.as_ref()?))) {
+        None => format!("{} not checked yet", p.port),
+        Some((_, (at, Ok(())))) => format!("{} ok {} ago", p.port, fmt_duration(now.saturating_duration_since(*at))),
+        Some((n, (at, Err(e)))) => {
+            format!("{} failing {n} in a row {} ago ({e})", p.port, fmt_duration(now.saturating_duration_since(*at)))
+        }
+    }
+}
+
+/// `{"failures":N,"last_check_seconds_ago":S,"last_error":null|"..."}`,
+/// or null before the first check.
+fn health_json(p: &Proc, now: Instant) -> String {
+    match p.health_now().and_then(|h| Some((h.fails, h.last.as_ref()?))) {
+        None => "null".to_string(),
+        Some((n, (at, result))) => format!(
+            "{{\"failures\":{n},\"last_check_seconds_ago\":{:.3},\"last_error\":{}}}",
+            now.saturating_duration_since(*at).as_secs_f64(),
+            result.as_ref().err().map_or("null".to_string(), |e| json_str(e))
+        ),
+    }
 }
 
 /// `baking 8501,8502: 4.20s left; 8001,8002 kept to revert to`
