@@ -638,12 +638,14 @@ impl Daemon {
                 continue;
             }
             if !self.slots[i].group.is_idle() {
-                // A set taken over while it drained: it drains first, and
-                // the rollout follows as another round.
+                // A set taken over while it drained, or a heal: it ends
+                // first, and the rollout follows as another round, which the
+                // clients of this one wait for.
                 let msg =
                     "busy (draining the set of a previous rolld, or healing a slot); this group rolls once that ends";
                 log::log(Level::Info, &gc.name, None, msg);
                 self.reload_pending = true;
+                self.waiting.append(&mut self.current);
                 continue;
             }
             // The live set, by its ports: `plan` finds them in `gc`.
@@ -888,6 +890,10 @@ impl Daemon {
             Action::Health { cfg, port, pid } => {
                 self.check(i, cfg, port, move |result| Event::HealthChecked { port, pid, result });
                 None
+            }
+            // A rollout asked for goes first: a heal would hold it back.
+            Action::Heal { port, .. } if self.reload_pending || self.loading.is_some() || self.round.is_some() => {
+                Some(Event::HealPlan { port, target: Err("a rollout is under way or asked for".into()) })
             }
             Action::Heal { cfg, slot, port } => {
                 let live = self.slots[i].group.live.as_ref().map(Set::ports).unwrap_or_default();
