@@ -3,9 +3,9 @@
 # bounded fuzzing run of the parsers and the group machine (fuzz/run.sh),
 # then the end-to-end tests behind real load balancers under wrk load
 # (tests/e2e.sh, tests/e2e_haproxy_api.sh, tests/e2e_streams.sh,
-# tests/e2e_surge.sh, tests/faults.sh), with no load balancer at all
-# (tests/e2e_listen.sh), and as PID 1 of a FROM scratch container under
-# podman (tests/container.sh).
+# tests/e2e_surge.sh, tests/e2e_bake.sh, tests/faults.sh), with no load
+# balancer at all (tests/e2e_listen.sh), and as PID 1 of a FROM scratch
+# container under podman (tests/container.sh).
 # Installs what the tests need when it is missing.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -56,6 +56,8 @@ echo "== end-to-end: event streams across rollouts, with and without drain_signa
 bash tests/e2e_streams.sh "$PWD/target/release/rolld"
 echo "== end-to-end: surge 1, one slot at a time, a partial rollout"
 bash tests/e2e_surge.sh "$PWD/target/release/rolld"
+echo "== end-to-end: bake, a revert when a new backend dies, promote and revert; health heals a frozen backend"
+bash tests/e2e_bake.sh "$PWD/target/release/rolld"
 echo "== end-to-end: listen:, no load balancer, wrk straight at the port rolld holds"
 bash tests/e2e_listen.sh "$PWD/target/release/rolld"
 echo "== end-to-end: listen:, rolld and its backends as nobody"

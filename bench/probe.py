@@ -476,6 +476,119 @@ def cmd_rollout(a):
     print(json.dumps(out))
 
 
+# --- guard: a revert during a bake, a heal of a frozen backend ------------------
+
+def backend_pid(port):
+    """The leader of the backend serving `port` (`... app.py PORT`)."""
+    me = str(os.getpid())
+    for d in os.listdir("/proc"):
+        if not d.isdigit() or d == me:
+            continue
+        try:
+            with open("/proc/%s/cmdline" % d, "rb") as f:
+                argv = f.read().split(b"\0")
+            with open("/proc/%s/stat" % d) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] in ("Z", "X") or int(fields[2]) != int(d):
+            continue
+        if len(argv) >= 3 and argv[-3].endswith(b"app.py") and argv[-2] == str(port).encode():
+            return int(d)
+    return None
+
+
+def log_since(path, offset):
+    with open(path, errors="replace") as f:
+        f.seek(offset)
+        return f.read().splitlines()
+
+
+def wait_log(path, offset, needle, secs):
+    line = [None]
+
+    def found():
+        for l in log_since(path, offset):
+            if needle in l:
+                line[0] = l
+                return True
+        return False
+    if not wait_until(found, secs, step=0.005):
+        die("no %r in %s within %d s" % (needle, path, secs))
+    return line[0]
+
+
+def cmd_revert(a):
+    """SIGHUP, then SIGKILL to a new backend once its set bakes: the time
+    to the old set serving again, by rolld's log and through nginx."""
+    old, new = ports_arg(a.old_ports), ports_arg(a.new_ports)
+    offset = os.path.getsize(a.log)
+    os.kill(a.pid, signal.SIGHUP)
+    wait_log(a.log, offset, " baking ", a.timeout)
+    wait_until(lambda: served_port(a.nginx_port) in new, 5)
+    time.sleep(0.3)
+    victim = backend_pid(new[1])
+    if victim is None:
+        die("no backend on port %d" % new[1])
+    requests = failed = streak = 0
+    served = None
+    t0w = time.time()
+    t0 = time.monotonic()
+    os.kill(victim, signal.SIGKILL)
+    while time.monotonic() - t0 < a.timeout and served is None:
+        p = served_port(a.nginx_port)
+        requests += 1
+        if p is None:
+            failed += 1
+            streak = 0
+        elif p in old:
+            streak += 1
+            if streak == 1:
+                first = (time.monotonic() - t0) * 1000
+            if streak >= 20:
+                served = first
+        else:
+            streak = 0
+    done = wait_log(a.log, offset, " rollout reverted: ", a.timeout)
+    back = wait_log(a.log, offset, " after_start run again for the live set ", 1)
+    print(json.dumps({"served_ms": served, "log_back_ms": (ts(back) - t0w) * 1000,
+                      "log_done_ms": (ts(done) - t0w) * 1000, "requests": requests, "failed": failed}))
+
+
+def cmd_heal(a):
+    """SIGSTOP to the backend of `port`: the time to its heal, by rolld's
+    log, and the requests through nginx that failed meanwhile (a request
+    left waiting 0.5 s is counted failed)."""
+    victim = backend_pid(a.port)
+    if victim is None:
+        die("no backend on port %d" % a.port)
+    offset = os.path.getsize(a.log)
+    requests = failed = 0
+    last_fail = None
+    t0w = time.time()
+    t0 = time.monotonic()
+    os.kill(victim, signal.SIGSTOP)
+    healed = None
+    while time.monotonic() - t0 < a.timeout and healed is None:
+        body = get(a.nginx_port, timeout=0.5)
+        requests += 1
+        if body is None:
+            failed += 1
+            last_fail = (time.monotonic() - t0) * 1000
+        for l in log_since(a.log, offset):
+            if " heal ok: " in l:
+                healed = l
+    if healed is None:
+        die("no heal within %d s" % a.timeout)
+    lines = log_since(a.log, offset)
+    begun = next(l for l in lines if " healing the slot of pid " in l)
+    after = lines[lines.index(begun):]
+    switched = next((l for l in after if " after_start done in " in l), None)
+    rel = lambda l: None if l is None else (ts(l) - t0w) * 1000
+    print(json.dumps({"begun_ms": rel(begun), "switched_ms": rel(switched), "healed_ms": rel(healed),
+                      "last_fail_ms": last_fail, "requests": requests, "failed": failed}))
+
+
 SWITCH = re.compile(r" new connections of \S+ go to \S+ now \(switched in ([0-9.]+m?s)\)\s*$")
 
 
@@ -1255,6 +1368,41 @@ def cmd_report(a):
               % ms(over))
             w("backends at once (%s)." % ms(s4))
             w("")
+    gm, gr, gh = load(d, "guard_manual.jsonl", []), load(d, "guard_revert.jsonl", []), load(d, "guard_heal.jsonl", [])
+    if gr or gh:
+        w("### 9. Guards after the switch: a revert during `bake`, a heal by `health`")
+        w("")
+        w("The example app (4 backends) behind nginx in strict mode (`proxy_next_upstream off`),")
+        w("`bake: 30`, `health: {every: 0.5, failures: 3}` with checks timing out at 0.5 s. A")
+        w("revert: SIGHUP, then SIGKILL to one new backend 0.3 s into the bake. A heal: SIGSTOP to")
+        w("one live backend. Requests through nginx one at a time meanwhile (a heal's wait 0.5 s")
+        w("at most, then count as failed). Beside them, what a user has today: the next manual")
+        w("rollout (SIGHUP, `bake: 0`) to the set that serves.")
+        w("")
+        w("| figure | rolld | beside: the next manual rollout | ratio |")
+        w("|---|---|---|---|")
+        man = med([r.get("answer_ms") for r in gm])
+        man_total = med([(r.get("phases") or {}).get("total") for r in gm])
+        if gr:
+            w("| death of a new backend → after_start pointing back has run (log; %d reverts) | %s | SIGHUP → nginx answers from the new set (%d rollouts) | %s | %s |"
+              % (len(gr), ms(med([r["log_back_ms"] for r in gr])), len(gm), ms(man), ratio(med([r["log_back_ms"] for r in gr]), man)))
+            w("| death → 20 answers in a row through nginx from the old set | %s | | | |"
+              % ms(med([r["served_ms"] for r in gr])))
+            w("| death → the rollout ends `reverted` (the new set drained and stopped) | %s | a whole rollout (log `total`) | %s | %s |"
+              % (ms(med([r["log_done_ms"] for r in gr])), ms(man_total), ratio(med([r["log_done_ms"] for r in gr]), man_total)))
+            w("| requests failed from the death to the old set serving (all reverts) | %d of %d | | | |"
+              % (sum(r["failed"] for r in gr), sum(r["requests"] for r in gr)))
+        if gh:
+            w("| freeze → the heal begins (%d failed checks in a row; %d heals) | %s | | | |"
+              % (3, len(gh), ms(med([r["begun_ms"] for r in gh]))))
+            w("| freeze → the LB no longer sends to the frozen backend (after_start of the heal) | %s | the same detection, then a manual rollout | %s | |"
+              % (ms(med([r["switched_ms"] for r in gh])),
+                 ms(None if man is None or med([r["begun_ms"] for r in gh]) is None else med([r["begun_ms"] for r in gh]) + man)))
+            w("| freeze → the heal ends (the frozen process SIGKILLed after `stop_timeout: 2`) | %s | | | |"
+              % ms(med([r["healed_ms"] for r in gh])))
+            w("| requests failed from the freeze to the heal (all heals) | %d of %d | | | |"
+              % (sum(r["failed"] for r in gh), sum(r["requests"] for r in gh)))
+        w("")
     print("\n".join(L))
 
 
@@ -1364,6 +1512,18 @@ def main():
     p.add_argument("--nginx-port", type=int, default=0)
     p.add_argument("--timeout", type=float, default=60)
     p.add_argument("--count", default="", help="sample how many processes hold this in their command line")
+    p = sub.add_parser("revert")
+    p.add_argument("--pid", type=int, required=True)
+    p.add_argument("--log", required=True)
+    p.add_argument("--nginx-port", type=int, required=True)
+    p.add_argument("--old-ports", required=True)
+    p.add_argument("--new-ports", required=True)
+    p.add_argument("--timeout", type=float, default=60)
+    p = sub.add_parser("heal")
+    p.add_argument("--log", required=True)
+    p.add_argument("--nginx-port", type=int, required=True)
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--timeout", type=float, default=60)
     p = sub.add_parser("answers")
     p.add_argument("--pid", type=int, required=True)
     p.add_argument("--log", required=True)
@@ -1389,7 +1549,7 @@ def main():
     p.add_argument("--runs", type=int, default=11)
     a = ap.parse_args()
     {"mem": cmd_mem, "idle": cmd_idle, "start": cmd_start, "reload": cmd_reload, "rollout": cmd_rollout,
-     "answers": cmd_answers,
+     "answers": cmd_answers, "revert": cmd_revert, "heal": cmd_heal,
      "sv-restart": cmd_sv_restart, "phases": cmd_phases, "report": cmd_report,
      "liveness": cmd_liveness}[a.cmd](a)
 

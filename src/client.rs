@@ -241,7 +241,8 @@ fn too_late(queued: bool, config: &Path, after: Duration) -> Fail {
 /// `rolld status`: prints the daemon's answer; 0, 2 with no daemon, 3 when
 /// the daemon does not answer within `timeout` (ANSWER_TIMEOUT by default).
 pub fn status(config: &Path, run_dir: Option<&Path>, json: bool, timeout: Option<Duration>) -> u8 {
-    match ask_status(config, run_dir, json, timeout.unwrap_or(ANSWER_TIMEOUT)) {
+    let req = if json { "status json" } else { "status" };
+    match ask(config, run_dir, req, timeout.unwrap_or(ANSWER_TIMEOUT)) {
         Ok(text) => {
             print!("{}", printable(&text, json));
             OK
@@ -263,11 +264,32 @@ fn printable(answer: &str, json: bool) -> String {
     lines.map(|l| if json { control::json_escape(l) } else { log::escape(l) } + "\n").collect()
 }
 
-fn ask_status(config: &Path, run_dir: Option<&Path>, json: bool, timeout: Duration) -> Result<String, Fail> {
+/// `rolld promote` and `rolld revert` (`word`): 0 when a bake was ended
+/// so, 1 when no group was baking, 2 with no daemon, 3 when it does not
+/// answer within `timeout`.
+pub fn bake(config: &Path, run_dir: Option<&Path>, word: &str, timeout: Option<Duration>) -> u8 {
+    match ask(config, run_dir, word, timeout.unwrap_or(ANSWER_TIMEOUT)) {
+        Ok(text) if text.starts_with("none ") => {
+            eprint!("rolld {word}: {}", printable(text.trim_start_matches("none "), false));
+            ROLLED_BACK
+        }
+        Ok(text) => {
+            print!("{}", printable(&text, false));
+            OK
+        }
+        Err(Fail(code, msg)) => {
+            eprintln!("rolld {word}: {}", log::escape(&msg));
+            code
+        }
+    }
+}
+
+/// The whole answer of the daemon to the request line `req`.
+fn ask(config: &Path, run_dir: Option<&Path>, req: &str, timeout: Duration) -> Result<String, Fail> {
     let start = Instant::now();
     let deadline = start + timeout;
     let (mut stream, abs) = connect(config, run_dir, deadline)?;
-    send(&mut stream, if json { "status json" } else { "status" })?;
+    send(&mut stream, req)?;
     // The whole answer by the deadline, however it is cut into reads.
     let mut text = Vec::new();
     let mut buf = [0u8; 16 * 1024];

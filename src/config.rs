@@ -60,6 +60,8 @@ pub struct GroupConfig {
     pub listen: Option<Listen>,
     /// `haproxy:`: the switch goes through HAProxy's Runtime API.
     pub haproxy: Option<Haproxy>,
+    /// `health:`: the smoke_test checks run on the live set too.
+    pub health: Option<Health>,
 }
 
 /// `haproxy:`: the backend whose servers, one per port of every workset,
@@ -70,6 +72,15 @@ pub struct Haproxy {
     pub backend: String,
     /// HAProxy's server-state-file, written after every change.
     pub state_file: Option<PathBuf>,
+}
+
+/// `health: {every: SECS, failures: N}`: the live processes are checked
+/// every `every`; one that fails `failures` checks in a row is replaced
+/// on its slot.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Health {
+    pub every: Duration,
+    pub failures: u32,
 }
 
 /// A group that holds its public port (`listen:`, `procs:`): two banks of
@@ -102,6 +113,9 @@ pub struct Timing {
     pub action_timeout: Duration,
     /// How often a drain logs its progress; zero: never.
     pub drain_report: Duration,
+    /// How long the retiring set is kept, drained but running, after a
+    /// switch, for a revert; zero: stopped once drained.
+    pub bake: Duration,
 }
 
 impl Default for Timing {
@@ -113,6 +127,7 @@ impl Default for Timing {
             stop_timeout: Duration::from_secs(10),
             action_timeout: Duration::from_secs(30),
             drain_report: Duration::from_secs(5),
+            bake: Duration::ZERO,
         }
     }
 }

@@ -13,10 +13,12 @@
 //! never trusted. Only the same user (or root) is served.
 //!
 //! The protocol is lines of text. The client sends one request line:
-//! `reload`, `status` or `status json`. For `reload` the daemon answers
+//! `reload`, `status`, `status json`, `promote` or `revert`. For `reload` the daemon answers
 //! `queued`, then, for the rollout that covers the request, `phase GROUP
 //! NAME DURATION`, `log LINE` and `done GROUP OUTCOME SUMMARY` lines, and
-//! last `end ok|rolled-back|invalid|stopped`. Every line is escaped where
+//! last `end ok|rolled-back|invalid|stopped`. `promote` and `revert` are
+//! answered `ok GROUP ...` for each group whose bake they end, or `none
+//! ...` when no group bakes. Every line is escaped where
 //! it is written (`session`): text from outside comes only after the fixed
 //! words, and never holds a newline, so an `end` line is always rolld's.
 
@@ -85,7 +87,13 @@ pub fn socket_path(run_dir: &Path, config: &Path) -> PathBuf {
 #[derive(Debug, PartialEq)]
 pub enum Request {
     Reload,
-    Status { json: bool },
+    Status {
+        json: bool,
+    },
+    /// `promote` (`revert: false`) or `revert`: ends the bakes under way.
+    EndBake {
+        revert: bool,
+    },
 }
 
 /// The lock file beside a socket: `<hash>.lock`.

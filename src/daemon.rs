@@ -512,6 +512,29 @@ impl Daemon {
                 self.waiting.push(id);
                 self.request_reload("reload request");
             }
+            Request::EndBake { revert } => {
+                let (ev, cmd, word) = if revert {
+                    (Event::Revert, "revert", "reverted")
+                } else {
+                    (Event::Promote, "promote", "promoted")
+                };
+                let mut ended = Vec::new();
+                for i in 0..self.slots.len() {
+                    if let Some(b) = self.slots[i].group.baking() {
+                        ended.push(format!("ok {}: bake of {} {word}", self.slots[i].group.name, fmt_ports(&b.ports)));
+                        let msg = format!("rolld {cmd}: ending the bake of {}", fmt_ports(&b.ports));
+                        self.say(i, Level::Info, None, &msg);
+                        self.feed(i, ev.clone());
+                    }
+                }
+                if ended.is_empty() {
+                    self.sessions.send(id, "none no group is baking a release");
+                }
+                for line in ended {
+                    self.sessions.send(id, &line);
+                }
+                self.sessions.close(id, now);
+            }
             Request::Status { json } => {
                 let snap = Snapshot {
                     pid: std::process::id(),
@@ -649,11 +672,14 @@ impl Daemon {
                 continue;
             }
             if !self.slots[i].group.is_idle() {
-                // A set taken over while it drained: it drains first, and
-                // the rollout follows as another round.
-                let msg = "still draining the set of a previous rolld; this group rolls once that ends";
+                // A set taken over while it drained, or a heal: it ends
+                // first, and the rollout follows as another round, which the
+                // clients of this one wait for.
+                let msg =
+                    "busy (draining the set of a previous rolld, or healing a slot); this group rolls once that ends";
                 log::log(Level::Info, &gc.name, None, msg);
                 self.reload_pending = true;
+                self.waiting.append(&mut self.current);
                 continue;
             }
             // The live set, by its ports: `plan` finds them in `gc`.
@@ -906,6 +932,22 @@ impl Daemon {
                 self.check(i, cfg, port, move |result| Event::Probed { port, pid, result });
                 None
             }
+            Action::Health { cfg, port, pid } => {
+                self.check(i, cfg, port, move |result| Event::HealthChecked { port, pid, result });
+                None
+            }
+            // A rollout asked for goes first: a heal would hold it back.
+            Action::Heal { port, .. } if self.reload_pending || self.loading.is_some() || self.round.is_some() => {
+                Some(Event::HealPlan { port, target: Err("a rollout is under way or asked for".into()) })
+            }
+            Action::Heal { cfg, slot, port } => {
+                let live = self.slots[i].group.live.as_ref().map(Set::ports).unwrap_or_default();
+                let busy = busy_ports_of(&cfg, &live);
+                let target = plan::next_port(&cfg, &live, slot, |p| busy.contains(&p))
+                    .map(|port| plan::Target { slot, port })
+                    .ok_or_else(|| format!("no free port for slot {slot} in another workset"));
+                Some(Event::HealPlan { port, target })
+            }
             Action::RunStep { cfg, seq, step, ports, old_ports } => match cfg.actions.get(step).cloned() {
                 Some(Step::RunProc { command }) => Some(self.run_proc(&cfg, seq, &command, &ports, &old_ports)),
                 Some(Step::ReplaceFile { template, output }) => {
@@ -1103,6 +1145,7 @@ impl Daemon {
             Outcome::RolledBack { port, .. } => (Level::Warn, *port, "rolled-back"),
             Outcome::StartFailed { port, .. } => (Level::Error, *port, "start-failed"),
             Outcome::Partial { port, .. } => (Level::Warn, *port, "partial"),
+            Outcome::Reverted { port, .. } => (Level::Warn, *port, "reverted"),
         };
         let name = self.slots[i].group.name.clone();
         log::log(level, &name, port, &summary);

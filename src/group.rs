@@ -61,6 +61,24 @@ pub struct Proc {
     /// The rollout of the group that started it (1 for the first start;
     /// 0 for a process taken over from a previous rolld).
     pub rollout: u64,
+    /// Its health checks (`health:`), once one has been asked for.
+    pub health: Option<HealthState>,
+    /// After a heal put it in its slot: how long the slot waited, and the
+    /// slot is not healed again before `heal_after`.
+    heal_backoff: Duration,
+    heal_after: Option<Instant>,
+}
+
+/// The health checks of one live process (`health:`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct HealthState {
+    /// The process they are of: a restarted one starts anew.
+    pid: i32,
+    /// Checks failed in a row.
+    pub fails: u32,
+    /// When the last check ended, and how.
+    pub last: Option<(Instant, Result<(), String>)>,
+    in_flight: bool,
 }
 
 /// The checks of a restarted process of a `listen:` group.
@@ -103,7 +121,20 @@ impl Proc {
             probe: None,
             slot: t.slot,
             rollout,
+            health: None,
+            heal_backoff: Duration::ZERO,
+            heal_after: None,
         }
+    }
+
+    /// Its health checks, if they are of the process running now.
+    pub fn health_now(&self) -> Option<&HealthState> {
+        self.health.as_ref().filter(|h| Some(h.pid) == self.pid)
+    }
+
+    /// Failed its last `n` health checks in a row.
+    fn sick(&self, n: u32) -> bool {
+        self.health_now().is_some_and(|h| h.fails >= n)
     }
 }
 
@@ -220,6 +251,22 @@ pub enum Event {
         pid: i32,
         result: Result<(), String>,
     },
+    /// `rolld promote`: a bake under way ends now, as if its time were up.
+    Promote,
+    /// `rolld revert`: a bake under way is reverted now.
+    Revert,
+    /// The health check of `Action::Health` ended.
+    HealthChecked {
+        port: u16,
+        pid: i32,
+        result: Result<(), String>,
+    },
+    /// The answer to `Action::Heal`: where the slot of `port` goes, or
+    /// why it cannot move.
+    HealPlan {
+        port: u16,
+        target: Result<Target, String>,
+    },
     Tick,
     Terminate,
 }
@@ -243,6 +290,9 @@ pub enum Outcome {
     /// A rollout by batches failed after `moved` of the `total` slots had
     /// moved: those serve on the new release, the others on the old.
     Partial { moved: usize, total: usize, reason: String, port: Option<u16> },
+    /// The new set failed during its bake: traffic went back to the old
+    /// set, which serves again, and the new one was stopped.
+    Reverted { reason: String, port: Option<u16> },
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -263,6 +313,20 @@ pub enum Action {
         cfg: Arc<GroupConfig>,
         port: u16,
         pid: i32,
+    },
+    /// The health check of `port`, run by live process `pid`; the answer
+    /// is `Event::HealthChecked`.
+    Health {
+        cfg: Arc<GroupConfig>,
+        port: u16,
+        pid: i32,
+    },
+    /// Where the slot `slot` of the live set (now on `port`) may move for
+    /// a heal; the answer is `Event::HealPlan`.
+    Heal {
+        cfg: Arc<GroupConfig>,
+        slot: usize,
+        port: u16,
     },
     /// Run after_start step `step` of `cfg` for `ports` (the set to point
     /// at) and `old_ports`; it answers `Event::StepRunning` then
@@ -401,6 +465,20 @@ impl Job {
         }
     }
 
+    /// The step is past action_timeout: its process is killed; a render,
+    /// given up, loses its turn to write (`output::Turn`). Why it failed.
+    fn expired(&self, out: &mut Vec<Action>) -> String {
+        let ended = match self.pid {
+            Some(pid) => {
+                out.push(Action::Signal { pgid: pid, sig: libc::SIGKILL });
+                "killed"
+            }
+            None => "given up, it will not write",
+        };
+        let limit = self.cfg.timing.action_timeout.as_secs_f64();
+        format!("{} did not finish within {limit}s; {ended}", self.describe())
+    }
+
     /// The step's result, when `ev` is the end of the step under way.
     fn result(&self, ev: &Event) -> Option<Result<(), String>> {
         match ev {
@@ -499,12 +577,49 @@ enum Phase {
         set: Set,
         stop: Stop,
     },
+    /// After a switch with `bake`: the new processes serve and are watched;
+    /// `set`, the one they replaced, has had its drain_signal and runs on,
+    /// to be switched back to should they fail before `bake.until`.
+    Baking {
+        set: Set,
+        bake: Bake,
+    },
+    /// A bake failed: after_start points the LB back at `set`, which is
+    /// live again once it has.
+    Unbaking {
+        set: Set,
+        bake: Bake,
+        job: Job,
+    },
     /// SIGTERM: every set of the group stops.
     ShuttingDown {
         sets: Vec<Set>,
         stop: Stop,
     },
     Gone,
+}
+
+/// A bake under way (`Phase::Baking`).
+#[derive(Clone, Debug, PartialEq)]
+struct Bake {
+    until: Instant,
+    /// The ports of the processes on trial.
+    ports: Vec<u16>,
+    /// In a rollout by batches, the places in the live set of the
+    /// processes on trial, in the order of the retiring set's; `None`:
+    /// the whole live set is on trial.
+    slots: Option<Vec<usize>>,
+    /// The live set's config before the switch, back on a revert.
+    live_cfg: Arc<GroupConfig>,
+}
+
+/// A bake as `rolld status` shows it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BakeView {
+    /// The ports on trial, and those of the set kept to revert to.
+    pub ports: Vec<u16>,
+    pub old: Vec<u16>,
+    pub until: Instant,
 }
 
 /// One rollout: where it moves the slots, by batches of `size`, and the
@@ -523,6 +638,18 @@ struct Rollout {
     marks: Vec<(usize, &'static str, Instant)>,
     outcome: Option<Outcome>,
     tally: Tally,
+    /// A heal: a rollout of one slot, whose process is stopped undrained.
+    heal: Option<Heal>,
+}
+
+/// The process a heal replaces, and why.
+#[derive(Clone, Debug)]
+struct Heal {
+    port: u16,
+    pid: i32,
+    why: String,
+    /// How long the slot waits after this heal before the next.
+    backoff: Duration,
 }
 
 impl Rollout {
@@ -532,6 +659,12 @@ impl Rollout {
 
     fn by_batches(&self) -> bool {
         self.batches() > 1
+    }
+
+    /// Whether it moves some slots and leaves the others: by batches, or
+    /// a heal.
+    fn by_slots(&self) -> bool {
+        self.by_batches() || self.heal.is_some()
     }
 
     fn targets(&self) -> &[Target] {
@@ -601,6 +734,12 @@ pub struct Group {
     removed: bool,
     /// Rollouts begun (the first start is 1).
     rollouts: u64,
+    /// When the live set's health checks (`health:`) are next due.
+    health_at: Option<Instant>,
+    /// Heals of the live set's slots that ended well.
+    pub heals: u64,
+    /// Every live process failed its last check: said once.
+    all_failing: bool,
 }
 
 impl Group {
@@ -613,6 +752,9 @@ impl Group {
             seq: 0,
             removed: false,
             rollouts: 0,
+            health_at: None,
+            heals: 0,
+            all_failing: false,
         }
     }
 
@@ -673,6 +815,8 @@ impl Group {
             Phase::Reverting { .. } => "reverting",
             Phase::Draining { .. } => "draining",
             Phase::Stopping { .. } => "stopping",
+            Phase::Baking { .. } => "baking",
+            Phase::Unbaking { .. } => "reverting",
             Phase::ShuttingDown { .. } => "shutting-down",
             Phase::Gone => "gone",
         }
@@ -694,7 +838,11 @@ impl Group {
             | Phase::Switching { set, .. }
             | Phase::Reverting { set, .. }
             | Phase::Stopping { set, .. } => out.push((set, Role::Other)),
-            Phase::Draining { set, .. } => out.push((set, Role::Drain)),
+            // A successor of a rolld killed during a bake drains and
+            // stops this set: the bake ends as if promoted.
+            Phase::Draining { set, .. } | Phase::Baking { set, .. } | Phase::Unbaking { set, .. } => {
+                out.push((set, Role::Drain))
+            }
             Phase::ShuttingDown { sets, .. } => out.extend(sets.iter().map(|s| (s, Role::Other))),
             Phase::Idle | Phase::Gone => {}
         }
@@ -705,7 +853,7 @@ impl Group {
     /// whose render may still write (`output::Turn`).
     pub fn step_awaited(&self) -> Option<u64> {
         match &self.phase {
-            Phase::Switching { job, .. } | Phase::Reverting { job, .. } => Some(job.seq),
+            Phase::Switching { job, .. } | Phase::Reverting { job, .. } | Phase::Unbaking { job, .. } => Some(job.seq),
             _ => None,
         }
     }
@@ -713,7 +861,7 @@ impl Group {
     /// The process of the after_start step under way, if any.
     fn step_pid(&self) -> Option<i32> {
         match &self.phase {
-            Phase::Switching { job, .. } | Phase::Reverting { job, .. } => job.pid,
+            Phase::Switching { job, .. } | Phase::Reverting { job, .. } | Phase::Unbaking { job, .. } => job.pid,
             _ => None,
         }
     }
@@ -735,9 +883,12 @@ impl Group {
                 })
                 .chain([*deadline])
                 .min(),
-            Phase::Switching { job, .. } | Phase::Reverting { job, .. } => Some(job.deadline),
+            Phase::Switching { job, .. } | Phase::Reverting { job, .. } | Phase::Unbaking { job, .. } => {
+                Some(job.deadline)
+            }
             Phase::Draining { drain, .. } => Some(drain.next_count.unwrap_or(drain.deadline).min(drain.deadline)),
             Phase::Stopping { stop, .. } | Phase::ShuttingDown { stop, .. } => stop.deadline(),
+            Phase::Baking { bake, .. } => Some(bake.until),
             Phase::Idle | Phase::Gone => None,
         };
         let live = self.live.iter().flat_map(|s| s.procs.iter());
@@ -746,13 +897,19 @@ impl Group {
             Some(Probe { state: CheckState::Due(t), .. }) => Some(t),
             _ => None,
         });
-        phase.into_iter().chain(restarts).chain(probes).min()
+        phase.into_iter().chain(restarts).chain(probes).chain(self.health_due()).min()
     }
 
     pub fn handle(&mut self, now: Instant, ev: Event) -> Vec<Action> {
         let mut out = Vec::new();
         let phase = std::mem::replace(&mut self.phase, Phase::Idle);
         self.phase = self.on(phase, now, ev, &mut out);
+        // The health checks of a live set start `every` after it is there.
+        match self.live.as_ref().and_then(|l| l.cfg.health) {
+            Some(h) if self.health_at.is_none() => self.health_at = Some(now + h.every),
+            Some(_) => {}
+            None => self.health_at = None,
+        }
         out
     }
 
@@ -770,7 +927,13 @@ impl Group {
                 p
             }
             (p, E::Spawned(results)) => self.spawned(p, now, results, out),
-            (p, E::Tick) => self.tick(p, now, out),
+            (p, E::HealthChecked { port, pid, result }) => self.health_checked(p, now, port, pid, result, out),
+            (P::Idle, E::HealPlan { port, target }) => self.heal(now, port, target, out),
+            (p, E::Tick) => {
+                let p = self.tick(p, now, out);
+                self.check_health(&p, now, out);
+                p
+            }
             (P::Idle, E::Start { cfg, index }) => match plan::to_workset(&cfg, index) {
                 Some(plan) => self.start(now, cfg, plan, out),
                 None => {
@@ -828,6 +991,24 @@ impl Group {
             (p @ (P::Stopping { .. } | P::ShuttingDown { .. }), E::GroupsAlive(alive)) => {
                 self.lingering(p, now, alive, out)
             }
+            (P::Unbaking { set, bake, mut job }, E::StepRunning { seq, pid }) if seq == job.seq => {
+                job.pid = Some(pid);
+                P::Unbaking { set, bake, job }
+            }
+            (P::Unbaking { set, bake, job }, ev @ (E::StepDone { .. } | E::ActionExited { .. })) => {
+                match job.result(&ev) {
+                    None => P::Unbaking { set, bake, job },
+                    Some(Ok(())) => match self.next_step(job, now, out) {
+                        Some(job) => P::Unbaking { set, bake, job },
+                        None => self.unbaked(set, bake, Ok(()), now, out),
+                    },
+                    Some(Err(e)) => self.unbaked(set, bake, Err(e), now, out),
+                }
+            }
+            (P::Baking { set, bake }, E::Promote) => self.baked(set, bake, " (promoted)", now, out),
+            (P::Baking { set, bake }, E::Revert) => {
+                self.revert(set, bake, "rolld revert asked for it".into(), None, now, out)
+            }
             // A step started for a job that no longer waits for it: it must
             // not be left running.
             (p, E::StepRunning { pid, .. }) => {
@@ -849,7 +1030,10 @@ impl Group {
                 | E::StepDone { .. }
                 | E::ActionExited { .. }
                 | E::Connections { .. }
-                | E::GroupsAlive(_),
+                | E::GroupsAlive(_)
+                | E::Promote
+                | E::Revert
+                | E::HealPlan { .. },
             ) => p,
         }
     }
@@ -890,6 +1074,7 @@ impl Group {
             marks: Vec::new(),
             outcome: None,
             tally: Tally::default(),
+            heal: None,
         };
         if r.by_batches() {
             let msg = format!(
@@ -913,6 +1098,7 @@ impl Group {
         let ports = set.ports();
         let what = if self.live.is_some() { "rollout" } else { "start" };
         let msg = match set.workset() {
+            _ if r.heal.is_some() => format!("heal: spawning {}", fmt_ports(&ports)),
             _ if r.by_batches() => format!("batch {}/{}: spawning {}", r.batch + 1, r.batches(), fmt_ports(&ports)),
             Some(w) => format!("{what}: spawning workset {w} on {}", fmt_ports(&ports)),
             None => format!("{what}: spawning {}", fmt_ports(&ports)),
@@ -928,7 +1114,7 @@ impl Group {
     /// and the live ports it retires.
     fn switch_ports(&self, set: &Set) -> (Vec<u16>, Vec<u16>) {
         let live = self.live.as_ref().map(Set::ports).unwrap_or_default();
-        if !self.rollout.as_ref().is_some_and(Rollout::by_batches) {
+        if !self.rollout.as_ref().is_some_and(Rollout::by_slots) {
             return (set.ports(), live);
         }
         let mut ports = live;
@@ -966,6 +1152,12 @@ impl Group {
     /// connections are counted until they have been gone for drain_quiet.
     /// `cfg`, the newest config of the group, says how.
     fn drain(&mut self, set: Set, cfg: &GroupConfig, now: Instant, out: &mut Vec<Action>) -> Phase {
+        self.drain_signal(&set, cfg, out);
+        self.drain_phase(set, cfg, now)
+    }
+
+    /// Sends `cfg`'s drain_signal, if any, to the running processes of `set`.
+    fn drain_signal(&mut self, set: &Set, cfg: &GroupConfig, out: &mut Vec<Action>) {
         if let Some(sig) = cfg.drain_signal {
             let ports: Vec<u16> = set.alive().map(|p| p.port).collect();
             for p in set.alive() {
@@ -980,7 +1172,6 @@ impl Group {
                 );
             }
         }
-        self.drain_phase(set, cfg, now)
     }
 
     /// A drain of `set` that begins now.
@@ -1124,6 +1315,18 @@ impl Group {
                 }
                 Phase::Draining { set, drain }
             }
+            Phase::Baking { set, bake } => self.exited_baking(set, bake, now, pid, status, out),
+            Phase::Unbaking { mut set, bake, job } => {
+                let on_trial = |p: &&mut Proc| bake.ports.contains(&p.port);
+                if let Some(p) = set.find(pid).or_else(|| self.live.as_mut()?.find(pid).filter(on_trial)) {
+                    p.reaped(out);
+                    let (port, msg) = (p.port, format!("exited while the LB was pointed back ({status})"));
+                    self.log(out, Level::Warn, Some(port), msg);
+                } else {
+                    self.live_exited(now, pid, status, out);
+                }
+                Phase::Unbaking { set, bake, job }
+            }
             Phase::Stopping { mut set, mut stop } => {
                 if let Some(p) = set.find(pid) {
                     stop.reaped.extend(p.reaped(out));
@@ -1240,29 +1443,36 @@ impl Group {
     /// after_start succeeded: the new set is live, the old one drains.
     fn switched(&mut self, set: Set, now: Instant, out: &mut Vec<Action>) -> Phase {
         self.mark("after_start", now, out);
-        let batched = self.rollout.as_ref().is_some_and(Rollout::by_batches);
+        let batched = self.rollout.as_ref().is_some_and(Rollout::by_slots);
         if let (true, Some(live)) = (batched, self.live.as_mut()) {
             // The batch's slots change process; the ones they replace drain.
             let cfg = set.cfg.clone();
+            let new_ports = set.ports();
             let mut old = Vec::new();
+            let mut slots = Vec::new();
             for p in set.procs {
                 if let Some(slot) = live.procs.get_mut(p.slot) {
+                    slots.push(p.slot);
                     old.push(std::mem::replace(slot, p));
                 }
             }
-            live.cfg = cfg.clone();
+            let live_cfg = std::mem::replace(&mut live.cfg, cfg.clone());
             if let Some(r) = self.rollout.as_mut() {
                 r.moved += old.len();
             }
-            return self.drain(Set { cfg: cfg.clone(), procs: old }, &cfg, now, out);
+            let bake = Bake { until: now + cfg.timing.bake, ports: new_ports, slots: Some(slots), live_cfg };
+            return self.retire_old(Set { cfg: cfg.clone(), procs: old }, &cfg, bake, now, out);
         }
         if let Some(r) = self.rollout.as_mut() {
             r.moved = r.plan.len();
         }
+        let new_ports = set.ports();
         match self.live.replace(set) {
             Some(old) => {
                 let cfg = self.live.as_ref().map(|l| l.cfg.clone()).unwrap_or_else(|| old.cfg.clone());
-                self.drain(old, &cfg, now, out)
+                let bake =
+                    Bake { until: now + cfg.timing.bake, ports: new_ports, slots: None, live_cfg: old.cfg.clone() };
+                self.retire_old(old, &cfg, bake, now, out)
             }
             None => self.finish(now, Outcome::Ok, false, out),
         }
@@ -1302,6 +1512,383 @@ impl Group {
         }
         let cfg = set.cfg.clone();
         self.drain(set, &cfg, now, out)
+    }
+
+    /// The old set leaves service after a switch: with `bake`, it has its
+    /// drain_signal and runs on while the new processes are on trial;
+    /// without, it drains and stops.
+    fn retire_old(&mut self, old: Set, cfg: &GroupConfig, bake: Bake, now: Instant, out: &mut Vec<Action>) -> Phase {
+        if self.rollout.as_ref().is_some_and(|r| r.heal.is_some()) {
+            // A frozen process answers nothing: there is nothing to drain,
+            // and its stop_signal may go unheeded until the SIGKILL.
+            return self.begin_stop(old, "drain", now, out);
+        }
+        if cfg.timing.bake.is_zero() {
+            return self.drain(old, cfg, now, out);
+        }
+        self.drain_signal(&old, cfg, out);
+        let msg = format!(
+            "baking {} for {}: {} is kept running until then, to revert to",
+            fmt_ports(&bake.ports),
+            fmt_duration(cfg.timing.bake),
+            fmt_ports(&old.ports())
+        );
+        self.log(out, Level::Info, None, msg);
+        Phase::Baking { set: old, bake }
+    }
+
+    /// The bake under way, if any.
+    pub fn baking(&self) -> Option<BakeView> {
+        match &self.phase {
+            Phase::Baking { set, bake } => {
+                Some(BakeView { ports: bake.ports.clone(), old: set.ports(), until: bake.until })
+            }
+            _ => None,
+        }
+    }
+
+    /// The bake ended well (`how`: why early): the old set drains and stops.
+    fn baked(&mut self, set: Set, bake: Bake, how: &str, now: Instant, out: &mut Vec<Action>) -> Phase {
+        self.mark("bake", now, out);
+        let msg =
+            format!("bake of {} passed{how}; {} drains and stops", fmt_ports(&bake.ports), fmt_ports(&set.ports()));
+        self.log(out, Level::Info, None, msg);
+        let cfg = self.live.as_ref().map_or_else(|| set.cfg.clone(), |l| l.cfg.clone());
+        self.drain_phase(set, &cfg, now)
+    }
+
+    /// A process ended during a bake: one on trial reverts it; one of the
+    /// retiring set is only said (a revert restarts it); another live
+    /// one is restarted.
+    fn exited_baking(
+        &mut self,
+        mut set: Set,
+        bake: Bake,
+        now: Instant,
+        pid: i32,
+        status: ExitStatus,
+        out: &mut Vec<Action>,
+    ) -> Phase {
+        if let Some(p) = set.find(pid) {
+            p.reaped(out);
+            let msg = format!("exited during the bake of the set after it ({status})");
+            self.log(out, Level::Warn, Some(p.port), msg);
+            return Phase::Baking { set, bake };
+        }
+        let on_trial = self.live.as_mut().and_then(|l| l.find(pid)).filter(|p| bake.ports.contains(&p.port));
+        let Some(p) = on_trial else {
+            self.live_exited(now, pid, status, out);
+            return Phase::Baking { set, bake };
+        };
+        p.reaped(out);
+        let port = p.port;
+        self.revert(set, bake, format!("port {port} exited ({status}) during the bake"), Some(port), now, out)
+    }
+
+    /// The processes on trial failed (`reason`): after_start points the
+    /// LB back at the retiring set `old` (`Unbaking`).
+    fn revert(
+        &mut self,
+        old: Set,
+        bake: Bake,
+        reason: String,
+        port: Option<u16>,
+        now: Instant,
+        out: &mut Vec<Action>,
+    ) -> Phase {
+        self.mark("bake", now, out);
+        let Some(live) = self.live.as_ref() else {
+            return self.begin_stop(old, "stop", now, out);
+        };
+        let ports = match &bake.slots {
+            None => old.ports(),
+            Some(slots) => {
+                let mut ports = live.ports();
+                for (&i, p) in slots.iter().zip(&old.procs) {
+                    if let Some(port) = ports.get_mut(i) {
+                        *port = p.port;
+                    }
+                }
+                ports
+            }
+        };
+        let cfg = live.cfg.clone();
+        if let Some(r) = self.rollout.as_mut() {
+            r.outcome = Some(Outcome::Reverted { reason: reason.clone(), port });
+        }
+        let msg = format!(
+            "{reason}; reverting: pointing back at {}, then draining {}",
+            fmt_ports(&ports),
+            fmt_ports(&bake.ports)
+        );
+        self.log(out, Level::Warn, port, msg);
+        let job =
+            Job { cfg, ports, old_ports: bake.ports.clone(), revert: true, step: 0, seq: 0, pid: None, deadline: now };
+        match self.launch(job, now, out) {
+            Some(job) => Phase::Unbaking { set: old, bake, job },
+            None => self.unbaked(old, bake, Ok(()), now, out),
+        }
+    }
+
+    /// The LB points back at the retiring set `old`: it takes the places
+    /// of the processes on trial in the live set again, and they drain.
+    /// Should pointing back fail, the LB may still send to them: they stay
+    /// live, and `old` drains and stops.
+    fn unbaked(
+        &mut self,
+        old: Set,
+        bake: Bake,
+        result: Result<(), String>,
+        now: Instant,
+        out: &mut Vec<Action>,
+    ) -> Phase {
+        let Some(live) = self.live.as_mut() else {
+            return self.begin_stop(old, "stop", now, out);
+        };
+        if let Err(e) = result {
+            let msg = format!(
+                "pointing back at {} failed too: {e}; {} stay live, and {} drains and stops",
+                fmt_ports(&old.ports()),
+                fmt_ports(&bake.ports),
+                fmt_ports(&old.ports())
+            );
+            for p in live.procs.iter_mut().filter(|p| p.pid.is_none() && p.restart_at.is_none()) {
+                p.restart_at = Some(now);
+            }
+            let cfg = live.cfg.clone();
+            if let Some(Outcome::Reverted { reason, .. }) = self.rollout.as_mut().and_then(|r| r.outcome.as_mut()) {
+                *reason = format!("{reason}; pointing back failed: {e}");
+            }
+            self.log(out, Level::Error, None, msg);
+            return self.drain_phase(old, &cfg, now);
+        }
+        let new = match &bake.slots {
+            None => std::mem::replace(live, old),
+            Some(slots) => {
+                let cfg = old.cfg.clone();
+                let mut procs = Vec::new();
+                for (&i, p) in slots.iter().zip(old.procs) {
+                    if let Some(slot) = live.procs.get_mut(i) {
+                        procs.push(std::mem::replace(slot, p));
+                    }
+                }
+                live.cfg = bake.live_cfg.clone();
+                Set { cfg, procs }
+            }
+        };
+        // A retiring process that ended during the bake starts again.
+        for p in live.procs.iter_mut().filter(|p| p.pid.is_none() && p.restart_at.is_none()) {
+            p.restart_at = Some(now);
+        }
+        if let Some(r) = self.rollout.as_mut() {
+            r.moved = r.moved.saturating_sub(if bake.slots.is_some() { new.procs.len() } else { r.moved });
+        }
+        self.reverted(new, Ok(()), now, out)
+    }
+
+    /// When the live set's health checks are next due: while idle or
+    /// baking, with `health:`.
+    fn health_due(&self) -> Option<Instant> {
+        let checks = matches!(self.phase, Phase::Idle | Phase::Baking { .. });
+        self.health_at.filter(|_| checks && self.live.as_ref().is_some_and(|l| l.cfg.health.is_some()))
+    }
+
+    /// Asks for the health checks of the live set when they are due (and
+    /// the phase, `phase`, lets them run): one at a time per process, of
+    /// each running process that serves.
+    fn check_health(&mut self, phase: &Phase, now: Instant, out: &mut Vec<Action>) {
+        if !matches!(phase, Phase::Idle | Phase::Baking { .. }) || self.health_at.is_none_or(|t| t > now) {
+            return;
+        }
+        let Some(live) = self.live.as_mut() else { return };
+        let Some(h) = live.cfg.health else { return };
+        self.health_at = Some(now + h.every);
+        for p in live.procs.iter_mut() {
+            let (Some(pid), None) = (p.pid, &p.probe) else { continue };
+            if p.health.as_ref().is_none_or(|s| s.pid != pid) {
+                p.health = Some(HealthState { pid, fails: 0, last: None, in_flight: false });
+            }
+            if let Some(s) = p.health.as_mut().filter(|s| !s.in_flight) {
+                s.in_flight = true;
+                out.push(Action::Health { cfg: live.cfg.clone(), port: p.port, pid });
+            }
+        }
+    }
+
+    /// A health check ended. `failures` in a row fail a process on trial
+    /// in a bake (a revert); once the round of checks is whole, an idle
+    /// group heals a failing slot.
+    fn health_checked(
+        &mut self,
+        phase: Phase,
+        now: Instant,
+        port: u16,
+        pid: i32,
+        result: Result<(), String>,
+        out: &mut Vec<Action>,
+    ) -> Phase {
+        let Some(live) = self.live.as_mut() else { return phase };
+        let Some(h) = live.cfg.health else { return phase };
+        let Some(p) = live.procs.iter_mut().find(|p| p.port == port && p.pid == Some(pid)) else { return phase };
+        let Some(s) = p.health.as_mut().filter(|s| s.pid == pid && s.in_flight) else { return phase };
+        s.in_flight = false;
+        let mut said = None;
+        match &result {
+            Ok(()) if s.fails >= h.failures => {
+                said = Some((Level::Info, format!("pid {pid} passes its health check again")));
+                s.fails = 0;
+            }
+            Ok(()) => s.fails = 0,
+            Err(e) => {
+                s.fails += 1;
+                if s.fails == h.failures {
+                    let msg = format!("pid {pid} failed its health check {} time(s) in a row: {e}", h.failures);
+                    said = Some((Level::Warn, msg));
+                }
+            }
+        }
+        let failed = s.fails >= h.failures;
+        s.last = Some((now, result.clone()));
+        if let Some((level, msg)) = said {
+            self.log(out, level, Some(port), msg);
+        }
+        match phase {
+            Phase::Baking { set, bake } if failed && bake.ports.contains(&port) => {
+                let e = result.err().unwrap_or_default();
+                let reason =
+                    format!("port {port} failed its health check {} time(s) in a row during the bake: {e}", h.failures);
+                self.revert(set, bake, reason, Some(port), now, out)
+            }
+            Phase::Idle => {
+                self.consider_heal(now, out);
+                Phase::Idle
+            }
+            p => p,
+        }
+    }
+
+    /// Once every live process's check of the round has ended: when all of
+    /// them failed their last one, the cause is theirs in common (a
+    /// database down), and none is replaced; else the first failing slot
+    /// not backing off is healed.
+    fn consider_heal(&mut self, now: Instant, out: &mut Vec<Action>) {
+        let Some(live) = self.live.as_ref() else { return };
+        let Some(h) = live.cfg.health else { return };
+        let running: Vec<&Proc> = live.alive().filter(|p| p.probe.is_none()).collect();
+        if running.iter().any(|p| p.health_now().is_none_or(|s| s.in_flight)) {
+            return;
+        }
+        let failing = |p: &&Proc| p.health_now().is_some_and(|s| s.fails > 0);
+        let all = !running.is_empty() && running.iter().all(failing);
+        if all && running.iter().any(|p| p.sick(h.failures)) {
+            if !self.all_failing {
+                self.all_failing = true;
+                let why =
+                    running.iter().find_map(|p| p.health_now()?.last.as_ref()?.1.clone().err()).unwrap_or_default();
+                let msg = format!(
+                    "every process of {} fails its health check ({why}): a cause they share, not one process; \
+                     none is replaced",
+                    fmt_ports(&live.ports())
+                );
+                self.log(out, Level::Error, None, msg);
+            }
+            return;
+        }
+        if self.all_failing && !all {
+            self.all_failing = false;
+            self.log(out, Level::Info, None, "health checks pass again on some processes".into());
+        }
+        let sick =
+            live.procs.iter().enumerate().find(|(_, p)| p.sick(h.failures) && p.heal_after.is_none_or(|t| t <= now));
+        if let Some((slot, p)) = sick {
+            out.push(Action::Heal { cfg: live.cfg.clone(), slot, port: p.port });
+        }
+    }
+
+    /// Heals the slot of `port`, should it still fail: a rollout of that
+    /// slot alone to `target`'s port.
+    fn heal(&mut self, now: Instant, port: u16, target: Result<Target, String>, out: &mut Vec<Action>) -> Phase {
+        let Some(live) = self.live.as_mut() else { return Phase::Idle };
+        let Some(h) = live.cfg.health else { return Phase::Idle };
+        let from = live.ports();
+        let cfg = live.cfg.clone();
+        let Some((slot, p)) = live.procs.iter_mut().enumerate().find(|(_, p)| p.port == port) else {
+            return Phase::Idle;
+        };
+        let (Some(pid), true) = (p.pid, p.sick(h.failures)) else { return Phase::Idle };
+        let backoff = if p.heal_backoff.is_zero() || now.saturating_duration_since(p.started) >= HEALTHY {
+            BACKOFF_FIRST
+        } else {
+            (p.heal_backoff * 2).min(BACKOFF_MAX)
+        };
+        let target = match target {
+            Ok(t) => t,
+            Err(e) => {
+                (p.heal_backoff, p.heal_after) = (backoff, Some(now + backoff));
+                let msg = format!("cannot heal the slot of pid {pid}: {e}; trying again in {}", fmt_duration(backoff));
+                self.log(out, Level::Error, Some(port), msg);
+                return Phase::Idle;
+            }
+        };
+        let why = p.health_now().and_then(|s| s.last.as_ref()?.1.clone().err()).unwrap_or_default();
+        let msg = format!(
+            "healing the slot of pid {pid}, which failed its health check {} time(s) in a row ({why}): a new \
+             process on {}, the other slots unchanged",
+            h.failures, target.port
+        );
+        self.log(out, Level::Warn, Some(port), msg);
+        self.rollouts += 1;
+        self.rollout = Some(Rollout {
+            cfg,
+            started: now,
+            from,
+            plan: vec![Target { slot, port: target.port }],
+            size: 1,
+            batch: 0,
+            moved: 0,
+            marks: Vec::new(),
+            outcome: None,
+            tally: Tally::default(),
+            heal: Some(Heal { port, pid, why, backoff }),
+        });
+        self.start_batch(now, out)
+    }
+
+    /// A heal ended: the slot waits `heal.backoff` before the next,
+    /// whether its new process is in or the old one stays.
+    fn healed(&mut self, r: Rollout, heal: Heal, outcome: Outcome, now: Instant, out: &mut Vec<Action>) -> Phase {
+        let slot = r.plan.first().map_or(usize::MAX, |t| t.slot);
+        let p = self.live.as_mut().and_then(|l| l.procs.get_mut(slot));
+        if let Some(p) = p {
+            (p.heal_backoff, p.heal_after) = (heal.backoff, Some(now + heal.backoff));
+        }
+        match outcome {
+            Outcome::Ok => {
+                self.heals += 1;
+                let msg = format!(
+                    "heal ok: pid {} on {} ({}) replaced by {} ({})",
+                    heal.pid,
+                    heal.port,
+                    heal.why,
+                    fmt_ports(&r.to()),
+                    r.phases()
+                );
+                self.log(out, Level::Info, None, msg);
+            }
+            Outcome::RolledBack { reason, .. }
+            | Outcome::StartFailed { reason, .. }
+            | Outcome::Partial { reason, .. }
+            | Outcome::Reverted { reason, .. } => {
+                let msg = format!(
+                    "heal failed: {reason}; pid {} stays on {}, and its slot is not healed again for {}",
+                    heal.pid,
+                    heal.port,
+                    fmt_duration(heal.backoff)
+                );
+                self.log(out, Level::Warn, Some(heal.port), msg);
+            }
+        }
+        Phase::Idle
     }
 
     fn counted(
@@ -1446,17 +2033,7 @@ impl Group {
                 Phase::Starting { set, deadline, checks }
             }
             Phase::Switching { set, job } | Phase::Reverting { set, job } if now >= job.deadline => {
-                // A process is killed; a render, given up, loses its turn
-                // to write (`output::Turn`).
-                let ended = match job.pid {
-                    Some(pid) => {
-                        out.push(Action::Signal { pgid: pid, sig: libc::SIGKILL });
-                        "killed"
-                    }
-                    None => "given up, it will not write",
-                };
-                let limit = job.cfg.timing.action_timeout.as_secs_f64();
-                let e = format!("{} did not finish within {limit}s; {ended}", job.describe());
+                let e = job.expired(out);
                 if job.revert {
                     self.reverted(set, Err(e), now, out)
                 } else {
@@ -1474,6 +2051,11 @@ impl Group {
                 } else {
                     Phase::Draining { set, drain }
                 }
+            }
+            Phase::Baking { set, bake } if now >= bake.until => self.baked(set, bake, "", now, out),
+            Phase::Unbaking { set, bake, job } if now >= job.deadline => {
+                let e = job.expired(out);
+                self.unbaked(set, bake, Err(e), now, out)
             }
             Phase::Stopping { set, mut stop } => {
                 let killed = self.stop_tick(&mut stop, std::slice::from_ref(&set), now, out);
@@ -1519,7 +2101,7 @@ impl Group {
     fn terminate(&mut self, phase: Phase, now: Instant, out: &mut Vec<Action>) -> Phase {
         let mut sets: Vec<Set> = self.live.take().into_iter().collect();
         match phase {
-            Phase::Switching { set, job } | Phase::Reverting { set, job } => {
+            Phase::Switching { set, job } | Phase::Reverting { set, job } | Phase::Unbaking { set, job, .. } => {
                 if let Some(pid) = job.pid {
                     let msg = format!("killing {} (pid {pid}): rolld is stopping", job.describe());
                     self.log(out, Level::Warn, None, msg);
@@ -1527,7 +2109,10 @@ impl Group {
                 }
                 sets.push(set);
             }
-            Phase::Starting { set, .. } | Phase::Draining { set, .. } | Phase::Stopping { set, .. } => sets.push(set),
+            Phase::Starting { set, .. }
+            | Phase::Draining { set, .. }
+            | Phase::Stopping { set, .. }
+            | Phase::Baking { set, .. } => sets.push(set),
             Phase::ShuttingDown { sets: s, .. } => sets.extend(s),
             Phase::Idle | Phase::Gone => {}
         }
@@ -1635,6 +2220,9 @@ impl Group {
     /// Ends the rollout; `stopped` when it ended with the stop of a set.
     fn finish(&mut self, now: Instant, outcome: Outcome, stopped: bool, out: &mut Vec<Action>) -> Phase {
         let Some(mut r) = self.rollout.take() else { return Phase::Idle };
+        if let Some(heal) = r.heal.take() {
+            return self.healed(r, heal, outcome, now, out);
+        }
         if stopped {
             out.push(r.mark("stop", now));
         }
@@ -1642,6 +2230,9 @@ impl Group {
         let outcome = match outcome {
             Outcome::RolledBack { reason, port } if r.moved > 0 => {
                 Outcome::Partial { moved: r.moved, total: r.plan.len(), reason, port }
+            }
+            Outcome::Reverted { reason, port } if r.moved > 0 => {
+                Outcome::Partial { moved: r.moved, total: r.plan.len(), reason: format!("reverted: {reason}"), port }
             }
             o => o,
         };
@@ -1657,6 +2248,9 @@ impl Group {
                 format!("rollout rolled back: {reason}; still live on {} ({})", fmt_ports(&r.from), r.phases())
             }
             Outcome::StartFailed { reason, .. } => format!("start failed: {reason} ({})", r.phases()),
+            Outcome::Reverted { reason, .. } => {
+                format!("rollout reverted: {reason}; live on {} ({})", fmt_ports(&live), r.phases())
+            }
             Outcome::Partial { moved, total, reason, .. } => format!(
                 "rollout partial: {moved} of {total} slots on the new release; {reason}; live on {} ({})",
                 fmt_ports(&live),
@@ -1698,6 +2292,7 @@ mod tests {
                 stop_timeout: Duration::from_secs(10),
                 action_timeout: Duration::from_secs(3),
                 drain_report: Duration::from_secs(5),
+                bake: Duration::ZERO,
             },
             stop_signal: TERM,
             drain_signal: None,
@@ -1705,6 +2300,7 @@ mod tests {
             credentials: None,
             listen: None,
             haproxy: None,
+            health: None,
         })
     }
 
@@ -2913,5 +3509,438 @@ mod tests {
         let a = g.run(t0, Event::Start { cfg: cfg(), index: 1 });
         assert!(a.contains(&Action::Spawn { cfg: cfg(), ports: vec![8501, 8502] }));
         assert_eq!(g.batch(), None);
+    }
+
+    // ------------------------------------------------------------ bake
+
+    fn bake_cfg(c: &GroupConfig, secs: u64) -> Arc<GroupConfig> {
+        let mut c = c.clone();
+        c.timing.bake = Duration::from_secs(secs);
+        c.drain_signal = Some(libc::SIGUSR1);
+        Arc::new(c)
+    }
+
+    /// `roll_to_switch` with config `c`, then its after_start run: the
+    /// group bakes `ports` (pids `pids`).
+    fn baking_group(t0: Instant) -> Group {
+        let mut g = live_group(t0);
+        let c = bake_cfg(&cfg(), 6);
+        g.run(t0, Event::Start { cfg: c.clone(), index: 1 });
+        g.run(t0, Event::Spawned(vec![(8501, Ok(21)), (8502, Ok(22))]));
+        let a = g.run(t0, Event::Tick);
+        let a = pass_all(&mut g, t0, &a);
+        let a = run_step(&mut g, t0, &a, ExitStatus::Code(0), "");
+        assert_eq!(signals(&a), vec![(11, libc::SIGUSR1), (12, libc::SIGUSR1)], "drain_signal, never stop_signal");
+        assert!(has_log(&a, Level::Info, "baking 8501,8502 for 6.00s: 8001,8002 is kept running"));
+        assert_eq!(g.phase_name(), "baking");
+        assert_eq!(g.live.as_ref().unwrap().ports(), vec![8501, 8502], "the new set serves");
+        assert!(g.owns(11) && g.owns(21));
+        assert_eq!(g.baking().unwrap().until, t0 + Duration::from_secs(6));
+        assert_eq!(g.next_deadline(), Some(t0 + Duration::from_secs(6)));
+        g
+    }
+
+    /// The revert of a bake at `t`: after_start back to the old set, run
+    /// ok; the new set's drain; its stop; the outcome.
+    fn finish_revert(g: &mut Group, t: Instant, a: &[Action], alive: &[i32]) -> (Outcome, String) {
+        let (_, ports, old) = step(a).expect("after_start back to the old set");
+        assert_eq!((ports, old), (vec![8001, 8002], vec![8501, 8502]));
+        assert_eq!(g.phase_name(), "reverting");
+        assert_eq!(g.live.as_ref().unwrap().ports(), vec![8501, 8502], "live until the LB points back");
+        run_step(g, t, a, ExitStatus::Code(0), "");
+        assert_eq!(g.live.as_ref().unwrap().ports(), vec![8001, 8002], "the old set is live again");
+        let (seq, counted) = count(&g.run(t, Event::Tick)).expect("the new set drains");
+        assert_eq!(counted, vec![8501, 8502]);
+        let a = g.run(t + Duration::from_secs(1), Event::Connections { seq, counts: Ok(vec![(8501, 0), (8502, 0)]) });
+        let termed: Vec<i32> = signals(&a).into_iter().filter(|s| s.1 == TERM).map(|s| s.0).collect();
+        assert_eq!(termed, alive);
+        let mut last = Vec::new();
+        for &pid in alive {
+            last = exit(g, t + Duration::from_secs(1), pid);
+        }
+        assert!(g.is_idle());
+        done(&last).expect("the rollout ends")
+    }
+
+    #[test]
+    fn a_clean_bake_keeps_the_old_set_then_drains_and_stops_it() {
+        let t0 = Instant::now();
+        let mut g = baking_group(t0);
+        assert!(g.run(ms(t0, 3000), Event::Tick).is_empty(), "nothing before the bake ends");
+        let a = g.run(ms(t0, 6000), Event::Tick);
+        assert!(has_log(&a, Level::Info, "bake of 8501,8502 passed; 8001,8002 drains and stops"));
+        assert!(signals(&a).is_empty(), "drain_signal was sent at the switch, once");
+        assert_eq!(g.phase_name(), "draining");
+        let (seq, ports) = count(&g.run(ms(t0, 6000), Event::Tick)).unwrap();
+        assert_eq!(ports, vec![8001, 8002]);
+        let a = g.run(ms(t0, 7000), conns(seq, 0));
+        assert_eq!(signals(&a), vec![(11, TERM), (12, TERM)]);
+        exit(&mut g, ms(t0, 7100), 11);
+        let (outcome, summary) = done(&exit(&mut g, ms(t0, 7100), 12)).unwrap();
+        assert_eq!(outcome, Outcome::Ok);
+        assert!(summary.contains("after_start 0ms, bake 6.00s, drain 1.00s"), "{summary}");
+    }
+
+    #[test]
+    fn a_new_process_that_exits_during_the_bake_reverts_at_once() {
+        let t0 = Instant::now();
+        let mut g = baking_group(t0);
+        let a = g.run(ms(t0, 2000), Event::Exited { pid: 21, status: ExitStatus::Code(3) });
+        assert!(
+            has_log(
+                &a,
+                Level::Warn,
+                "port 8501 exited (exit 3) during the bake; reverting: pointing back at 8001,8002, then draining 8501,8502"
+            ),
+            "{a:?}"
+        );
+        assert_eq!(signals(&a), vec![(21, KILL)], "what it left is killed; nothing else yet");
+        let (outcome, summary) = finish_revert(&mut g, ms(t0, 2000), &a, &[22]);
+        assert_eq!(
+            outcome,
+            Outcome::Reverted { reason: "port 8501 exited (exit 3) during the bake".into(), port: Some(8501) }
+        );
+        assert!(
+            summary.starts_with("rollout reverted: port 8501 exited (exit 3) during the bake; live on 8001,8002"),
+            "{summary}"
+        );
+        assert_eq!(g.live.as_ref().unwrap().procs.iter().map(|p| p.pid).collect::<Vec<_>>(), vec![Some(11), Some(12)]);
+    }
+
+    #[test]
+    fn promote_ends_the_bake_now_and_revert_reverts_now() {
+        let t0 = Instant::now();
+        let mut g = baking_group(t0);
+        let a = g.run(ms(t0, 1000), Event::Promote);
+        assert!(has_log(&a, Level::Info, "bake of 8501,8502 passed (promoted)"));
+        assert_eq!(g.phase_name(), "draining");
+        let mut g = baking_group(t0);
+        let a = g.run(ms(t0, 1000), Event::Revert);
+        assert!(has_log(&a, Level::Warn, "rolld revert asked for it; reverting"));
+        let (outcome, _) = finish_revert(&mut g, ms(t0, 1000), &a, &[21, 22]);
+        assert_eq!(outcome, Outcome::Reverted { reason: "rolld revert asked for it".into(), port: None });
+    }
+
+    #[test]
+    fn promote_and_revert_change_nothing_but_a_bake() {
+        let t0 = Instant::now();
+        for (k, name) in ["idle", "starting", "switching", "reverting", "draining", "stopping"].iter().enumerate() {
+            for ev in [Event::Promote, Event::Revert] {
+                let (mut g, _) = group_in_phase(t0, k);
+                let before = format!("{g:?}");
+                assert!(g.run(ms(t0, 2000), ev.clone()).is_empty(), "{name}: {ev:?}");
+                assert_eq!(format!("{g:?}"), before, "{name}: {ev:?} changed the group");
+            }
+        }
+    }
+
+    #[test]
+    fn an_old_process_that_exits_during_the_bake_is_restarted_by_a_revert() {
+        let t0 = Instant::now();
+        let mut g = baking_group(t0);
+        let a = g.run(ms(t0, 1000), Event::Exited { pid: 12, status: ExitStatus::Code(0) });
+        assert!(has_log(&a, Level::Warn, "exited during the bake of the set after it"));
+        assert_eq!(g.phase_name(), "baking", "no revert for an old process");
+        let a = g.run(ms(t0, 2000), Event::Exited { pid: 22, status: ExitStatus::Code(1) });
+        run_step(&mut g, ms(t0, 2000), &a, ExitStatus::Code(0), "");
+        assert_eq!(g.next_deadline(), Some(ms(t0, 2000)), "the old process restarts at once");
+        let a = g.run(ms(t0, 2000), Event::Tick);
+        assert!(a.contains(&Action::Spawn { cfg: cfg(), ports: vec![8002] }), "{a:?}");
+    }
+
+    #[test]
+    fn a_failed_point_back_keeps_the_new_set_live_and_stops_the_old_one() {
+        let t0 = Instant::now();
+        let mut g = baking_group(t0);
+        let a = g.run(ms(t0, 1000), Event::Exited { pid: 21, status: ExitStatus::Code(1) });
+        let a = run_step(&mut g, ms(t0, 1000), &a, ExitStatus::Code(1), "lb down");
+        assert!(
+            has_log(
+                &a,
+                Level::Error,
+                "pointing back at 8001,8002 failed too: run_proc: `reload-lb` failed (exit 1): lb down; 8501,8502 stay live, and 8001,8002 drains and stops"
+            ),
+            "{a:?}"
+        );
+        assert_eq!(g.phase_name(), "draining");
+        assert_eq!(g.live.as_ref().unwrap().ports(), vec![8501, 8502]);
+        assert_eq!(g.next_deadline(), Some(ms(t0, 1000)), "the new process that ended restarts");
+        let a = g.run(ms(t0, 1000), Event::Tick);
+        assert!(a.iter().any(|a| matches!(a, Action::Spawn { ports, .. } if ports == &vec![8501])), "{a:?}");
+        let (seq, ports) = count(&a).unwrap();
+        assert_eq!(ports, vec![8001, 8002]);
+        let a = g.run(ms(t0, 2000), conns(seq, 0));
+        assert_eq!(signals(&a), vec![(11, TERM), (12, TERM)]);
+        exit(&mut g, ms(t0, 2000), 11);
+        let (outcome, summary) = done(&exit(&mut g, ms(t0, 2000), 12)).unwrap();
+        assert!(matches!(outcome, Outcome::Partial { moved: 2, total: 2, .. }), "{outcome:?}");
+        assert!(summary.contains("2 of 2 slots on the new release; reverted: port 8501"), "{summary}");
+        assert!(summary.contains("pointing back failed: run_proc"), "{summary}");
+    }
+
+    #[test]
+    fn a_point_back_past_action_timeout_is_a_failed_one() {
+        let t0 = Instant::now();
+        let mut g = baking_group(t0);
+        let a = g.run(ms(t0, 1000), Event::Revert);
+        let (seq, _, _) = step(&a).unwrap();
+        g.run(ms(t0, 1000), Event::StepRunning { seq, pid: LB });
+        assert_eq!(g.step_awaited(), Some(seq));
+        let a = g.run(ms(t0, 4000), Event::Tick);
+        assert!(signals(&a).contains(&(LB, KILL)));
+        assert!(has_log(&a, Level::Error, "did not finish within 3s; killed"));
+        assert_eq!(g.live.as_ref().unwrap().ports(), vec![8501, 8502]);
+    }
+
+    #[test]
+    fn terminate_during_a_bake_stops_both_sets() {
+        let t0 = Instant::now();
+        let mut g = baking_group(t0);
+        let a = g.run(ms(t0, 1000), Event::Terminate);
+        let mut termed: Vec<i32> = signals(&a).into_iter().filter(|s| s.1 == TERM).map(|s| s.0).collect();
+        termed.sort();
+        assert_eq!(termed, vec![11, 12, 21, 22]);
+        for pid in [11, 12, 21, 22] {
+            exit(&mut g, ms(t0, 1100), pid);
+        }
+        assert!(g.is_gone());
+    }
+
+    #[test]
+    fn with_surge_each_batch_bakes_and_a_revert_keeps_the_batches_before() {
+        let mut t = Instant::now();
+        let (mut g, _) = live_surge(t, 2);
+        let c = bake_cfg(&surge_cfg(2), 5);
+        let a = g.run(t, Event::Start { cfg: c.clone(), index: 1 });
+        assert!(a.contains(&Action::Spawn { cfg: c.clone(), ports: vec![8501, 8502] }));
+        g.run(t, Event::Spawned(vec![(8501, Ok(21)), (8502, Ok(22))]));
+        let a = g.run(t, Event::Tick);
+        let a = pass_all(&mut g, t, &a);
+        run_step(&mut g, t, &a, ExitStatus::Code(0), "");
+        assert_eq!(g.baking().unwrap().ports, vec![8501, 8502]);
+        t += Duration::from_secs(5);
+        g.run(t, Event::Tick);
+        let (seq, _) = count(&g.run(t, Event::Tick)).unwrap();
+        let a = g.run(t + Duration::from_secs(1), conns(seq, 0));
+        assert_eq!(signals(&a), vec![(11, TERM), (12, TERM)]);
+        exit(&mut g, t, 11);
+        let a = exit(&mut g, t, 12);
+        assert!(a.contains(&Action::Spawn { cfg: c.clone(), ports: vec![8503, 8504] }), "batch 2 after batch 1's bake");
+        g.run(t, Event::Spawned(vec![(8503, Ok(23)), (8504, Ok(24))]));
+        let a = g.run(t, Event::Tick);
+        let a = pass_all(&mut g, t, &a);
+        run_step(&mut g, t, &a, ExitStatus::Code(0), "");
+        assert_eq!(g.baking().unwrap().old, vec![8003, 8004]);
+        let a = g.run(t + Duration::from_secs(1), Event::Exited { pid: 24, status: ExitStatus::Signal(11) });
+        let (_, ports, old) = step(&a).unwrap();
+        assert_eq!((ports, old), (vec![8501, 8502, 8003, 8004], vec![8503, 8504]), "batch 1 stays");
+        run_step(&mut g, t, &a, ExitStatus::Code(0), "");
+        assert_eq!(g.live.as_ref().unwrap().ports(), vec![8501, 8502, 8003, 8004]);
+        assert_eq!(g.live.as_ref().unwrap().cfg, c, "batch 1's config is the live set's");
+        let (seq, _) = count(&g.run(t, Event::Tick)).unwrap();
+        let a = g.run(t + Duration::from_secs(2), Event::Connections { seq, counts: Ok(vec![(8503, 0), (8504, 0)]) });
+        assert_eq!(signals(&a), vec![(23, TERM)]);
+        let (outcome, summary) = done(&exit(&mut g, t, 23)).unwrap();
+        assert!(matches!(outcome, Outcome::Partial { moved: 2, total: 4, .. }), "{outcome:?}");
+        assert!(summary.contains("reverted: port 8504 exited"), "{summary}");
+    }
+
+    // ------------------------------------------------------------ health
+
+    fn health_cfg() -> Arc<GroupConfig> {
+        let mut c = (*cfg()).clone();
+        c.health = Some(crate::config::Health { every: Duration::from_secs(1), failures: 2 });
+        Arc::new(c)
+    }
+
+    /// A group live on 8001 and 8002 (pids 11, 12) with `health`, at t0.
+    fn live_health(t0: Instant) -> Group {
+        let mut g = Group::new("web");
+        let c = health_cfg();
+        g.run(t0, Event::Start { cfg: c.clone(), index: 0 });
+        g.run(t0, Event::Spawned(vec![(8001, Ok(11)), (8002, Ok(12))]));
+        let a = g.run(t0, Event::Tick);
+        let a = pass_all(&mut g, t0, &a);
+        let a = run_step(&mut g, t0, &a, ExitStatus::Code(0), "");
+        assert!(done(&a).is_some());
+        assert_eq!(g.next_deadline(), Some(ms(t0, 1000)), "the first checks, `every` after the start");
+        g
+    }
+
+    fn health_checks(acts: &[Action]) -> Vec<(u16, i32)> {
+        acts.iter()
+            .filter_map(|a| match a {
+                Action::Health { port, pid, .. } => Some((*port, *pid)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn heal_asked(acts: &[Action]) -> Option<(usize, u16)> {
+        acts.iter().find_map(|a| match a {
+            Action::Heal { slot, port, .. } => Some((*slot, *port)),
+            _ => None,
+        })
+    }
+
+    /// One round of health checks at `t`: each process asked for answers
+    /// as `fails` says (the ports that fail).
+    fn health_round(g: &mut Group, t: Instant, fails: &[u16]) -> Vec<Action> {
+        let asked = health_checks(&g.run(t, Event::Tick));
+        assert!(!asked.is_empty(), "checks due at {t:?}");
+        let mut out = Vec::new();
+        for (port, pid) in asked {
+            let result = if fails.contains(&port) { Err("timed out after 1s".to_string()) } else { Ok(()) };
+            out.extend(g.run(t, Event::HealthChecked { port, pid, result }));
+        }
+        out
+    }
+
+    /// Heals 8002 (pid 12) to 8502 as pid 22, from the Heal in `a`, at `t`.
+    fn run_heal(g: &mut Group, t: Instant, a: &[Action], from: (u16, i32), to: (u16, i32)) -> Vec<Action> {
+        assert_eq!(heal_asked(a), Some((1, from.0)));
+        let a = g.run(t, Event::HealPlan { port: from.0, target: Ok(Target { slot: 1, port: to.0 }) });
+        assert!(has_log(&a, Level::Warn, "healing the slot of pid"), "{a:?}");
+        assert!(a.contains(&Action::Spawn { cfg: health_cfg(), ports: vec![to.0] }));
+        g.run(t, Event::Spawned(vec![(to.0, Ok(to.1))]));
+        let a = g.run(t, Event::Tick);
+        assert_eq!(smoke(&a).unwrap().1, vec![to.0]);
+        let a = pass_all(g, t, &a);
+        let (_, ports, old) = step(&a).unwrap();
+        assert_eq!((ports, old), (vec![8001, to.0], vec![from.0]), "the other slot unchanged");
+        let a = run_step(g, t, &a, ExitStatus::Code(0), "");
+        assert_eq!(signals(&a), vec![(from.1, TERM)], "stopped at once, undrained; nothing else signalled");
+        assert!(count(&a).is_none());
+        exit(g, t, from.1)
+    }
+
+    #[test]
+    fn a_process_failing_its_health_checks_is_healed_on_its_slot() {
+        let t0 = Instant::now();
+        let mut g = live_health(t0);
+        let a = health_round(&mut g, ms(t0, 1000), &[8002]);
+        assert!(heal_asked(&a).is_none(), "one failure is not enough");
+        assert!(health_checks(&g.run(ms(t0, 1500), Event::Tick)).is_empty(), "not before `every`");
+        let a = health_round(&mut g, ms(t0, 2000), &[8002]);
+        assert!(has_log(&a, Level::Warn, "pid 12 failed its health check 2 time(s) in a row: timed out after 1s"));
+        let a = run_heal(&mut g, ms(t0, 2000), &a, (8002, 12), (8502, 22));
+        assert!(has_log(&a, Level::Info, "heal ok: pid 12 on 8002 (timed out after 1s) replaced by 8502"), "{a:?}");
+        assert!(done(&a).is_none(), "a heal is no rollout");
+        assert!(g.is_idle());
+        assert_eq!(g.heals, 1);
+        let live = g.live.as_ref().unwrap();
+        assert_eq!(live.ports(), vec![8001, 8502]);
+        assert_eq!(live.procs[0].pid, Some(11), "the other slot untouched");
+        // A check of the new process passes: its failures start at 0.
+        let a = health_round(&mut g, ms(t0, 3000), &[]);
+        assert!(a.iter().all(|a| !matches!(a, Action::Heal { .. })));
+        assert_eq!(g.live.as_ref().unwrap().procs[1].health_now().unwrap().fails, 0);
+    }
+
+    #[test]
+    fn no_heal_when_every_process_fails_at_once() {
+        let t0 = Instant::now();
+        let mut g = live_health(t0);
+        health_round(&mut g, ms(t0, 1000), &[8001, 8002]);
+        let a = health_round(&mut g, ms(t0, 2000), &[8001, 8002]);
+        assert!(heal_asked(&a).is_none(), "{a:?}");
+        assert!(has_log(&a, Level::Error, "every process of 8001,8002 fails its health check (timed out after 1s)"));
+        let a = health_round(&mut g, ms(t0, 3000), &[8001, 8002]);
+        assert!(heal_asked(&a).is_none() && !has_log(&a, Level::Error, "every process"), "said once: {a:?}");
+        let a = health_round(&mut g, ms(t0, 4000), &[]);
+        assert!(has_log(&a, Level::Info, "health checks pass again"));
+        assert!(has_log(&a, Level::Info, "pid 11 passes its health check again"));
+        assert_eq!(g.heals, 0);
+        assert!(g.is_idle());
+    }
+
+    #[test]
+    fn a_slot_that_fails_again_right_after_its_heal_backs_off() {
+        let t0 = Instant::now();
+        let mut g = live_health(t0);
+        // Every new process of slot 1 fails at once: heals at 2 s, 4 s and
+        // 6 s (waits of 1 s then 2 s, shorter than two failed checks), then
+        // the 4 s wait holds the next one until 10 s.
+        let mut on = (8002, 12);
+        let mut pid = 12;
+        let mut heals = Vec::new();
+        for t in (1000..=10_000).step_by(1000) {
+            let a = health_round(&mut g, ms(t0, t), &[on.0]);
+            if heal_asked(&a).is_some() {
+                pid += 10;
+                let to = (if on.0 == 8002 { 8502 } else { 8002 }, pid);
+                run_heal(&mut g, ms(t0, t), &a, on, to);
+                on = to;
+                heals.push(t);
+            }
+        }
+        assert_eq!(heals, vec![2000, 4000, 6000, 10_000]);
+        assert_eq!(g.heals, 4);
+    }
+
+    #[test]
+    fn a_heal_whose_new_process_fails_keeps_the_old_one() {
+        let t0 = Instant::now();
+        let mut g = live_health(t0);
+        health_round(&mut g, ms(t0, 1000), &[8002]);
+        let a = health_round(&mut g, ms(t0, 2000), &[8002]);
+        assert!(heal_asked(&a).is_some());
+        g.run(ms(t0, 2000), Event::HealPlan { port: 8002, target: Ok(Target { slot: 1, port: 8502 }) });
+        let a = g.run(ms(t0, 2000), Event::Spawned(vec![(8502, Err("EADDRINUSE".into()))]));
+        assert_eq!(signals(&a), Vec::<(i32, i32)>::new());
+        let a = settle(&mut g, ms(t0, 2000), a);
+        assert!(has_log(&a, Level::Warn, "heal failed: cannot spawn: EADDRINUSE; pid 12 stays on 8002"), "{a:?}");
+        assert!(done(&a).is_none());
+        assert_eq!(g.live.as_ref().unwrap().ports(), vec![8001, 8002]);
+        let a = health_round(&mut g, ms(t0, 3000), &[8002]);
+        assert!(heal_asked(&a).is_some(), "again once the slot's wait is over");
+        // Nowhere to go: said, and backed off.
+        let a = g.run(ms(t0, 3000), Event::HealPlan { port: 8002, target: Err("no free port".into()) });
+        assert!(has_log(&a, Level::Error, "cannot heal the slot of pid 12: no free port"));
+        assert!(g.is_idle());
+    }
+
+    #[test]
+    fn terminate_during_a_heal_stops_every_process() {
+        let t0 = Instant::now();
+        let mut g = live_health(t0);
+        health_round(&mut g, ms(t0, 1000), &[8002]);
+        let a = health_round(&mut g, ms(t0, 2000), &[8002]);
+        assert!(heal_asked(&a).is_some());
+        g.run(ms(t0, 2000), Event::HealPlan { port: 8002, target: Ok(Target { slot: 1, port: 8502 }) });
+        g.run(ms(t0, 2000), Event::Spawned(vec![(8502, Ok(22))]));
+        let a = g.run(ms(t0, 2100), Event::Terminate);
+        let mut termed: Vec<i32> = signals(&a).into_iter().filter(|s| s.1 == TERM).map(|s| s.0).collect();
+        termed.sort();
+        assert_eq!(termed, vec![11, 12, 22]);
+        for pid in [11, 12, 22] {
+            exit(&mut g, ms(t0, 2200), pid);
+        }
+        assert!(g.is_gone());
+    }
+
+    #[test]
+    fn a_process_on_trial_failing_its_health_checks_reverts_the_bake() {
+        let t0 = Instant::now();
+        let mut g = live_health(t0);
+        let mut c = (*health_cfg()).clone();
+        c.timing.bake = Duration::from_secs(6);
+        let c = Arc::new(c);
+        g.run(t0, Event::Start { cfg: c.clone(), index: 1 });
+        g.run(t0, Event::Spawned(vec![(8501, Ok(21)), (8502, Ok(22))]));
+        let a = g.run(t0, Event::Tick);
+        let a = pass_all(&mut g, t0, &a);
+        run_step(&mut g, t0, &a, ExitStatus::Code(0), "");
+        assert_eq!(g.phase_name(), "baking");
+        let a = health_round(&mut g, ms(t0, 1000), &[8501]);
+        assert!(step(&a).is_none());
+        let a = health_round(&mut g, ms(t0, 2000), &[8501]);
+        assert!(
+            has_log(&a, Level::Warn, "port 8501 failed its health check 2 time(s) in a row during the bake"),
+            "{a:?}"
+        );
+        let (_, ports, _) = step(&a).expect("pointing back");
+        assert_eq!(ports, vec![8001, 8002]);
+        assert!(heal_asked(&a).is_none(), "a bake reverts, never heals");
     }
 }

@@ -20,7 +20,12 @@ const USAGE: &str = "usage:
       in time or --timeout passed, 4 rolld stopped before the rollout ended)
   rolld status CONFIG [--json] [--timeout SECS] [--run-dir DIR]
       show the live sets, processes and last rollout of the daemon
-      (exit 0, 2 no daemon, 3 no answer within --timeout, 10 s by default)";
+      (exit 0, 2 no daemon, 3 no answer within --timeout, 10 s by default)
+  rolld promote CONFIG [--timeout SECS] [--run-dir DIR]
+  rolld revert CONFIG [--timeout SECS] [--run-dir DIR]
+      end the bake under way now: keep the new release (promote), or switch
+      back to the old set (revert) (exit 0 done, 1 no bake under way,
+      2 no daemon, 3 no answer within --timeout)";
 
 /// Parsed command line.
 #[derive(Debug, Default)]
@@ -87,7 +92,9 @@ fn main() -> ExitCode {
         ["status", path] => {
             only(!a.wait, "--wait").map(|()| client::status(Path::new(path), run_dir, a.json, a.timeout))
         }
-        [path] if !["check", "reload", "status"].contains(path) => {
+        [word @ ("promote" | "revert"), path] => only(!a.wait && !a.json, "--wait or --json")
+            .map(|()| client::bake(Path::new(path), run_dir, word, a.timeout)),
+        [path] if !["check", "reload", "status", "promote", "revert"].contains(path) => {
             only(!a.wait && !a.json && a.timeout.is_none(), "an option").map(|()| daemon::run(Path::new(path), run_dir))
         }
         [] => Err("missing CONFIG".into()),
@@ -127,6 +134,7 @@ fn check(path: &Path) -> u8 {
                         g.checks.len(),
                         steps
                     );
+                    guards(g);
                     continue;
                 }
                 println!(
@@ -137,6 +145,7 @@ fn check(path: &Path) -> u8 {
                     g.checks.len(),
                     g.actions.len()
                 );
+                guards(g);
             }
             0
         }
@@ -147,5 +156,23 @@ fn check(path: &Path) -> u8 {
             eprintln!("{shown}: {} problem(s)", errs.len());
             2
         }
+    }
+}
+
+/// What `rolld check` says of a group's bake and health checks, if it has
+/// either.
+fn guards(g: &config::GroupConfig) {
+    if !g.timing.bake.is_zero() {
+        println!(
+            "    bake {}: the old set is kept, to revert to, that long after each switch",
+            group::fmt_duration(g.timing.bake)
+        );
+    }
+    if let Some(h) = g.health {
+        println!(
+            "    health: the live set's checks every {}; a process failing {} in a row is replaced on its slot",
+            group::fmt_duration(h.every),
+            h.failures
+        );
     }
 }

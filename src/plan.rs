@@ -72,20 +72,25 @@ pub fn by_slots(cfg: &GroupConfig, live: &[u16]) -> bool {
 /// brings every slot back. An error names the slots that have nowhere to
 /// go.
 pub fn next_slots(cfg: &GroupConfig, live: &[u16], busy: impl Fn(u16) -> bool) -> Result<Vec<Target>, String> {
-    let n = cfg.worksets.len();
     let mut out = Vec::new();
     let mut stuck = Vec::new();
     for (slot, &port) in live.iter().enumerate() {
-        let first = after(cfg, Some(port));
-        let found = (0..n)
-            .filter_map(|k| cfg.worksets.get((first + k) % n)?.get(slot).copied())
-            .find(|&p| !live.contains(&p) && !busy(p));
-        match found {
+        match next_port(cfg, live, slot, &busy) {
             Some(port) => out.push(Target { slot, port }),
             None => stuck.push(format!("slot {slot} (live on {port})")),
         }
     }
     if stuck.is_empty() { Ok(out) } else { Err(format!("no free port in another workset for {}", stuck.join(", "))) }
+}
+
+/// Where slot `slot` of the live set `live` moves (as `next_slots` moves
+/// each slot): also the new port of a heal of that slot alone.
+pub fn next_port(cfg: &GroupConfig, live: &[u16], slot: usize, busy: impl Fn(u16) -> bool) -> Option<u16> {
+    let n = cfg.worksets.len();
+    let first = after(cfg, Some(*live.get(slot)?));
+    (0..n)
+        .filter_map(|k| cfg.worksets.get((first + k) % n)?.get(slot).copied())
+        .find(|&p| !live.contains(&p) && !busy(p))
 }
 
 /// How many slots a rollout of `plan` moves at a time: `surge` when the
@@ -126,6 +131,7 @@ mod tests {
             credentials: None,
             listen: None,
             haproxy: None,
+            health: None,
         }
     }
 

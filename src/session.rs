@@ -70,6 +70,8 @@ pub fn parse_request(line: &str) -> Result<Request, String> {
         "reload" => Ok(Request::Reload),
         "status" => Ok(Request::Status { json: false }),
         "status json" => Ok(Request::Status { json: true }),
+        "promote" => Ok(Request::EndBake { revert: false }),
+        "revert" => Ok(Request::EndBake { revert: true }),
         other => Err(format!("unknown request {other:?}")),
     }
 }
@@ -334,6 +336,8 @@ mod tests {
         assert_eq!(parse_request("reload\n"), Ok(Request::Reload));
         assert_eq!(parse_request("status"), Ok(Request::Status { json: false }));
         assert_eq!(parse_request("status json\r"), Ok(Request::Status { json: true }));
+        assert_eq!(parse_request("promote"), Ok(Request::EndBake { revert: false }));
+        assert_eq!(parse_request("revert\n"), Ok(Request::EndBake { revert: true }));
         assert_eq!(parse_request("stop\x1b"), Err("unknown request \"stop\\u{1b}\"".to_string()));
     }
 

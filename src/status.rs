@@ -4,7 +4,7 @@
 //! line whose strings `json_str` escapes.
 
 use crate::control::json_str;
-use crate::group::{DrainView, Group, Outcome, Tally, fmt_duration, fmt_ports};
+use crate::group::{BakeView, DrainView, Group, Outcome, Proc, Tally, fmt_duration, fmt_ports};
 use crate::haproxy::Receipt;
 use crate::log;
 use std::path::Path;
@@ -101,6 +101,19 @@ pub fn text(s: &Snapshot) -> Vec<String> {
         if let Some(d) = g.draining() {
             out.push(format!("{:<16} {}", "", drain_line(&d, now)));
         }
+        if let Some(b) = g.baking() {
+            out.push(format!("{:<16} {}", "", bake_line(&b, now)));
+        }
+        if let Some(h) = live.cfg.health {
+            let procs: Vec<String> = live.procs.iter().map(|p| health_word(p, now)).collect();
+            out.push(format!(
+                "{:<16} health every {}: {}; heals {}",
+                "",
+                fmt_duration(h.every),
+                procs.join(", "),
+                g.heals
+            ));
+        }
         if let Some(new) = g.incoming() {
             let batch = g.batch().map_or(String::new(), |(b, of)| format!(" (batch {b} of {of})"));
             out.push(format!("{:<16} rollout to {}{batch}", "", fmt_ports(&new.ports())));
@@ -131,14 +144,15 @@ pub fn json(s: &Snapshot) -> String {
                         .map(|p| {
                             let up = now.saturating_duration_since(p.started).as_secs_f64();
                             format!(
-                                "{{\"port\":{},\"pid\":{},\"uptime_seconds\":{},\"restarts\":{},\"slot\":{},\"workset\":{},\"rollout\":{}}}",
+                                "{{\"port\":{},\"pid\":{},\"uptime_seconds\":{},\"restarts\":{},\"slot\":{},\"workset\":{},\"rollout\":{},\"health\":{}}}",
                                 p.port,
                                 p.pid.map_or("null".into(), |v| v.to_string()),
                                 if p.pid.is_some() { format!("{up:.3}") } else { "null".into() },
                                 p.restarts,
                                 p.slot,
                                 number(l.workset_of(p.port)),
-                                p.rollout
+                                p.rollout,
+                                health_json(p, now)
                             )
                         })
                         .collect();
@@ -153,6 +167,15 @@ pub fn json(s: &Snapshot) -> String {
             let drain = match g.draining() {
                 None => "null".to_string(),
                 Some(d) => drain_json(&d, now),
+            };
+            let bake = match g.baking() {
+                None => "null".to_string(),
+                Some(b) => format!(
+                    "{{\"ports\":{},\"old_ports\":{},\"left_seconds\":{:.3}}}",
+                    ports(&b.ports),
+                    ports(&b.old),
+                    b.until.saturating_duration_since(now).as_secs_f64()
+                ),
             };
             let rollout = match g.incoming() {
                 Some(n) => {
@@ -169,6 +192,7 @@ pub fn json(s: &Snapshot) -> String {
                         Outcome::RolledBack { reason, .. } => ("rolled-back", json_str(reason)),
                         Outcome::StartFailed { reason, .. } => ("start-failed", json_str(reason)),
                         Outcome::Partial { reason, .. } => ("partial", json_str(reason)),
+                        Outcome::Reverted { reason, .. } => ("reverted", json_str(reason)),
                     };
                     format!(
                         "{{\"outcome\":\"{word}\",\"at\":{},\"reason\":{reason},\"summary\":{},\"receipt\":{}}}",
@@ -179,9 +203,10 @@ pub fn json(s: &Snapshot) -> String {
                 }
             };
             format!(
-                "{{\"name\":{},\"phase\":\"{}\",\"live\":{live},\"rollout\":{rollout},\"drain\":{drain},\"last_rollout\":{last}}}",
+                "{{\"name\":{},\"phase\":\"{}\",\"live\":{live},\"rollout\":{rollout},\"drain\":{drain},\"bake\":{bake},\"heals\":{},\"last_rollout\":{last}}}",
                 json_str(&g.name),
-                g.phase_name()
+                g.phase_name(),
+                g.heals
             )
         })
         .collect();
@@ -192,6 +217,37 @@ pub fn json(s: &Snapshot) -> String {
         s.reload_pending,
         groups.join(",")
     )
+}
+
+/// A live process's health checks: `8001 ok 0.42s ago`, `8002 failing 2
+/// in a row 0.10s ago (timed out)`, `8003 not checked yet`.
+fn health_word(p: &Proc, now: Instant) -> String {
+    match p.health_now().and_then(|h| Some((h.fails, h.last.as_ref()?))) {
+        None => format!("{} not checked yet", p.port),
+        Some((_, (at, Ok(())))) => format!("{} ok {} ago", p.port, fmt_duration(now.saturating_duration_since(*at))),
+        Some((n, (at, Err(e)))) => {
+            format!("{} failing {n} in a row {} ago ({e})", p.port, fmt_duration(now.saturating_duration_since(*at)))
+        }
+    }
+}
+
+/// `{"failures":N,"last_check_seconds_ago":S,"last_error":null|"..."}`,
+/// or null before the first check.
+fn health_json(p: &Proc, now: Instant) -> String {
+    match p.health_now().and_then(|h| Some((h.fails, h.last.as_ref()?))) {
+        None => "null".to_string(),
+        Some((n, (at, result))) => format!(
+            "{{\"failures\":{n},\"last_check_seconds_ago\":{:.3},\"last_error\":{}}}",
+            now.saturating_duration_since(*at).as_secs_f64(),
+            result.as_ref().err().map_or("null".to_string(), |e| json_str(e))
+        ),
+    }
+}
+
+/// `baking 8501,8502: 4.20s left; 8001,8002 kept to revert to`
+fn bake_line(b: &BakeView, now: Instant) -> String {
+    let left = fmt_duration(b.until.saturating_duration_since(now));
+    format!("baking {}: {left} left; {} kept to revert to", fmt_ports(&b.ports), fmt_ports(&b.old))
 }
 
 /// `draining 8001,8002: 3 connection(s) left (8001: 2, 8002: 1); drain_timeout in 42s`

@@ -28,7 +28,9 @@
 # tests/e2e.sh (18xxx), the Rust tests (20000-26000) and the benchmark
 # scripts (28xxx, 29xxx). The listen-* case j (0 for the first) has the
 # public port 16100 + j and the check ports from 16200 + 10 j (4 or 6 of
-# them), no nginx. A case asserts, besides its own checks:
+# them), no nginx. The bake-* case m (0 for the first) has its backends on
+# B+{1,2} and B+{11,12} with B = 17600 + 50 m, nginx on 17790 + m. A case
+# asserts, besides its own checks:
 #   - wrk saw only 2xx answers and no socket error while a live set existed
 #     (unless the case says how many may fail, and why);
 #   - rolld logs the fault in a line naming the group (web), the port where
@@ -77,10 +79,15 @@ CASES=(
     listen-takeover   # 22 listen: rolld SIGKILLed: its processes and keeper serve on; a successor takes the sockets back and rolls, or says why not
     listen-kill-drain # 23 listen: rolld SIGKILLed during a drain: the request in flight completes
     listen-detach     # 24 listen: a process detaches the group's program: the next rollout puts it back
+    bake-hup          # 25 SIGHUP during a bake: the bake runs its course, then the next rollout
+    bake-kill         # 26 rolld SIGKILLed during a bake: the successor finishes it (the old set drains), no revert
 )
-# The number of the first listen-* case.
+# The number of the first listen-* case, and of the first bake-* case.
 for i in "${!CASES[@]}"; do
     [[ ${CASES[i]} == listen-* ]] && LISTEN_FIRST=$((i + 1)) && break
+done
+for i in "${!CASES[@]}"; do
+    [[ ${CASES[i]} == bake-* ]] && BAKE_FIRST=$((i + 1)) && break
 done
 
 PY=python3
@@ -411,6 +418,7 @@ setup_case() {
     CFG_DRAIN_QUIET=0.5
     CFG_DRAIN_TIMEOUT=30
     CFG_ACTION_TIMEOUT=10
+    CFG_BAKE=0
     if [[ $name == listen-* ]]; then
         # Listen case j (from 0): the public port 16100 + j, check ports
         # from 16200 + 10 j; SET_A and SET_B are the check ports of the
@@ -433,6 +441,12 @@ setup_case() {
     SET_A=($((base + 1)) $((base + 2)))
     SET_B=($((base + 11)) $((base + 12)))
     NGINX_PORT=$((27080 + k))
+    if [[ $name == bake-* ]]; then
+        base=$((17600 + 50 * (k - BAKE_FIRST)))
+        SET_A=($((base + 1)) $((base + 2)))
+        SET_B=($((base + 11)) $((base + 12)))
+        NGINX_PORT=$((17790 + k - BAKE_FIRST))
+    fi
     LISTEN_PORT=
     PUBLIC_PORT=$NGINX_PORT
     CFG_CMD="$PY $TMP/server.py {numproc}"
@@ -510,6 +524,7 @@ $GROUP:
   drain_quiet: $CFG_DRAIN_QUIET
   drain_timeout: $CFG_DRAIN_TIMEOUT
   action_timeout: $CFG_ACTION_TIMEOUT
+  bake: $CFG_BAKE
 EOF
 }
 
@@ -1825,6 +1840,67 @@ case_scale_200() {
         say "rollout $n of 200 backends: (${line##*(}"
         if ((n == 1)); then expect_live B; else expect_live A; fi
     done
+    load_stop
+}
+
+# 25. SIGHUP during a bake: the bake is not cut short; the old set keeps
+# listening until it ends, then drains and stops (rollout ok), and the
+# rollout the SIGHUP asked for follows, with its own bake.
+case_bake_hup() {
+    CFG_BAKE=3
+    start_live
+    load_start
+    hup
+    wait_for "the bake of ${SET_B[*]}" 15 log_has "baking $(join_ports "${SET_B[@]}") for 3.00s"
+    hup
+    wait_for "the SIGHUP to be queued" 5 log_has "SIGHUP during a rollout: another rollout will follow this one"
+    all_listen "${SET_A[@]}" || fail "the old set stopped listening during the bake"
+    [[ $(rollouts_ok) -eq 0 ]] || fail "the rollout ended before its bake"
+    wait_rollouts 1
+    local first baked
+    first=$(log_line " rollout ok: $(join_ports "${SET_A[@]}") -> $(join_ports "${SET_B[@]}")")
+    [[ $first == *", bake 3."* ]] || fail "the first rollout's bake was cut short: $first"
+    wait_rollouts 2
+    log_line " rollout ok: $(join_ports "${SET_B[@]}") -> $(join_ports "${SET_A[@]}")" >/dev/null
+    baked=$(log_line "bake of $(join_ports "${SET_B[@]}") passed")
+    [[ $(ms_between "$baked" "$(log_line "rollout: spawning workset 0")") -ge 0 ]] ||
+        fail "the queued rollout began before the bake ended"
+    expect_live A
+    load_stop
+}
+
+# 26. rolld SIGKILLed during a bake: both sets serve on (the LB points at
+# the new one). The successor takes the new set over as live and the old
+# one as draining: it finishes the bake as if promoted (the old set drains
+# and stops; nothing is reverted), then rolls the live set as after any
+# takeover.
+case_bake_kill() {
+    CFG_BAKE=3
+    start_live
+    load_start
+    local old=() p
+    for p in "${SET_A[@]}"; do old+=("$(leader_of "$p")"); done
+    hup
+    wait_for "the bake of ${SET_B[*]}" 15 log_has "baking $(join_ports "${SET_B[@]}") for 3.00s"
+    step "SIGKILL to rolld $ROLLD_PID during the bake (old set ${old[*]})"
+    EXPECT_ROLLD=0
+    kill -KILL "$ROLLD_PID"
+    wait_for "rolld to die" 5 not_running "$ROLLD_PID"
+    RUN_PID=
+    all_listen "${SET_A[@]}" "${SET_B[@]}" || fail "a set stopped with rolld"
+    served_by "$NGINX_PORT" "${SET_B[@]}"
+    LOG=$TMP/rolld-2.log
+    rolld_spawn
+    step "second rolld: $ROLLD_PID"
+    wait_for "the takeover" 10 log_has "took over the draining set $(join_ports "${SET_A[@]}") of a previous rolld"
+    log_line "took over the live set $(join_ports "${SET_B[@]}") of a previous rolld" >/dev/null
+    for p in "${old[@]}"; do
+        wait_for "old backend $p to stop" 15 not_running "$p"
+    done
+    wait_rollouts 1 30
+    log_line " rollout ok: $(join_ports "${SET_B[@]}") -> $(join_ports "${SET_A[@]}")" >/dev/null
+    ! log_has "reverted" || fail "the successor reverted: $(log_line reverted)"
+    expect_live A
     load_stop
 }
 

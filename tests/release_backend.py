@@ -12,6 +12,9 @@ descriptor N, PORT then only naming it), one request per connection:
   GET /         -> 200 "port PORT\\n"
   GET /release  -> 200 "RELEASE\\n"
 
+While the file `sick` exists beside it, every GET answers 503 (a cause
+all backends share, such as a database down).
+
 On SIGTERM it stops accepting, finishes the requests in flight, exits 0.
 """
 
@@ -41,6 +44,12 @@ class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.0"
 
     def do_GET(self):
+        if os.path.exists(os.path.join(here, "sick")):
+            self.send_response(503)
+            self.send_header("Content-Length", "0")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            return
         body = (release if self.path == "/release" else "port %d" % port) + "\n"
         data = body.encode()
         self.send_response(200)

@@ -28,7 +28,7 @@
 
 use libfuzzer_sys::arbitrary::Unstructured;
 use libfuzzer_sys::fuzz_target;
-use rolld::config::{Action as Step, Check, GroupConfig, Listen, Timing};
+use rolld::config::{Action as Step, Check, GroupConfig, Health, Listen, Timing};
 use rolld::group::{Action, Event, Group, Role, Set};
 use rolld::plan;
 use rolld::sys::ExitStatus;
@@ -167,6 +167,13 @@ impl Shape {
                 stop_timeout: s(3),
                 action_timeout: s(2),
                 drain_report: s(4),
+                // Drawn from what the input chose already, so that the
+                // inputs of the corpus keep their paths.
+                bake: if self.steps.len() == 2 || (self.listen.is_some() && self.drain_signal) {
+                    s(2)
+                } else {
+                    Duration::ZERO
+                },
             },
             stop_signal: libc::SIGTERM,
             drain_signal: self.drain_signal.then_some(libc::SIGUSR1),
@@ -174,6 +181,7 @@ impl Shape {
             credentials: None,
             listen: self.listen.map(|procs| Listen { addr: ([127, 0, 0, 1], 8080).into(), procs, check_from: 10_000 }),
             haproxy: None,
+            health: self.drain_signal.then_some(Health { every: s(1), failures: 2 }),
         })
     }
 }
@@ -196,6 +204,7 @@ enum Later {
     Render { seq: u64 },
     Count { seq: u64, ports: Vec<u16> },
     Exit { pid: i32, status: ExitStatus },
+    Health { port: u16, pid: i32 },
 }
 
 struct Host {
@@ -245,14 +254,16 @@ impl Host {
     fn feed(&mut self, g: &mut Group, ev: Event, u: &mut Unstructured) {
         let mut queue: VecDeque<Action> = g.handle(self.now, ev).into();
         while let Some(a) = queue.pop_front() {
-            if let Some(ev) = self.perform(a, u) {
+            let live = g.live.as_ref().map(Set::ports).unwrap_or_default();
+            if let Some(ev) = self.perform(a, &live, u) {
                 queue.extend(g.handle(self.now, ev));
             }
         }
         self.check(g);
     }
 
-    fn perform(&mut self, a: Action, u: &mut Unstructured) -> Option<Event> {
+    /// Answers action `a` of the group whose live ports are `live`.
+    fn perform(&mut self, a: Action, live: &[u16], u: &mut Unstructured) -> Option<Event> {
         let settling = self.settling;
         let bad = |u: &mut Unstructured| !settling && fails(u);
         match a {
@@ -319,6 +330,19 @@ impl Host {
                 let result = if bad(u) { Err("check failed".into()) } else { Ok(()) };
                 Some(Event::Probed { port, pid, result })
             }
+            Action::Health { port, pid, .. } => {
+                self.later.push(Later::Health { port, pid });
+                None
+            }
+            // A heal: a rollout of one slot, from an idle group.
+            Action::Heal { cfg, slot, port } => {
+                self.bound = self.bound.max(live.len() + 1);
+                let busy = |p: u16| self.busy.contains(&p);
+                let target = plan::next_port(&cfg, live, slot, busy)
+                    .map(|port| plan::Target { slot, port })
+                    .ok_or_else(|| "no free port".to_string());
+                Some(Event::HealPlan { port, target })
+            }
             Action::Log { .. } | Action::Phase { .. } | Action::Done { .. } | Action::Cut { .. } => None,
         }
     }
@@ -357,6 +381,9 @@ impl Host {
                 let counts =
                     if bad { Err("cannot count".into()) } else { Ok(ports.iter().map(|&p| (p, n(u))).collect()) };
                 Event::Connections { seq, counts }
+            }
+            Later::Health { port, pid } => {
+                Event::HealthChecked { port, pid, result: if bad { Err("timed out".into()) } else { Ok(()) } }
             }
             Later::Exit { pid, status } => {
                 let Some(p) = self.procs.get(&pid) else { return };
@@ -516,6 +543,10 @@ impl Host {
                 self.deliver(g, 0, u);
             } else if let Some(pid) = self.procs.iter().find(|p| p.1.port.is_none() && !p.1.ended).map(|p| *p.0) {
                 self.end(pid, ExitStatus::Code(0));
+            } else if g.is_idle() && g.live.as_ref().is_none_or(|l| l.procs.iter().all(|p| p.pid.is_some())) {
+                // Every process runs: what is left are health checks,
+                // which come back forever.
+                return;
             } else if let Some(t) = g.next_deadline() {
                 self.now = self.now.max(t);
                 self.feed(g, Event::Tick, u);
@@ -588,8 +619,13 @@ fuzz_target!(|data: &[u8]| {
                 h.start(&mut g, Event::Start { cfg: shape.config(), index }, &mut u);
             }
             _ => {
-                // An exit no set has: ignored.
+                // An exit no set has: ignored. During a bake, `rolld
+                // promote` or `rolld revert` too (by the pids spawned so far).
                 h.feed(&mut g, Event::Exited { pid: 99, status: ExitStatus::Code(0) }, &mut u);
+                if g.phase_name() == "baking" {
+                    let ev = if h.next_pid % 2 == 0 { Event::Promote } else { Event::Revert };
+                    h.feed(&mut g, ev, &mut u);
+                }
             }
         }
         h.check(&g);

@@ -4,7 +4,7 @@
 //! and `group:` are kept as names. Nothing here touches the system: the
 //! same text gives the same result anywhere.
 
-use super::{Action, Check, Cx, GroupConfig, Haproxy, Host, Listen, Timing, valid_group_name};
+use super::{Action, Check, Cx, GroupConfig, Haproxy, Health, Host, Listen, Timing, valid_group_name};
 use serde_yaml::{Mapping, Value};
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -270,6 +270,7 @@ fn group(cx: &mut Cx, name: &str, v: &Value, base: &Path, below: &mut u32) -> Op
         credentials: None,
         listen: None,
         haproxy: None,
+        health: None,
     };
     let mut has_workset = false;
     let (mut listen, mut procs, mut check_from) = (None, None, None);
@@ -323,6 +324,8 @@ fn group(cx: &mut Cx, name: &str, v: &Value, base: &Path, below: &mut u32) -> Op
             "stop_timeout" => t.stop_timeout = seconds(cx, &k, v, false).unwrap_or(t.stop_timeout),
             "action_timeout" => t.action_timeout = seconds(cx, &k, v, false).unwrap_or(t.action_timeout),
             "drain_report" => t.drain_report = seconds(cx, &k, v, true).unwrap_or(t.drain_report),
+            "bake" => t.bake = seconds(cx, &k, v, true).unwrap_or(t.bake),
+            "health" => g.health = health(cx, &k, v),
             "user" => user = scalar(cx, &k, v),
             "group" => gid = scalar(cx, &k, v),
             "stop_signal" => g.stop_signal = signal(cx, &k, v).unwrap_or(g.stop_signal),
@@ -345,6 +348,9 @@ fn group(cx: &mut Cx, name: &str, v: &Value, base: &Path, below: &mut u32) -> Op
         }
     }
     let keyed = |key: &str| m.contains_key(Value::from(key));
+    if g.health.is_some() && g.checks.is_empty() && !keyed("smoke_test") {
+        cx.err(&format!("{name}.health"), "runs the group's smoke_test checks: this group has none");
+    }
     match (listen, procs) {
         (Some(addr), Some(n)) => {
             let from = match check_from {
@@ -469,6 +475,28 @@ fn haproxy(cx: &mut Cx, key: &str, v: &Value, base: &Path) -> Option<Haproxy> {
         (Some(socket), Some(backend)) if ok => Some(Haproxy { socket, backend, state_file }),
         _ => None,
     }
+}
+
+/// `health: {every: SECS, failures: N}`.
+fn health(cx: &mut Cx, key: &str, v: &Value) -> Option<Health> {
+    let m = map(cx, key, v)?;
+    let (mut every, mut failures) = (None, None);
+    for (hk, hv) in entries(cx, key, m) {
+        let k = format!("{key}.{hk}");
+        match hk.as_str() {
+            "every" => every = seconds(cx, &k, hv, false),
+            "failures" => match hv.as_u64() {
+                Some(n @ 1..=1000) => failures = Some(n as u32),
+                _ => cx.err(&k, format!("expected a number of checks in a row, 1 to 1000, got {}", show(hv))),
+            },
+            _ => cx.err(&k, "unknown key (every, failures)"),
+        }
+    }
+    let keyed = |k: &str| m.contains_key(Value::from(k));
+    for k in ["every", "failures"].into_iter().filter(|k| !keyed(k)) {
+        cx.err(&format!("{key}.{k}"), "missing");
+    }
+    Some(Health { every: every?, failures: failures? })
 }
 
 fn worksets(cx: &mut Cx, key: &str, v: &Value) -> Vec<Vec<u16>> {

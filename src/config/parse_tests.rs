@@ -289,6 +289,28 @@ const GROUP_ROWS: &[(&str, &[&str])] = &[
     ("  drain_signal: BOGUS\n", &["g.drain_signal: unknown or unusable signal \"BOGUS\""]),
     ("  drain_signal: 0\n", &["g.drain_signal: unknown or unusable signal 0 (a number)"]),
     ("  drain_report: -1\n", &["g.drain_report: expected a number of seconds, zero or more, got -1 (a number)"]),
+    // bake, health
+    ("  bake: -1\n", &["g.bake: expected a number of seconds, zero or more, got -1 (a number)"]),
+    ("  bake: 6s\n", &["g.bake: expected a number of seconds, zero or more, got \"6s\""]),
+    ("  health: 5\n", &["g.health: expected a mapping, got 5 (a number)"]),
+    ("  health: {every: 5, failures: 3}\n", &["g.health: runs the group's smoke_test checks: this group has none"]),
+    (
+        "  smoke_test:\n    - check_all_tcp_ports: numprocs\n  health: {every: 0, failures: 3}\n",
+        &["g.health.every: expected a number of seconds, more than zero, got 0 (a number)"],
+    ),
+    (
+        "  smoke_test:\n    - check_all_tcp_ports: numprocs\n  health: {every: 1, failures: 0}\n",
+        &["g.health.failures: expected a number of checks in a row, 1 to 1000, got 0 (a number)"],
+    ),
+    (
+        "  smoke_test:\n    - check_all_tcp_ports: numprocs\n  health: {every: 1, failures: two}\n",
+        &["g.health.failures: expected a number of checks in a row, 1 to 1000, got \"two\""],
+    ),
+    ("  smoke_test:\n    - check_all_tcp_ports: numprocs\n  health: {every: 1}\n", &["g.health.failures: missing"]),
+    (
+        "  smoke_test:\n    - check_all_tcp_ports: numprocs\n  health: {failures: 2, often: 1}\n",
+        &["g.health.often: unknown key (every, failures)", "g.health.every: missing"],
+    ),
     // stop_signal: KILL and STOP cannot be caught
     ("  stop_signal: KILL\n", &["g.stop_signal: unknown or unusable signal \"KILL\""]),
     ("  stop_signal: SIGKILL\n", &["g.stop_signal: unknown or unusable signal \"SIGKILL\""]),
@@ -709,6 +731,7 @@ fn defaults_when_optional_keys_are_absent() {
                 credentials: None,
                 listen: None,
                 haproxy: None,
+                health: None,
             },
             user: None,
             gid: None,
@@ -790,6 +813,7 @@ fn seed_config_parses_unchanged_apart_from_its_directory() {
                     stop_timeout: Duration::from_secs(10),
                     action_timeout: Duration::from_secs(30),
                     drain_report: Duration::from_secs(5),
+                    bake: Duration::ZERO,
                 },
                 stop_signal: libc::SIGTERM,
                 drain_signal: None,
@@ -797,6 +821,7 @@ fn seed_config_parses_unchanged_apart_from_its_directory() {
                 credentials: None,
                 listen: None,
                 haproxy: None,
+                health: None,
             },
             user: None,
             gid: None,
@@ -1103,6 +1128,7 @@ fn timings_accept_fractional_seconds() {
             stop_timeout: Duration::from_millis(1500),
             action_timeout: Duration::from_millis(750),
             drain_report: Duration::from_secs(5),
+            bake: Duration::ZERO,
         }
     );
     assert_eq!(one(&with("  start_timeout: 0.1\n")).timing.start_timeout, Duration::from_secs_f64(0.1));
@@ -1122,6 +1148,7 @@ fn timings_accept_whole_seconds() {
             stop_timeout: Duration::from_secs(3),
             action_timeout: Duration::from_secs(60),
             drain_report: Duration::from_secs(5),
+            bake: Duration::ZERO,
         }
     );
 }
@@ -1138,6 +1165,15 @@ fn drain_quiet_zero_is_accepted() {
         assert_eq!(g.timing.drain_quiet, Duration::ZERO);
         assert_eq!(g.timing.drain_timeout, Duration::from_secs(300));
     }
+}
+
+#[test]
+fn bake_and_health() {
+    let g = one(&with("  bake: 6\n"));
+    assert_eq!((g.timing.bake, g.health), (Duration::from_secs(6), None));
+    assert_eq!(one(&with("")).timing.bake, Duration::ZERO, "no bake by default");
+    let g = one(&with("  smoke_test:\n    - check_all_tcp_ports: numprocs\n  health: {every: 0.5, failures: 3}\n"));
+    assert_eq!(g.health, Some(crate::config::Health { every: Duration::from_millis(500), failures: 3 }));
 }
 
 #[test]
