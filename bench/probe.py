@@ -1370,7 +1370,7 @@ def cmd_report(a):
             w("")
     gm, gr, gh = load(d, "guard_manual.jsonl", []), load(d, "guard_revert.jsonl", []), load(d, "guard_heal.jsonl", [])
     if gr or gh:
-        w("### 9. Guards after the switch: a revert during `bake`, a heal by `health`")
+        w("### 10. Guards after the switch: a revert during `bake`, a heal by `health`")
         w("")
         w("The example app (4 backends) behind nginx in strict mode (`proxy_next_upstream off`),")
         w("`bake: 30`, `health: {every: 0.5, failures: 3}` with checks timing out at 0.5 s. A")

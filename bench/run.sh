@@ -520,7 +520,7 @@ section_haproxy() {
     done
     {
         echo
-        echo "## 9. HAProxy: the switch through its Runtime API beside a reload"
+        echo "### 9. HAProxy: the switch through its Runtime API beside a reload"
         echo
         echo "The same 4 backends (example/app.py) behind two HAProxies of their own, $HA_ROUNDS rollouts each"
         echo "(HAProxy $(haproxy -v 2>/dev/null | head -n 1 | awk '{print $3}')). API: \`haproxy:\` (example/haproxy-api/), the servers' states set"
