@@ -24,16 +24,20 @@ command -v python3 >/dev/null 2>&1 || need+=(python3)
 command -v ansible-playbook >/dev/null 2>&1 || python3 -c 'import ensurepip, venv' 2>/dev/null || need+=(python3-venv)
 # tests/e2e_listen.sh with APP=gunicorn|uvicorn: a virtualenv of the system python.
 /usr/bin/python3 -c 'import ensurepip, venv' 2>/dev/null || need+=(python3-venv)
-# tests/container.sh: rootful podman with runc; its bridge network and
-# published ports need netavark and iptables (mere recommends of podman).
-command -v podman >/dev/null 2>&1 || need+=(podman netavark iptables)
-command -v runc >/dev/null 2>&1 || need+=(runc)
-if [ ${#need[@]} -gt 0 ]; then
-    echo "test_rolld.sh: installing ${need[*]}"
+# tests/container.sh: rootful podman with runc, installed with what podman
+# recommends (its bridge network and published ports need netavark and
+# iptables, its storage fuse-overlayfs where the kernel's overlay will not
+# do): `apt-get install podman runc`, as tested.
+containers=()
+command -v podman >/dev/null 2>&1 || containers+=(podman netavark iptables)
+command -v runc >/dev/null 2>&1 || containers+=(runc)
+if [ $((${#need[@]} + ${#containers[@]})) -gt 0 ]; then
+    echo "test_rolld.sh: installing ${need[*]} ${containers[*]}"
     sudo=""
     [ "$(id -u)" = 0 ] || sudo="sudo"
     $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}"
+    [ ${#need[@]} -eq 0 ] || DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}"
+    [ ${#containers[@]} -eq 0 ] || DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${containers[@]}"
 fi
 export PATH="$PATH:/usr/sbin:/sbin"
 
