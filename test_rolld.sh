@@ -40,6 +40,15 @@ if [ $((${#need[@]} + ${#containers[@]})) -gt 0 ]; then
     [ ${#containers[@]} -eq 0 ] || DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${containers[@]}"
 fi
 export PATH="$PATH:/usr/sbin:/sbin"
+# Once nf_conntrack is loaded (podman's published ports load it, so a second
+# run of this script finds it), every loopback connection of the load tests
+# is tracked, and 120 s per closed connection fills the default table under
+# wrk: the kernel then drops new connections ("nf_conntrack: table full").
+ct=/proc/sys/net/netfilter/nf_conntrack_max
+if [ -w "$ct" ] && [ "$(cat "$ct")" -lt 2097152 ]; then
+    echo "test_rolld.sh: nf_conntrack is loaded: nf_conntrack_max $(cat "$ct") -> 2097152 for the load tests"
+    echo 2097152 >"$ct"
+fi
 
 echo "== unit and integration tests"
 # tests/backends.rs runs the example backends as programs: built first.
