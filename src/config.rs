@@ -26,6 +26,61 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+/// Every key a group of the config accepts, as a dotted path from the
+/// group (`haproxy.socket`); the keys of a check or an action follow their
+/// name (`smoke_test.check_all_http_ports.path`). `env:` and a check's
+/// `headers:` take names of the user's choosing, not listed. The docs and
+/// the man pages are tested against this list, and this list against the
+/// parser.
+pub const KEYS: &[&str] = &[
+    "cmd",
+    "directory",
+    "stdout",
+    "stderr",
+    "env",
+    "user",
+    "group",
+    "workset",
+    "workset.numprocs",
+    "listen",
+    "procs",
+    "check_from",
+    "smoke_test",
+    "smoke_test.check_all_http_ports",
+    "smoke_test.check_all_http_ports.ports",
+    "smoke_test.check_all_http_ports.host",
+    "smoke_test.check_all_http_ports.path",
+    "smoke_test.check_all_http_ports.status",
+    "smoke_test.check_all_http_ports.headers",
+    "smoke_test.check_all_http_ports.body",
+    "smoke_test.check_all_http_ports.timeout",
+    "smoke_test.check_all_tcp_ports",
+    "smoke_test.check_all_tcp_ports.ports",
+    "smoke_test.check_all_tcp_ports.host",
+    "smoke_test.check_all_tcp_ports.timeout",
+    "after_start",
+    "after_start.replace_file",
+    "after_start.run_proc",
+    "haproxy",
+    "haproxy.socket",
+    "haproxy.backend",
+    "haproxy.state_file",
+    "haproxy.revert_errors",
+    "start_timeout",
+    "action_timeout",
+    "drain_timeout",
+    "drain_quiet",
+    "drain_report",
+    "drain_signal",
+    "stop_signal",
+    "stop_timeout",
+    "surge",
+    "bake",
+    "health",
+    "health.every",
+    "health.failures",
+];
+
 /// A whole config file: groups in file order.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -72,7 +127,13 @@ pub struct Haproxy {
     pub backend: String,
     /// HAProxy's server-state-file, written after every change.
     pub state_file: Option<PathBuf>,
+    /// During a bake, the errors HAProxy counts on the new servers (5xx
+    /// responses, connection and response errors) that revert it; 0: none.
+    pub revert_errors: u64,
 }
+
+/// `haproxy.revert_errors` when the config does not say.
+pub const DEFAULT_REVERT_ERRORS: u64 = 5;
 
 /// `health: {every: SECS, failures: N}`: the live processes are checked
 /// every `every`; one that fails `failures` checks in a row is replaced
@@ -290,6 +351,110 @@ pub fn absolute(path: &Path) -> std::io::Result<PathBuf> {
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod keys_tests {
+    use super::KEYS;
+    use serde_yaml::Value;
+    use std::collections::BTreeSet;
+    use std::path::Path;
+
+    /// Groups that use every key the parser accepts, and parse clean.
+    const EVERY_KEY: &str = "
+a:
+  cmd: ./app --port {numproc}
+  directory: /srv/a
+  stdout: out.log
+  stderr: err.log
+  env: {MODE: prod}
+  user: www
+  group: www
+  workset:
+    - numprocs: [8001, 8002]
+    - numprocs: [8003, 8004]
+  smoke_test:
+    - check_all_http_ports:
+        ports: numprocs
+        host: localhost
+        path: /health
+        status: 200
+        headers: {Host: a.example}
+        body: ok
+        timeout: 2
+    - check_all_tcp_ports: {ports: numprocs, host: 127.0.0.1, timeout: 1}
+  after_start:
+    - replace_file: [numprocs, lb.j2, lb.conf]
+    - run_proc: nginx -s reload
+  haproxy: {socket: h.sock, backend: app, state_file: h.state, revert_errors: 3}
+  start_timeout: 10
+  action_timeout: 10
+  drain_timeout: 30
+  drain_quiet: 1
+  drain_report: 5
+  drain_signal: SIGUSR1
+  stop_signal: SIGTERM
+  stop_timeout: 10
+  surge: 1
+  bake: 60
+  health: {every: 5, failures: 3}
+b:
+  cmd: ./app --fd {fd}
+  listen: 9000
+  procs: 2
+  check_from: 20000
+";
+
+    /// Dotted paths of the keys of `v`, below `at`; sequences add nothing
+    /// to the path, and the names under `env` and `headers` are the user's.
+    fn walk(v: &Value, at: &str, out: &mut BTreeSet<String>) {
+        match v {
+            Value::Mapping(m) => {
+                for (k, v) in m {
+                    let k = k.as_str().unwrap_or_default();
+                    let path = if at.is_empty() { k.to_string() } else { format!("{at}.{k}") };
+                    if !path.ends_with(".env") && !path.ends_with(".headers") && path != "env" {
+                        walk(v, &path, out);
+                    }
+                    out.insert(path);
+                }
+            }
+            Value::Sequence(s) => s.iter().for_each(|v| walk(v, at, out)),
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn every_listed_key_is_accepted_and_every_accepted_key_listed() {
+        let p = super::parse(EVERY_KEY, "every.yml", Path::new("/srv"));
+        assert_eq!(p.errors, Vec::<String>::new());
+        let doc: Value = serde_yaml::from_str(EVERY_KEY).unwrap();
+        let mut used = BTreeSet::new();
+        for group in doc.as_mapping().unwrap().values() {
+            walk(group, "", &mut used);
+        }
+        let listed: BTreeSet<String> = KEYS.iter().map(|k| k.to_string()).collect();
+        assert_eq!(used, listed, "the keys used above are the keys listed in KEYS");
+    }
+
+    /// A key the parser matches on is listed: a new key cannot be added to
+    /// the parser alone.
+    #[test]
+    fn every_key_the_parser_names_is_listed() {
+        let source = include_str!("config/parse.rs");
+        let leaves: BTreeSet<&str> = KEYS.iter().map(|k| k.rsplit('.').next().unwrap_or(k)).collect();
+        let mut named = BTreeSet::new();
+        for line in source.lines().map(str::trim) {
+            let Some(rest) = line.strip_prefix('"') else { continue };
+            let Some((word, after)) = rest.split_once('"') else { continue };
+            if after.trim_start().starts_with("=>") || after.trim_start().starts_with("if ") {
+                named.insert(word);
+            }
+        }
+        assert!(named.len() > 30, "the parser's match arms were found: {named:?}");
+        let unlisted: Vec<&&str> = named.iter().filter(|w| !leaves.contains(*w)).collect();
+        assert!(unlisted.is_empty(), "keys the parser accepts but KEYS does not list: {unlisted:?}");
+    }
 }
 
 #[cfg(test)]

@@ -271,7 +271,8 @@ fn sets(log: &[String]) -> Vec<String> {
 #[test]
 fn a_switch_is_new_ready_then_old_drain_then_maint_and_a_drain_ends_in_maint() {
     let fake = Arc::new(Mutex::new(Fake::started()));
-    let h = Haproxy { socket: serve(fake.clone(), "switch"), backend: "app".into(), state_file: None };
+    let h =
+        Haproxy { socket: serve(fake.clone(), "switch"), backend: "app".into(), state_file: None, revert_errors: 5 };
     let mem = Memory::default();
     fake.lock().unwrap().admin.insert(8004, Admin::Ready);
     switch(&h, &mem, &PORTS, &[8001, 8002], &[]).unwrap();
@@ -302,7 +303,7 @@ fn a_switch_is_new_ready_then_old_drain_then_maint_and_a_drain_ends_in_maint() {
 #[test]
 fn a_drain_cut_at_drain_timeout_shuts_its_sessions_down_and_says_so() {
     let fake = Arc::new(Mutex::new(Fake::started()));
-    let h = Haproxy { socket: serve(fake.clone(), "cut"), backend: "app".into(), state_file: None };
+    let h = Haproxy { socket: serve(fake.clone(), "cut"), backend: "app".into(), state_file: None, revert_errors: 5 };
     let mem = Memory::default();
     switch(&h, &mem, &PORTS, &[8001, 8002], &[]).unwrap();
     switch(&h, &mem, &PORTS, &[8003, 8004], &[8001, 8002]).unwrap();
@@ -328,7 +329,8 @@ fn a_drain_cut_at_drain_timeout_shuts_its_sessions_down_and_says_so() {
 #[test]
 fn a_reloaded_haproxy_gets_rollds_states_again() {
     let fake = Arc::new(Mutex::new(Fake::started()));
-    let h = Haproxy { socket: serve(fake.clone(), "reload"), backend: "app".into(), state_file: None };
+    let h =
+        Haproxy { socket: serve(fake.clone(), "reload"), backend: "app".into(), state_file: None, revert_errors: 5 };
     let mem = Memory::default();
     switch(&h, &mem, &PORTS, &[8003, 8004], &[8001, 8002]).unwrap();
     // A reload without a state file: every server as its config says
@@ -358,7 +360,8 @@ fn a_reloaded_haproxy_gets_rollds_states_again() {
 #[test]
 fn a_state_set_by_someone_else_is_put_right_at_the_next_switch() {
     let fake = Arc::new(Mutex::new(Fake::started()));
-    let h = Haproxy { socket: serve(fake.clone(), "operator"), backend: "app".into(), state_file: None };
+    let h =
+        Haproxy { socket: serve(fake.clone(), "operator"), backend: "app".into(), state_file: None, revert_errors: 5 };
     let mem = Memory::default();
     switch(&h, &mem, &PORTS, &[8001, 8002], &[]).unwrap();
     {
@@ -379,7 +382,7 @@ fn a_state_set_by_someone_else_is_put_right_at_the_next_switch() {
 #[test]
 fn without_haproxy_a_set_is_drained_only_if_haproxy_had_it_in_maint() {
     let fake = Arc::new(Mutex::new(Fake::started()));
-    let h = Haproxy { socket: serve(fake.clone(), "gone"), backend: "app".into(), state_file: None };
+    let h = Haproxy { socket: serve(fake.clone(), "gone"), backend: "app".into(), state_file: None, revert_errors: 5 };
     let mem = Memory::default();
     switch(&h, &mem, &PORTS, &[8001, 8002], &[]).unwrap();
     std::fs::remove_file(&h.socket).unwrap();

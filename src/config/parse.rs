@@ -443,10 +443,12 @@ fn group(cx: &mut Cx, name: &str, v: &Value, base: &Path, below: &mut u32) -> Op
     Some(Draft { cfg: g, user, gid, renders })
 }
 
-/// `haproxy: {socket, backend, state_file}`, its paths joined to `base`.
+/// `haproxy: {socket, backend, state_file, revert_errors}`, its paths
+/// joined to `base`.
 fn haproxy(cx: &mut Cx, key: &str, v: &Value, base: &Path) -> Option<Haproxy> {
     let m = map(cx, key, v)?;
     let (mut socket, mut backend, mut state_file) = (None, None, None);
+    let mut revert_errors = super::DEFAULT_REVERT_ERRORS;
     let mut ok = true;
     for (k, v) in entries(cx, key, m) {
         let kk = format!("{key}.{k}");
@@ -458,8 +460,15 @@ fn haproxy(cx: &mut Cx, key: &str, v: &Value, base: &Path) -> Option<Haproxy> {
                 None => {}
             },
             "state_file" => state_file = string(cx, &kk, v).map(|s| join(base, &s)),
+            "revert_errors" => match v.as_u64() {
+                Some(n) if n <= 1_000_000_000 => revert_errors = n,
+                _ => {
+                    cx.err(&kk, format!("expected a number of errors, 0 (never) to 1000000000, got {}", show(v)));
+                    ok = false;
+                }
+            },
             _ => {
-                cx.err(&kk, "unknown key (known: socket, backend, state_file)");
+                cx.err(&kk, "unknown key (known: socket, backend, state_file, revert_errors)");
                 ok = false;
             }
         }
@@ -472,7 +481,7 @@ fn haproxy(cx: &mut Cx, key: &str, v: &Value, base: &Path) -> Option<Haproxy> {
         }
     }
     match (socket, backend) {
-        (Some(socket), Some(backend)) if ok => Some(Haproxy { socket, backend, state_file }),
+        (Some(socket), Some(backend)) if ok => Some(Haproxy { socket, backend, state_file, revert_errors }),
         _ => None,
     }
 }

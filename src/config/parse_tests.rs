@@ -1485,7 +1485,15 @@ const HAPROXY_ROWS: &[(&str, &[&str])] = &[
     ),
     (
         "  haproxy:\n    socket: /run/h.sock\n    backend: app\n    weight: 3\n",
-        &["g.haproxy.weight: unknown key (known: socket, backend, state_file)"],
+        &["g.haproxy.weight: unknown key (known: socket, backend, state_file, revert_errors)"],
+    ),
+    (
+        "  haproxy:\n    socket: /run/h.sock\n    backend: app\n    revert_errors: -1\n",
+        &["g.haproxy.revert_errors: expected a number of errors, 0 (never) to 1000000000, got -1 (a number)"],
+    ),
+    (
+        "  haproxy:\n    socket: /run/h.sock\n    backend: app\n    revert_errors: many\n",
+        &["g.haproxy.revert_errors: expected a number of errors, 0 (never) to 1000000000, got \"many\""],
     ),
     (
         "  haproxy:\n    socket: /run/h.sock\n    backend: app\n    state_file: [x]\n",
@@ -1519,4 +1527,7 @@ fn a_haproxy_group_switches_first_and_needs_no_quiet_drain() {
     let g = one(&with("  haproxy:\n    socket: /h.sock\n    backend: app\n  drain_quiet: 2\n"));
     assert_eq!((g.actions.as_slice(), g.timing.drain_quiet), ([Action::Haproxy].as_slice(), Duration::from_secs(2)));
     assert_eq!(one(&with("")).haproxy, None);
+    assert_eq!(h.revert_errors, 5, "the default");
+    let g = one(&with("  haproxy:\n    socket: /h.sock\n    backend: app\n    revert_errors: 0\n"));
+    assert_eq!(g.haproxy.map(|h| h.revert_errors), Some(0));
 }
