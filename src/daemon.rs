@@ -1003,6 +1003,18 @@ impl Daemon {
                 }
                 None
             }
+            Action::LbErrors { cfg, seq, ports } => {
+                let (lb, name) = (self.slots[i].lb.clone(), self.slots[i].group.name.clone());
+                self.work.submit(owner, move || {
+                    let (result, notes) = match &cfg.haproxy {
+                        Some(h) => haproxy::errors(h, &lb, &ports),
+                        None => (Err("the group has no haproxy:".into()), Vec::new()),
+                    };
+                    notes.iter().for_each(|n| log::info(&name, n));
+                    Event::LbErrors { seq, result }
+                });
+                None
+            }
             Action::Cut { ports } => {
                 if let Some(h) = self.slots[i].cfg.haproxy.clone() {
                     let (lb, name) = (self.slots[i].lb.clone(), self.slots[i].group.name.clone());

@@ -261,6 +261,12 @@ pub enum Event {
         pid: i32,
         result: Result<(), String>,
     },
+    /// The answer to `Action::LbErrors` `seq`: the errors the LB counted
+    /// on the processes on trial, and a line naming them.
+    LbErrors {
+        seq: u64,
+        result: Result<(u64, String), String>,
+    },
     /// The answer to `Action::Heal`: where the slot of `port` goes, or
     /// why it cannot move.
     HealPlan {
@@ -340,6 +346,13 @@ pub enum Action {
     },
     /// Count the connections on `ports`; the answer is `Event::Connections`.
     Count {
+        seq: u64,
+        ports: Vec<u16>,
+    },
+    /// During a bake, read the errors the LB (`haproxy:`) counted on
+    /// `ports` since the rollout began; the answer is `Event::LbErrors`.
+    LbErrors {
+        cfg: Arc<GroupConfig>,
         seq: u64,
         ports: Vec<u16>,
     },
@@ -611,6 +624,43 @@ struct Bake {
     slots: Option<Vec<usize>>,
     /// The live set's config before the switch, back on a revert.
     live_cfg: Arc<GroupConfig>,
+    /// With `haproxy.revert_errors`, the LB's error counters of the
+    /// processes on trial.
+    lb: Option<LbWatch>,
+}
+
+/// How often a bake reads the LB's error counters, and again after a
+/// read failed.
+const LB_EVERY: Duration = Duration::from_millis(100);
+const LB_RETRY: Duration = Duration::from_secs(1);
+
+/// The LB's error counters of a bake's processes on trial: read every
+/// `LB_EVERY`, they revert it at `limit`. A bake passes only on a read
+/// asked at or after its end: while the counters cannot be read, it waits.
+#[derive(Clone, Debug, PartialEq)]
+struct LbWatch {
+    limit: u64,
+    /// When the next read is due.
+    next: Instant,
+    /// The read under way: its seq and when it was asked.
+    asked: Option<(u64, Instant)>,
+    /// The last read failed, and the log said so.
+    failing: bool,
+    /// The errors counted at the last read that answered.
+    last: Option<u64>,
+}
+
+impl LbWatch {
+    /// When the next read is to be asked: none while one is under way; at
+    /// the bake's end `until` too, unless reads fail (then they are tried
+    /// every `LB_RETRY`).
+    fn due(&self, until: Instant) -> Option<Instant> {
+        match self.asked {
+            Some(_) => None,
+            None if self.failing => Some(self.next),
+            None => Some(self.next.min(until)),
+        }
+    }
 }
 
 /// A bake as `rolld status` shows it.
@@ -620,6 +670,10 @@ pub struct BakeView {
     pub ports: Vec<u16>,
     pub old: Vec<u16>,
     pub until: Instant,
+    /// With `haproxy.revert_errors`: the errors HAProxy counted on the
+    /// processes on trial at the last read, and whether reads now fail.
+    pub lb_errors: Option<u64>,
+    pub lb_unread: bool,
 }
 
 /// One rollout: where it moves the slots, by batches of `size`, and the
@@ -888,7 +942,10 @@ impl Group {
             }
             Phase::Draining { drain, .. } => Some(drain.next_count.unwrap_or(drain.deadline).min(drain.deadline)),
             Phase::Stopping { stop, .. } | Phase::ShuttingDown { stop, .. } => stop.deadline(),
-            Phase::Baking { bake, .. } => Some(bake.until),
+            Phase::Baking { bake, .. } => match &bake.lb {
+                None => Some(bake.until),
+                Some(w) => w.due(bake.until),
+            },
             Phase::Idle | Phase::Gone => None,
         };
         let live = self.live.iter().flat_map(|s| s.procs.iter());
@@ -1006,6 +1063,7 @@ impl Group {
                 }
             }
             (P::Baking { set, bake }, E::Promote) => self.baked(set, bake, " (promoted)", now, out),
+            (P::Baking { set, bake }, E::LbErrors { seq, result }) => self.lb_read(set, bake, seq, result, now, out),
             (P::Baking { set, bake }, E::Revert) => {
                 self.revert(set, bake, "rolld revert asked for it".into(), None, now, out)
             }
@@ -1033,6 +1091,7 @@ impl Group {
                 | E::GroupsAlive(_)
                 | E::Promote
                 | E::Revert
+                | E::LbErrors { .. }
                 | E::HealPlan { .. },
             ) => p,
         }
@@ -1460,7 +1519,7 @@ impl Group {
             if let Some(r) = self.rollout.as_mut() {
                 r.moved += old.len();
             }
-            let bake = Bake { until: now + cfg.timing.bake, ports: new_ports, slots: Some(slots), live_cfg };
+            let bake = Bake { until: now + cfg.timing.bake, ports: new_ports, slots: Some(slots), live_cfg, lb: None };
             return self.retire_old(Set { cfg: cfg.clone(), procs: old }, &cfg, bake, now, out);
         }
         if let Some(r) = self.rollout.as_mut() {
@@ -1470,8 +1529,8 @@ impl Group {
         match self.live.replace(set) {
             Some(old) => {
                 let cfg = self.live.as_ref().map(|l| l.cfg.clone()).unwrap_or_else(|| old.cfg.clone());
-                let bake =
-                    Bake { until: now + cfg.timing.bake, ports: new_ports, slots: None, live_cfg: old.cfg.clone() };
+                let (until, live_cfg) = (now + cfg.timing.bake, old.cfg.clone());
+                let bake = Bake { until, ports: new_ports, slots: None, live_cfg, lb: None };
                 self.retire_old(old, &cfg, bake, now, out)
             }
             None => self.finish(now, Outcome::Ok, false, out),
@@ -1517,7 +1576,14 @@ impl Group {
     /// The old set leaves service after a switch: with `bake`, it has its
     /// drain_signal and runs on while the new processes are on trial;
     /// without, it drains and stops.
-    fn retire_old(&mut self, old: Set, cfg: &GroupConfig, bake: Bake, now: Instant, out: &mut Vec<Action>) -> Phase {
+    fn retire_old(
+        &mut self,
+        old: Set,
+        cfg: &GroupConfig,
+        mut bake: Bake,
+        now: Instant,
+        out: &mut Vec<Action>,
+    ) -> Phase {
         if self.rollout.as_ref().is_some_and(|r| r.heal.is_some()) {
             // A frozen process answers nothing: there is nothing to drain,
             // and its stop_signal may go unheeded until the SIGKILL.
@@ -1527,11 +1593,16 @@ impl Group {
             return self.drain(old, cfg, now, out);
         }
         self.drain_signal(&old, cfg, out);
+        let limit = cfg.haproxy.as_ref().map_or(0, |h| h.revert_errors);
+        if limit > 0 {
+            bake.lb = Some(LbWatch { limit, next: now, asked: None, failing: false, last: None });
+        }
         let msg = format!(
-            "baking {} for {}: {} is kept running until then, to revert to",
+            "baking {} for {}: {} is kept running until then, to revert to{}",
             fmt_ports(&bake.ports),
             fmt_duration(cfg.timing.bake),
-            fmt_ports(&old.ports())
+            fmt_ports(&old.ports()),
+            if limit > 0 { format!(", or at {limit} error(s) counted by HAProxy") } else { String::new() }
         );
         self.log(out, Level::Info, None, msg);
         Phase::Baking { set: old, bake }
@@ -1541,7 +1612,14 @@ impl Group {
     pub fn baking(&self) -> Option<BakeView> {
         match &self.phase {
             Phase::Baking { set, bake } => {
-                Some(BakeView { ports: bake.ports.clone(), old: set.ports(), until: bake.until })
+                let lb = bake.lb.as_ref();
+                Some(BakeView {
+                    ports: bake.ports.clone(),
+                    old: set.ports(),
+                    until: bake.until,
+                    lb_errors: lb.and_then(|w| w.last),
+                    lb_unread: lb.is_some_and(|w| w.failing),
+                })
             }
             _ => None,
         }
@@ -1583,6 +1661,54 @@ impl Group {
         p.reaped(out);
         let port = p.port;
         self.revert(set, bake, format!("port {port} exited ({status}) during the bake"), Some(port), now, out)
+    }
+
+    /// The LB's error counters of the processes on trial were read: at the
+    /// limit, the bake reverts; below it, a bake past its end passes, if
+    /// the read was asked since. A read that fails is said once and tried
+    /// again: the bake cannot pass until one answers.
+    fn lb_read(
+        &mut self,
+        set: Set,
+        mut bake: Bake,
+        seq: u64,
+        result: Result<(u64, String), String>,
+        now: Instant,
+        out: &mut Vec<Action>,
+    ) -> Phase {
+        let Some(w) = bake.lb.as_mut() else { return Phase::Baking { set, bake } };
+        let Some((_, asked_at)) = w.asked.filter(|a| a.0 == seq) else { return Phase::Baking { set, bake } };
+        w.asked = None;
+        let ports = fmt_ports(&bake.ports);
+        match result {
+            Ok((n, what)) if n >= w.limit => {
+                let reason = format!(
+                    "HAProxy counted {n} error(s) on {ports} during the bake ({what}; revert_errors is {})",
+                    w.limit
+                );
+                return self.revert(set, bake, reason, None, now, out);
+            }
+            Ok((n, _)) => {
+                (w.next, w.last) = (now + LB_EVERY, Some(n));
+                if std::mem::take(&mut w.failing) {
+                    self.log(out, Level::Info, None, format!("HAProxy's counters of {ports} are read again"));
+                }
+                if asked_at >= bake.until {
+                    return self.baked(set, bake, "", now, out);
+                }
+            }
+            Err(e) => {
+                w.next = now + LB_RETRY;
+                if !std::mem::replace(&mut w.failing, true) {
+                    let msg = format!(
+                        "cannot read HAProxy's counters of {ports}: {e}; the bake cannot pass until they are \
+                         read (rolld promote or rolld revert decide)"
+                    );
+                    self.log(out, Level::Warn, None, msg);
+                }
+            }
+        }
+        Phase::Baking { set, bake }
     }
 
     /// The processes on trial failed (`reason`): after_start points the
@@ -2052,7 +2178,22 @@ impl Group {
                     Phase::Draining { set, drain }
                 }
             }
-            Phase::Baking { set, bake } if now >= bake.until => self.baked(set, bake, "", now, out),
+            Phase::Baking { set, mut bake } => {
+                let Some(w) = bake.lb.as_mut() else {
+                    return if now >= bake.until {
+                        self.baked(set, bake, "", now, out)
+                    } else {
+                        Phase::Baking { set, bake }
+                    };
+                };
+                if w.due(bake.until).is_some_and(|t| now >= t) {
+                    self.seq += 1;
+                    w.asked = Some((self.seq, now));
+                    let cfg = self.live.as_ref().map_or_else(|| set.cfg.clone(), |l| l.cfg.clone());
+                    out.push(Action::LbErrors { cfg, seq: self.seq, ports: bake.ports.clone() });
+                }
+                Phase::Baking { set, bake }
+            }
             Phase::Unbaking { set, bake, job } if now >= job.deadline => {
                 let e = job.expired(out);
                 self.unbaked(set, bake, Err(e), now, out)
@@ -3917,6 +4058,116 @@ mod tests {
             exit(&mut g, ms(t0, 2200), pid);
         }
         assert!(g.is_gone());
+    }
+
+    /// `baking_group` with `haproxy:` and `revert_errors: 3`: the bake
+    /// reads HAProxy's counters of the processes on trial at once.
+    fn lb_baking_group(t0: Instant) -> (Group, u64) {
+        let mut g = live_group(t0);
+        let mut c = (*bake_cfg(&cfg(), 6)).clone();
+        c.haproxy = Some(crate::config::Haproxy {
+            socket: "/run/h.sock".into(),
+            backend: "app".into(),
+            state_file: None,
+            revert_errors: 3,
+        });
+        let c = Arc::new(c);
+        g.run(t0, Event::Start { cfg: c.clone(), index: 1 });
+        g.run(t0, Event::Spawned(vec![(8501, Ok(21)), (8502, Ok(22))]));
+        let a = g.run(t0, Event::Tick);
+        let a = pass_all(&mut g, t0, &a);
+        let a = run_step(&mut g, t0, &a, ExitStatus::Code(0), "");
+        assert!(has_log(
+            &a,
+            Level::Info,
+            "8001,8002 is kept running until then, to revert to, or at 3 error(s) counted by HAProxy"
+        ));
+        assert_eq!(g.next_deadline(), Some(t0), "the first read is due now");
+        let seq = lb_read(&g.run(t0, Event::Tick)).expect("a read of HAProxy's counters");
+        assert_eq!(g.next_deadline(), None, "a read under way: its answer comes first");
+        (g, seq)
+    }
+
+    fn lb_read(acts: &[Action]) -> Option<u64> {
+        acts.iter().find_map(|a| match a {
+            Action::LbErrors { seq, ports, .. } => {
+                assert_eq!(ports, &vec![8501, 8502], "the processes on trial");
+                Some(*seq)
+            }
+            _ => None,
+        })
+    }
+
+    fn lb_answer(seq: u64, n: u64) -> Event {
+        Event::LbErrors { seq, result: Ok((n, format!("5xx {n}, econ 0, eresp 0"))) }
+    }
+
+    #[test]
+    fn haproxys_errors_on_the_processes_on_trial_revert_the_bake_at_the_limit() {
+        let t0 = Instant::now();
+        let (mut g, seq) = lb_baking_group(t0);
+        assert_eq!(g.baking().unwrap().lb_errors, None, "nothing read yet");
+        assert!(g.run(ms(t0, 10), lb_answer(seq, 2)).is_empty(), "below the limit");
+        assert_eq!((g.baking().unwrap().lb_errors, g.baking().unwrap().lb_unread), (Some(2), false));
+        assert_eq!(g.next_deadline(), Some(ms(t0, 110)), "read again after LB_EVERY");
+        assert!(g.run(ms(t0, 50), Event::Tick).is_empty(), "not due yet");
+        let seq2 = lb_read(&g.run(ms(t0, 110), Event::Tick)).unwrap();
+        assert!(g.run(ms(t0, 120), lb_answer(seq, 9)).is_empty(), "an answer to an earlier read is stale");
+        let a = g.run(ms(t0, 300), lb_answer(seq2, 3));
+        let why =
+            "HAProxy counted 3 error(s) on 8501,8502 during the bake (5xx 3, econ 0, eresp 0; revert_errors is 3)";
+        assert!(has_log(&a, Level::Warn, &format!("{why}; reverting: pointing back at 8001,8002")), "{a:?}");
+        let (outcome, summary) = finish_revert(&mut g, ms(t0, 300), &a, &[21, 22]);
+        assert_eq!(outcome, Outcome::Reverted { reason: why.into(), port: None });
+        assert!(summary.contains(why), "{summary}");
+    }
+
+    #[test]
+    fn a_bake_passes_only_on_a_read_of_haproxys_counters_asked_after_its_end() {
+        let t0 = Instant::now();
+        let (mut g, seq) = lb_baking_group(t0);
+        g.run(ms(t0, 10), lb_answer(seq, 0));
+        // A read asked before the end and answered after it is not enough.
+        let seq = lb_read(&g.run(ms(t0, 5900), Event::Tick)).unwrap();
+        assert!(g.run(ms(t0, 6000), Event::Tick).is_empty(), "the end waits for the read under way");
+        g.run(ms(t0, 6010), lb_answer(seq, 0));
+        assert_eq!(g.phase_name(), "baking");
+        assert_eq!(g.next_deadline(), Some(ms(t0, 6000)), "past its end: a read is due now");
+        // That read fails: said once, tried again every second, no pass.
+        let seq = lb_read(&g.run(ms(t0, 6010), Event::Tick)).unwrap();
+        let a = g.run(ms(t0, 6020), Event::LbErrors { seq, result: Err("HAProxy at /run/h.sock: refused".into()) });
+        assert!(
+            has_log(
+                &a,
+                Level::Warn,
+                "cannot read HAProxy's counters of 8501,8502: HAProxy at /run/h.sock: refused; the bake cannot pass \
+                 until they are read (rolld promote or rolld revert decide)"
+            ),
+            "{a:?}"
+        );
+        assert_eq!(g.next_deadline(), Some(ms(t0, 7020)), "tried again after LB_RETRY");
+        assert!(g.run(ms(t0, 6030), Event::Tick).is_empty(), "not before");
+        let seq = lb_read(&g.run(ms(t0, 7020), Event::Tick)).unwrap();
+        let a = g.run(ms(t0, 7030), Event::LbErrors { seq, result: Err("refused".into()) });
+        assert!(a.is_empty(), "said once: {a:?}");
+        assert_eq!((g.phase_name(), g.next_deadline()), ("baking", Some(ms(t0, 8030))));
+        let seq = lb_read(&g.run(ms(t0, 8030), Event::Tick)).unwrap();
+        let a = g.run(ms(t0, 8040), lb_answer(seq, 1));
+        assert!(has_log(&a, Level::Info, "HAProxy's counters of 8501,8502 are read again"));
+        assert!(has_log(&a, Level::Info, "bake of 8501,8502 passed; 8001,8002 drains and stops"), "{a:?}");
+        assert_eq!(g.phase_name(), "draining");
+    }
+
+    #[test]
+    fn promote_ends_a_bake_that_waits_for_haproxys_counters() {
+        let t0 = Instant::now();
+        let (mut g, seq) = lb_baking_group(t0);
+        g.run(ms(t0, 10), Event::LbErrors { seq, result: Err("refused".into()) });
+        assert!(g.baking().unwrap().lb_unread, "status shows why the bake waits");
+        let a = g.run(ms(t0, 7000), Event::Promote);
+        assert!(has_log(&a, Level::Info, "bake of 8501,8502 passed (promoted)"), "{a:?}");
+        assert!(g.run(ms(t0, 7010), lb_answer(seq, 50)).is_empty(), "a read's answer after the bake changes nothing");
+        assert_eq!(g.phase_name(), "draining");
     }
 
     #[test]

@@ -177,13 +177,14 @@ impl Receipt {
         let (before, after) = (self.before.as_ref()?, self.after.as_ref()?);
         let mut d = Deltas::default();
         for a in after {
+            // The backend's own line (no address) sums its servers'.
+            let Some(port) = port_of(&a.addr) else { continue };
             let b = before.iter().find(|b| b.addr == a.addr && b.svname == a.svname);
             let delta = |f: fn(&Stat) -> u64| f(a).saturating_sub(b.map_or(0, f));
-            let port = port_of(&a.addr);
             let req = delta(|s| s.req_tot);
-            if port.is_some_and(|p| self.to.contains(&p)) {
+            if self.to.contains(&port) {
                 d.req_new += req;
-            } else if port.is_some_and(|p| self.from.contains(&p)) {
+            } else if self.from.contains(&port) {
                 d.req_old += req;
             }
             d.hrsp_5xx += delta(|s| s.hrsp_5xx);
@@ -613,6 +614,39 @@ pub fn cut(h: &Haproxy, mem: &Memory, ports: &[u16]) -> Result<u64, String> {
         return Err(format!("cannot save the server states: {e}"));
     }
     Ok(sessions)
+}
+
+/// What HAProxy counted on the servers of `ports` since the rollout
+/// began, as errors of theirs: 5xx responses, connection errors and
+/// response errors; their sum and a line for the log. From the first read
+/// on when the rollout's own counters were not taken. A counter that went
+/// back (HAProxy reloaded) counts from 0. The notes are for the log.
+pub fn errors(h: &Haproxy, mem: &Memory, ports: &[u16]) -> (Result<(u64, String), String>, Vec<String>) {
+    let mut seen = mem.lock();
+    let mut talk = Talk { h, seen: &mut seen };
+    let mut notes = Vec::new();
+    let read = (|| {
+        notes.extend(talk.catch_up()?);
+        let stat = talk.stat()?;
+        let before = talk.seen.receipt.before.get_or_insert_with(|| stat.clone());
+        let mut d = Deltas::default();
+        for &p in ports {
+            let Some(a) = stat.iter().find(|s| port_of(&s.addr) == Some(p)) else {
+                return Err(format!("backend {} has no server on port {p}", h.backend));
+            };
+            let b = before.iter().find(|b| b.addr == a.addr && b.svname == a.svname);
+            let since = |f: fn(&Stat) -> u64| {
+                let (now, then) = (f(a), b.map_or(0, f));
+                if now < then { now } else { now - then }
+            };
+            d.hrsp_5xx += since(|s| s.hrsp_5xx);
+            d.econ += since(|s| s.econ);
+            d.eresp += since(|s| s.eresp);
+        }
+        let sum = d.hrsp_5xx + d.econ + d.eresp;
+        Ok((sum, format!("5xx {}, econ {}, eresp {}", d.hrsp_5xx, d.econ, d.eresp)))
+    })();
+    (read, notes)
 }
 
 /// Connections per port, or why they could not be counted.

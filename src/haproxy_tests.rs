@@ -167,6 +167,7 @@ fn a_receipt_counts_what_each_set_served_between_its_snapshots() {
     after[1].hrsp_5xx += 1;
     after[0].econ += 2;
     after[2].req_tot += 42; // the backend's own line: no port, not counted
+    after[2].hrsp_5xx += 1; // its sum of its servers' 5xx: not counted twice
     let r = Receipt {
         before: Some(before),
         to: vec![8002],
@@ -191,6 +192,8 @@ fn a_receipt_counts_what_each_set_served_between_its_snapshots() {
 struct Fake {
     admin: BTreeMap<u16, Admin>,
     scur: BTreeMap<u16, u64>,
+    /// 5xx responses and connection errors per port.
+    errors: BTreeMap<u16, (u64, u64)>,
     pid: u32,
     log: Vec<String>,
 }
@@ -221,11 +224,12 @@ impl Fake {
             return out + "\n";
         }
         if cmd == "show stat -1 6 -1" {
-            let mut out = "# pxname,svname,qcur,scur,addr,algo\n".to_string();
+            let mut out = "# pxname,svname,qcur,scur,addr,algo,hrsp_5xx,econ\n".to_string();
             for p in PORTS {
-                out.push_str(&format!("app,s{p},0,{},127.0.0.1:{p},\n", self.scur.get(&p).unwrap_or(&0)));
+                let (r5, econ) = self.errors.get(&p).unwrap_or(&(0, 0));
+                out.push_str(&format!("app,s{p},0,{},127.0.0.1:{p},,{r5},{econ}\n", self.scur.get(&p).unwrap_or(&0)));
             }
-            return out + "app,BACKEND,0,0,,roundrobin\n\n";
+            return out + "app,BACKEND,0,0,,roundrobin,,\n\n";
         }
         if let Some(rest) = cmd.strip_prefix("set server app/s") {
             let (port, state) = rest.split_once(" state ").unwrap();
@@ -391,6 +395,43 @@ fn without_haproxy_a_set_is_drained_only_if_haproxy_had_it_in_maint() {
     assert!(e.starts_with(&format!("HAProxy at {}: `show info`: ", h.socket.display())), "{e}");
     assert!(e.ends_with("; the servers of these ports may still get requests"), "{e}");
     let e = switch(&h, &mem, &PORTS, &[8003, 8004], &[8001, 8002]).unwrap_err();
+    assert!(e.contains("No such file or directory"), "{e}");
+}
+
+#[test]
+fn the_errors_of_a_bake_are_the_new_servers_own_since_the_rollout_began() {
+    let fake = Arc::new(Mutex::new(Fake::started()));
+    let h =
+        Haproxy { socket: serve(fake.clone(), "errors"), backend: "app".into(), state_file: None, revert_errors: 5 };
+    let mem = Memory::default();
+    // Counts from an earlier release on the same ports are not this one's.
+    fake.lock().unwrap().errors.insert(8003, (7, 1));
+    begin(&h, &mem);
+    switch(&h, &mem, &PORTS, &[8003, 8004], &[8001, 8002]).unwrap();
+    assert_eq!(errors(&h, &mem, &[8003, 8004]).0, Ok((0, "5xx 0, econ 0, eresp 0".into())));
+    {
+        let mut f = fake.lock().unwrap();
+        f.errors.insert(8003, (9, 1));
+        f.errors.insert(8004, (0, 3));
+        f.errors.insert(8001, (50, 50));
+    }
+    assert_eq!(errors(&h, &mem, &[8003, 8004]).0, Ok((5, "5xx 2, econ 3, eresp 0".into())), "8001 is not on trial");
+    // A reloaded HAProxy counts from 0 again: what it counted since is all new.
+    {
+        let mut f = fake.lock().unwrap();
+        f.pid = 300;
+        f.errors.insert(8003, (1, 0));
+        f.errors.insert(8004, (0, 0));
+    }
+    let (read, notes) = errors(&h, &mem, &[8003, 8004]);
+    assert_eq!(read, Ok((1, "5xx 1, econ 0, eresp 0".into())));
+    assert_eq!(notes, ["HAProxy was reloaded (worker pid 300 now): rolld's server states put back"]);
+    // Without the rollout's own counters (a successor), from the first read.
+    let fresh = Memory::default();
+    assert_eq!(errors(&h, &fresh, &[8003]).0.map(|e| e.0), Ok(0));
+    assert_eq!(errors(&h, &fresh, &[9999]).0, Err("backend app has no server on port 9999".into()));
+    std::fs::remove_file(&h.socket).unwrap();
+    let e = errors(&h, &mem, &[8003]).0.unwrap_err();
     assert!(e.contains("No such file or directory"), "{e}");
 }
 

@@ -171,10 +171,12 @@ pub fn json(s: &Snapshot) -> String {
             let bake = match g.baking() {
                 None => "null".to_string(),
                 Some(b) => format!(
-                    "{{\"ports\":{},\"old_ports\":{},\"left_seconds\":{:.3}}}",
+                    "{{\"ports\":{},\"old_ports\":{},\"left_seconds\":{:.3},\"haproxy_errors\":{},\"haproxy_unread\":{}}}",
                     ports(&b.ports),
                     ports(&b.old),
-                    b.until.saturating_duration_since(now).as_secs_f64()
+                    b.until.saturating_duration_since(now).as_secs_f64(),
+                    b.lb_errors.map_or("null".into(), |n| n.to_string()),
+                    b.lb_unread
                 ),
             };
             let rollout = match g.incoming() {
@@ -244,10 +246,17 @@ fn health_json(p: &Proc, now: Instant) -> String {
     }
 }
 
-/// `baking 8501,8502: 4.20s left; 8001,8002 kept to revert to`
+/// `baking 8501,8502: 4.20s left; 8001,8002 kept to revert to; 0 error(s) counted by HAProxy`
 fn bake_line(b: &BakeView, now: Instant) -> String {
     let left = fmt_duration(b.until.saturating_duration_since(now));
-    format!("baking {}: {left} left; {} kept to revert to", fmt_ports(&b.ports), fmt_ports(&b.old))
+    let mut line = format!("baking {}: {left} left; {} kept to revert to", fmt_ports(&b.ports), fmt_ports(&b.old));
+    if let Some(n) = b.lb_errors {
+        line.push_str(&format!("; {n} error(s) counted by HAProxy"));
+    }
+    if b.lb_unread {
+        line.push_str("; HAProxy's counters cannot be read: the bake cannot pass until they are");
+    }
+    line
 }
 
 /// `draining 8001,8002: 3 connection(s) left (8001: 2, 8002: 1); drain_timeout in 42s`

@@ -21,7 +21,12 @@
 #   - the HAProxy socket removed while a new set starts: the rollout rolls
 #     back, the old set keeps serving, and the next one, with the socket
 #     back, works;
-#   - a drain cut at drain_timeout shuts HAProxy's session down and says so.
+#   - a drain cut at drain_timeout shuts HAProxy's session down and says so;
+#   - with `bake:`, a release that passes its smoke test but answers 500
+#     under traffic is reverted by HAProxy's error counters (revert_errors):
+#     `reload --wait` exits 1 naming them, the old set serves again and a
+#     load run after the revert sees 0 failed requests. The requests that
+#     failed between the switch and the revert are reported.
 #
 # The work directory is kept on failure (E2E_KEEP=1: always).
 
@@ -315,6 +320,66 @@ line=$(log_lines ' rollout ok: ' | tail -n 1)
     fail "the receipt does not say the drain was cut: $line"
 N_OK=$((N_OK + 1))
 say "a drain cut at drain_timeout: HAProxy's session shut down, and said so"
+
+# --- a release that fails only under real traffic, reverted in its bake --------------------------
+
+live_ports() {
+    "$ROLLD" status --json --run-dir "$TMP/run" "$TMP/rolld.yml" |
+        python3 -c 'import json, sys; print(" ".join(map(str, json.load(sys.stdin)["groups"][0]["live"]["ports"])))'
+}
+OLD_LIVE=$(live_ports) || fail "rolld status --json failed"
+[[ -n $OLD_LIVE ]] || fail "no live set before the bake"
+# The release answers its smoke test (a request per port), then 500 to
+# everything: it fails only under traffic.
+mv "$TMP/app.py" "$TMP/app.py.good"
+cat >"$TMP/app.py" <<'PY'
+import sys, threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+port = int(sys.argv[1])
+served = 0
+lock = threading.Lock()
+class H(BaseHTTPRequestHandler):
+    def do_GET(self):
+        global served
+        with lock:
+            served += 1
+            n = served
+        code, body = (200, b"port %d\n" % port) if n <= 2 else (500, b"broken\n")
+        self.send_response(code)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a):
+        pass
+ThreadingHTTPServer(("127.0.0.1", port), H).serve_forever()
+PY
+write_config haproxy/admin.sock app $'\n  bake: 30'
+wrk_start "http://127.0.0.1:$LB_PORT/" "$TMP/wrk-bake.out"
+rc=0
+"$ROLLD" reload --wait --timeout 60 --run-dir "$TMP/run" "$TMP/rolld.yml" >"$TMP/reload-bake.out" 2>&1 || rc=$?
+wrk_stop
+[[ $rc == 1 ]] || fail "reload --wait of a release reverted in its bake exited $rc: $(cat "$TMP/reload-bake.out")"
+grep -q "app-servers rollout reverted: HAProxy counted [0-9]* error(s) on .* during the bake (5xx [0-9]*, econ [0-9]*, eresp [0-9]*; revert_errors is 5)" "$TMP/reload-bake.out" ||
+    fail "reload --wait does not say why the bake was reverted: $(cat "$TMP/reload-bake.out")"
+BAKE_FAILED=$((WRK_NON2XX + WRK_SOCKERR))
+((BAKE_FAILED > 0)) || fail "wrk saw no failed request: the broken release was never reached"
+log_line ' baking ' 'or at 5 error(s) counted by HAProxy' >/dev/null
+log_line 'during the bake (5xx' '; reverting: pointing back at ' >/dev/null
+# The new set had traffic from its switch until HAProxy pointed back.
+switch=$(log_lines ' haproxy: backend app ready on ' | tail -n 2 | head -n 1)
+back=$(log_lines ' haproxy: backend app ready on ' | tail -n 1)
+[[ $back == *" ready on ${OLD_LIVE// /,}, drain on "* ]] || fail "HAProxy was not pointed back at $OLD_LIVE: $back"
+REVERT_MS=$(ms_between "$switch" "$back")
+((REVERT_MS < 5000)) || fail "the revert took ${REVERT_MS} ms from the switch"
+mv -f "$TMP/app.py.good" "$TMP/app.py"
+[[ $(live_ports) == "$OLD_LIVE" ]] || fail "after the revert, the live set is $(live_ports), not $OLD_LIVE"
+# shellcheck disable=SC2086
+lb_serves $OLD_LIVE
+wrk_start "http://127.0.0.1:$LB_PORT/" "$TMP/wrk-after-bake.out"
+sleep 1
+wrk_stop_clean 50
+say "a release failing under traffic: HAProxy pointed back ${REVERT_MS} ms after the switch, on its own error counters; $BAKE_FAILED of $WRK_REQUESTS requests failed in between; the old set ($OLD_LIVE) then served with 0 failed"
 
 rolld_stop_ok 20
 PASSED=1

@@ -28,7 +28,7 @@
 
 use libfuzzer_sys::arbitrary::Unstructured;
 use libfuzzer_sys::fuzz_target;
-use rolld::config::{Action as Step, Check, GroupConfig, Health, Listen, Timing};
+use rolld::config::{Action as Step, Check, GroupConfig, Haproxy, Health, Listen, Timing};
 use rolld::group::{Action, Event, Group, Role, Set};
 use rolld::plan;
 use rolld::sys::ExitStatus;
@@ -180,7 +180,14 @@ impl Shape {
             surge: self.surge,
             credentials: None,
             listen: self.listen.map(|procs| Listen { addr: ([127, 0, 0, 1], 8080).into(), procs, check_from: 10_000 }),
-            haproxy: None,
+            // An HAProxy whose error counters may revert a bake, drawn
+            // likewise from what the input chose already.
+            haproxy: (self.listen.is_none() && self.steps == [true, true]).then(|| Haproxy {
+                socket: PathBuf::from("/run/haproxy.sock"),
+                backend: "app".into(),
+                state_file: None,
+                revert_errors: 3,
+            }),
             health: self.drain_signal.then_some(Health { every: s(1), failures: 2 }),
         })
     }
@@ -205,6 +212,7 @@ enum Later {
     Count { seq: u64, ports: Vec<u16> },
     Exit { pid: i32, status: ExitStatus },
     Health { port: u16, pid: i32 },
+    LbErrors { seq: u64 },
 }
 
 struct Host {
@@ -343,6 +351,10 @@ impl Host {
                     .ok_or_else(|| "no free port".to_string());
                 Some(Event::HealPlan { port, target })
             }
+            Action::LbErrors { seq, .. } => {
+                self.later.push(Later::LbErrors { seq });
+                None
+            }
             Action::Log { .. } | Action::Phase { .. } | Action::Done { .. } | Action::Cut { .. } => None,
         }
     }
@@ -384,6 +396,11 @@ impl Host {
             }
             Later::Health { port, pid } => {
                 Event::HealthChecked { port, pid, result: if bad { Err("timed out".into()) } else { Ok(()) } }
+            }
+            Later::LbErrors { seq } => {
+                let n = if self.settling { 0 } else { byte(u) as u64 % 4 };
+                let result = if bad { Err("no answer".into()) } else { Ok((n, format!("5xx {n}"))) };
+                Event::LbErrors { seq, result }
             }
             Later::Exit { pid, status } => {
                 let Some(p) = self.procs.get(&pid) else { return };
