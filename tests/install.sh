@@ -19,7 +19,7 @@ rc=0
 [ "$rc" = 2 ] || fail "an unknown option exits $rc, not 2"
 rc=0
 ./install.sh --prefix relative/path --destdir "$tmp/x" >/dev/null 2>&1 || rc=$?
-[ "$rc" = 2 ] && [ ! -e "$tmp/x" ] || fail "a relative --prefix exits $rc and installs nothing"
+{ [ "$rc" = 2 ] && [ ! -e "$tmp/x" ]; } || fail "a relative --prefix exits $rc and installs nothing"
 
 # check_tree ROOT PREFIX: what ./install.sh put under ROOT (DESTDIR/PREFIX).
 check_tree() {
@@ -28,7 +28,7 @@ check_tree() {
         lib/systemd/system/rolld.service:644; do
         want=${f#*:}
         f=${f%:*}
-        [ -f "$root/$f" ] && [ ! -L "$root/$f" ] || fail "$root/$f is not a regular file"
+        { [ -f "$root/$f" ] && [ ! -L "$root/$f" ]; } || fail "$root/$f is not a regular file"
         mode=$(stat -c %a "$root/$f")
         [ "$mode" = "$want" ] || fail "$root/$f has mode $mode, not $want"
     done
