@@ -79,7 +79,7 @@ const COMMANDS: &[Command] = &[
         name: "help",
         usage: &["rolld help [COMMAND]", "rolld -h|--help", "rolld -V|--version"],
         does: "this usage, or a COMMAND's usage and exit codes; -V: the version",
-        exits: &[(0, "printed"), (2, "an unknown COMMAND")],
+        exits: &[(0, "printed"), (2, "an unknown COMMAND, or a usage error")],
     },
 ];
 
