@@ -18,6 +18,9 @@ command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v ss >/dev/null 2>&1 || need+=(iproute2)
 command -v pgrep >/dev/null 2>&1 || need+=(procps)
 command -v setfacl >/dev/null 2>&1 || need+=(acl)
+# tests/man.rs and tests/install.sh: groff renders the man pages, man finds them.
+command -v groff >/dev/null 2>&1 || need+=(groff-base)
+command -v man >/dev/null 2>&1 || need+=(man-db)
 # The slow-fsync file system of tests/hardening.rs: FUSE for the system python.
 /usr/bin/python3 -c 'import fusepy' 2>/dev/null || need+=(python3-fusepy)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
@@ -57,6 +60,8 @@ cargo test --all-targets
 echo "== fuzzing: the config loader, the TCP table parsers and the group machine, 60 s each"
 fuzz/run.sh 60
 cargo build --release --bins --example http_backend
+echo "== install.sh into a temporary DESTDIR: every file and its mode, the unit's ExecStart, man -M finding both pages"
+bash tests/install.sh
 echo "== end-to-end behind nginx"
 LB=nginx bash tests/e2e.sh "$PWD/target/release/rolld"
 echo "== end-to-end behind HAProxy"

@@ -9,23 +9,133 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-const USAGE: &str = "usage:
-  rolld [--run-dir DIR] CONFIG
-      run the groups of CONFIG; SIGHUP rolls them, SIGTERM stops them
-  rolld check CONFIG
-      validate CONFIG and print a summary (exit 0 valid, 2 not)
-  rolld reload CONFIG [--wait] [--timeout SECS] [--run-dir DIR]
-      ask the daemon running CONFIG to roll; with --wait, follow the rollout
-      (exit 0 live, 1 rolled back, 2 no daemon or invalid config, 3 no answer
-      in time or --timeout passed, 4 rolld stopped before the rollout ended)
-  rolld status CONFIG [--json] [--timeout SECS] [--run-dir DIR]
-      show the live sets, processes and last rollout of the daemon
-      (exit 0, 2 no daemon, 3 no answer within --timeout, 10 s by default)
-  rolld promote CONFIG [--timeout SECS] [--run-dir DIR]
-  rolld revert CONFIG [--timeout SECS] [--run-dir DIR]
-      end the bake under way now: keep the new release (promote), or switch
-      back to the old set (revert) (exit 0 done, 1 no bake under way,
-      2 no daemon, 3 no answer within --timeout)";
+/// A command of the command line: its usage lines, what it does, and its
+/// exit codes. `rolld --help` and `rolld help NAME` are both made from this
+/// table (and the man page rolld(1) is tested against what they print).
+struct Command {
+    /// Its name for `rolld help`; `run` is `rolld CONFIG`.
+    name: &'static str,
+    usage: &'static [&'static str],
+    does: &'static str,
+    exits: &'static [(u8, &'static str)],
+}
+
+const BAKE_EXITS: &[(u8, &str)] = &[
+    (client::OK, "a bake was ended"),
+    (client::ROLLED_BACK, "no group was baking"),
+    (client::NO_DAEMON, "no daemon runs CONFIG, or a usage error"),
+    (client::TIMED_OUT, "no answer within --timeout (10 s by default)"),
+];
+const BAKE_DOES: &str =
+    "end the bake under way now: keep the new release (promote), or switch back to the old set (revert)";
+const BAKE_USAGE: &[&str] =
+    &["rolld promote CONFIG [--timeout SECS] [--run-dir DIR]", "rolld revert CONFIG [--timeout SECS] [--run-dir DIR]"];
+
+const COMMANDS: &[Command] = &[
+    Command {
+        name: "run",
+        usage: &["rolld [--run-dir DIR] CONFIG"],
+        does: "run the groups of CONFIG; SIGHUP rolls them, SIGTERM or SIGINT stops them",
+        exits: &[
+            (0, "stopped by SIGTERM or SIGINT"),
+            (1, "the first start failed, another rolld runs CONFIG, or its control socket cannot be set up"),
+            (2, "CONFIG is invalid (nothing started), or a usage error"),
+        ],
+    },
+    Command {
+        name: "check",
+        usage: &["rolld check CONFIG"],
+        does: "validate CONFIG as a start would, and print a summary",
+        exits: &[(0, "CONFIG is valid"), (2, "CONFIG is invalid (every problem listed), or a usage error")],
+    },
+    Command {
+        name: "reload",
+        usage: &["rolld reload CONFIG [--wait] [--timeout SECS] [--run-dir DIR]"],
+        does: "ask the daemon running CONFIG to roll; with --wait, follow the rollout",
+        exits: &[
+            (client::OK, "the new set is live (without --wait: the request is queued)"),
+            (client::ROLLED_BACK, "rolled back, reverted during its bake, or partial"),
+            (client::NO_DAEMON, "no daemon runs CONFIG, the config is invalid, or a usage error"),
+            (
+                client::TIMED_OUT,
+                "no answer within 10 s or --timeout, or --timeout passed while waiting (the rollout goes on)",
+            ),
+            (client::STOPPED, "rolld stopped before the rollout ended"),
+        ],
+    },
+    Command {
+        name: "status",
+        usage: &["rolld status CONFIG [--json] [--timeout SECS] [--run-dir DIR]"],
+        does: "show the live sets, processes and last rollout of the daemon",
+        exits: &[
+            (client::OK, "the status is printed"),
+            (client::NO_DAEMON, "no daemon runs CONFIG, or a usage error"),
+            (client::TIMED_OUT, "no answer within --timeout (10 s by default)"),
+        ],
+    },
+    Command { name: "promote", usage: BAKE_USAGE, does: BAKE_DOES, exits: BAKE_EXITS },
+    Command { name: "revert", usage: BAKE_USAGE, does: BAKE_DOES, exits: BAKE_EXITS },
+    Command {
+        name: "help",
+        usage: &["rolld help [COMMAND]", "rolld -h|--help", "rolld -V|--version"],
+        does: "this usage, or a COMMAND's usage and exit codes; -V: the version",
+        exits: &[(0, "printed"), (2, "an unknown COMMAND, or a usage error")],
+    },
+];
+
+const MANUAL: &str = "exit codes: rolld help COMMAND; the manual: man rolld, man rolld.yml";
+
+/// `text` in lines of at most 79 columns, the first after `first`, the
+/// others after as many spaces.
+fn wrap(text: &str, first: &str) -> String {
+    let rest = " ".repeat(first.len());
+    let mut lines = vec![first.to_string()];
+    for word in text.split(' ') {
+        let line = lines.last_mut().expect("one line at least");
+        if line.len() > rest.len() && line.len() + 1 + word.len() > 79 {
+            lines.push(format!("{rest}{word}"));
+        } else {
+            if line.len() > rest.len() {
+                line.push(' ');
+            }
+            line.push_str(word);
+        }
+    }
+    lines.join("\n") + "\n"
+}
+
+/// `rolld --help`: every command's usage lines and what it does (promote
+/// and revert, which share theirs, once).
+fn usage_text() -> String {
+    let mut out = String::from("usage:\n");
+    let mut last: &[&str] = &[];
+    for c in COMMANDS {
+        if c.usage == last {
+            continue;
+        }
+        last = c.usage;
+        for u in c.usage {
+            out += &format!("  {u}\n");
+        }
+        out += &wrap(c.does, "      ");
+    }
+    out + MANUAL
+}
+
+/// `rolld help NAME`: the command's usage lines, what it does, and its
+/// exit codes.
+fn command_help(c: &Command) -> String {
+    let mut out = String::new();
+    for u in c.usage {
+        out += &format!("usage: {u}\n");
+    }
+    out += &wrap(c.does, "");
+    out += "exit status:\n";
+    for (code, what) in c.exits {
+        out += &wrap(what, &format!("  {code}  "));
+    }
+    out + "see man rolld"
+}
 
 /// Parsed command line.
 #[derive(Debug, Default)]
@@ -68,8 +178,11 @@ fn main() -> ExitCode {
     }
     let argv: Vec<String> = std::env::args().skip(1).collect();
     if matches!(argv.first().map(String::as_str), Some("-h" | "--help")) {
-        println!("{USAGE}");
+        println!("{}", usage_text());
         return ExitCode::SUCCESS;
+    }
+    if argv.first().is_some_and(|a| a == "help") {
+        return help(&argv[1..]);
     }
     if matches!(argv.first().map(String::as_str), Some("-V" | "--version")) {
         println!("rolld {}", env!("CARGO_PKG_VERSION"));
@@ -94,7 +207,7 @@ fn main() -> ExitCode {
         }
         [word @ ("promote" | "revert"), path] => only(!a.wait && !a.json, "--wait or --json")
             .map(|()| client::bake(Path::new(path), run_dir, word, a.timeout)),
-        [path] if !["check", "reload", "status", "promote", "revert"].contains(path) => {
+        [path] if !COMMANDS.iter().any(|c| c.name == *path) => {
             only(!a.wait && !a.json && a.timeout.is_none(), "an option").map(|()| daemon::run(Path::new(path), run_dir))
         }
         [] => Err("missing CONFIG".into()),
@@ -107,8 +220,22 @@ fn main() -> ExitCode {
 }
 
 fn usage(problem: &str) -> ExitCode {
-    eprintln!("rolld: {}\n{USAGE}", log::escape(problem));
+    eprintln!("rolld: {}\n{}", log::escape(problem), usage_text());
     ExitCode::from(2)
+}
+
+/// `rolld help [COMMAND]`.
+fn help(args: &[String]) -> ExitCode {
+    let known = || COMMANDS.iter().map(|c| c.name).collect::<Vec<_>>().join(", ");
+    match args {
+        [] => println!("{}", usage_text()),
+        [name] => match COMMANDS.iter().find(|c| c.name == name) {
+            Some(c) => println!("{}", command_help(c)),
+            None => return usage(&format!("help: no command {name} (known: {})", known())),
+        },
+        _ => return usage(&format!("help takes one COMMAND ({})", known())),
+    }
+    ExitCode::SUCCESS
 }
 
 /// `rolld check`: what it prints is escaped (a template's error holds text
