@@ -41,7 +41,11 @@ pub const EXIT_CODES: &[(&str, u8, &str)] = &[
     ("rolld reload", OK, "the new set is live and the old one stopped (without --wait: the request was taken)"),
     ("rolld reload", ROLLED_BACK, "rolled back, reverted during its bake, or partial (surge)"),
     ("rolld reload", NO_DAEMON, "invalid config, or no daemon running CONFIG"),
-    ("rolld reload", TIMED_OUT, "the daemon did not take the request in time, or --timeout passed (the rollout goes on)"),
+    (
+        "rolld reload",
+        TIMED_OUT,
+        "the daemon did not take the request in time, or --timeout passed (the rollout goes on)",
+    ),
     ("rolld reload", STOPPED, "the daemon stopped or died before the rollout ended"),
     ("rolld promote", OK, "a bake was ended"),
     ("rolld promote", ROLLED_BACK, "no group was baking"),

@@ -75,12 +75,8 @@ fn same(what: &str, code: &BTreeSet<String>, docs: &BTreeSet<String>) {
 #[test]
 fn every_config_key_is_documented_and_no_other() {
     let md = read("docs/config.md");
-    let docs: BTreeSet<String> = prose(&md)
-        .iter()
-        .filter_map(|l| l.strip_prefix("### "))
-        .filter_map(code_span)
-        .map(str::to_string)
-        .collect();
+    let docs: BTreeSet<String> =
+        prose(&md).iter().filter_map(|l| l.strip_prefix("### ")).filter_map(code_span).map(str::to_string).collect();
     let keys: BTreeSet<String> = config::KEYS.iter().map(|k| k.to_string()).collect();
     assert_eq!(keys.len(), config::KEYS.len(), "KEYS lists a key twice");
     same("config keys (docs/config.md `### `key`` headings)", &keys, &docs);
@@ -117,7 +113,9 @@ fn status_fields() -> BTreeSet<String> {
         rest = &rest[at + 2..];
         let Some(end) = rest.find("\\\"") else { break };
         let name = &rest[..end];
-        if rest[end + 2..].starts_with(':') && !name.is_empty() && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        if rest[end + 2..].starts_with(':')
+            && !name.is_empty()
+            && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
         {
             out.insert(name.to_string());
             rest = &rest[end + 2..];
