@@ -29,6 +29,37 @@ pub const TIMED_OUT: u8 = 3;
 /// The daemon stopped (or died) before the rollout ended.
 pub const STOPPED: u8 = 4;
 
+/// Every exit code of every command, and what it means. Every command
+/// also exits 2 on a usage error. docs/operations.md is tested against
+/// this table, both ways.
+pub const EXIT_CODES: &[(&str, u8, &str)] = &[
+    ("rolld CONFIG", OK, "after SIGTERM or SIGINT: every set stopped"),
+    ("rolld CONFIG", 1, "the first start failed, or another rolld runs CONFIG; nothing is started"),
+    ("rolld CONFIG", 2, "CONFIG is invalid: every problem listed, nothing started"),
+    ("rolld check", OK, "CONFIG is valid"),
+    ("rolld check", 2, "CONFIG is invalid, every problem listed"),
+    ("rolld reload", OK, "the new set is live and the old one stopped (without --wait: the request was taken)"),
+    ("rolld reload", ROLLED_BACK, "rolled back, reverted during its bake, or partial (surge)"),
+    ("rolld reload", NO_DAEMON, "invalid config, or no daemon running CONFIG"),
+    (
+        "rolld reload",
+        TIMED_OUT,
+        "the daemon did not take the request in time, or --timeout passed (the rollout goes on)",
+    ),
+    ("rolld reload", STOPPED, "the daemon stopped or died before the rollout ended"),
+    ("rolld promote", OK, "a bake was ended"),
+    ("rolld promote", ROLLED_BACK, "no group was baking"),
+    ("rolld promote", NO_DAEMON, "no daemon running CONFIG, or it refused the request"),
+    ("rolld promote", TIMED_OUT, "no answer within --timeout"),
+    ("rolld revert", OK, "a bake was ended"),
+    ("rolld revert", ROLLED_BACK, "no group was baking"),
+    ("rolld revert", NO_DAEMON, "no daemon running CONFIG, or it refused the request"),
+    ("rolld revert", TIMED_OUT, "no answer within --timeout"),
+    ("rolld status", OK, "the status was printed"),
+    ("rolld status", NO_DAEMON, "no daemon running CONFIG"),
+    ("rolld status", TIMED_OUT, "the daemon did not answer within --timeout"),
+];
+
 /// How long a daemon has to accept a client and answer its request (the
 /// status text, or `queued` for a reload) when no `--timeout` is given.
 /// A daemon answers within milliseconds whatever its groups are doing; one

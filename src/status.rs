@@ -1,7 +1,8 @@
 //! `rolld status`, text and JSON, as pure functions of a snapshot of the
-//! daemon. The JSON schema is documented in the README. The text is a list
-//! of lines, each escaped where it is sent (`session`); the JSON is one
-//! line whose strings `json_str` escapes.
+//! daemon. The JSON schema is documented in docs/operations.md, which
+//! tests/docs.rs checks against the field names written here. The text is
+//! a list of lines, each escaped where it is sent (`session`); the JSON is
+//! one line whose strings `json_str` escapes.
 
 use crate::control::json_str;
 use crate::group::{BakeView, DrainView, Group, Outcome, Proc, Tally, fmt_duration, fmt_ports};
@@ -126,7 +127,7 @@ pub fn text(s: &Snapshot) -> Vec<String> {
 }
 
 /// The JSON status, one line (without its newline); its schema is
-/// documented in the README.
+/// documented in docs/operations.md.
 pub fn json(s: &Snapshot) -> String {
     let now = s.now;
     let ports = |p: &[u16]| format!("[{}]", fmt_ports(p));
