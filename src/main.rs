@@ -9,23 +9,25 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-/// A command of the command line: its usage lines, what it does, and its
-/// exit codes. `rolld --help` and `rolld help NAME` are both made from this
-/// table (and the man page rolld(1) is tested against what they print).
+/// A command of the command line: its usage lines and what it does (its
+/// exit codes are in `client::EXIT_CODES`). `rolld --help` and `rolld help
+/// NAME` are both made from this table, and the man page rolld(1) is
+/// tested against what they print.
 struct Command {
     /// Its name for `rolld help`; `run` is `rolld CONFIG`.
     name: &'static str,
     usage: &'static [&'static str],
     does: &'static str,
-    exits: &'static [(u8, &'static str)],
 }
 
-const BAKE_EXITS: &[(u8, &str)] = &[
-    (client::OK, "a bake was ended"),
-    (client::ROLLED_BACK, "no group was baking"),
-    (client::NO_DAEMON, "no daemon runs CONFIG, or a usage error"),
-    (client::TIMED_OUT, "no answer within --timeout (10 s by default)"),
-];
+impl Command {
+    /// Its exit codes, from `client::EXIT_CODES`.
+    fn exits(&self) -> impl Iterator<Item = (u8, &'static str)> + '_ {
+        let name = if self.name == "run" { "rolld CONFIG".to_string() } else { format!("rolld {}", self.name) };
+        client::EXIT_CODES.iter().filter(move |e| e.0 == name).map(|e| (e.1, e.2))
+    }
+}
+
 const BAKE_DOES: &str =
     "end the bake under way now: keep the new release (promote), or switch back to the old set (revert)";
 const BAKE_USAGE: &[&str] =
@@ -36,50 +38,28 @@ const COMMANDS: &[Command] = &[
         name: "run",
         usage: &["rolld [--run-dir DIR] CONFIG"],
         does: "run the groups of CONFIG; SIGHUP rolls them, SIGTERM or SIGINT stops them",
-        exits: &[
-            (0, "stopped by SIGTERM or SIGINT"),
-            (1, "the first start failed, another rolld runs CONFIG, or its control socket cannot be set up"),
-            (2, "CONFIG is invalid (nothing started), or a usage error"),
-        ],
     },
     Command {
         name: "check",
         usage: &["rolld check CONFIG"],
         does: "validate CONFIG as a start would, and print a summary",
-        exits: &[(0, "CONFIG is valid"), (2, "CONFIG is invalid (every problem listed), or a usage error")],
     },
     Command {
         name: "reload",
         usage: &["rolld reload CONFIG [--wait] [--timeout SECS] [--run-dir DIR]"],
         does: "ask the daemon running CONFIG to roll; with --wait, follow the rollout",
-        exits: &[
-            (client::OK, "the new set is live (without --wait: the request is queued)"),
-            (client::ROLLED_BACK, "rolled back, reverted during its bake, or partial"),
-            (client::NO_DAEMON, "no daemon runs CONFIG, the config is invalid, or a usage error"),
-            (
-                client::TIMED_OUT,
-                "no answer within 10 s or --timeout, or --timeout passed while waiting (the rollout goes on)",
-            ),
-            (client::STOPPED, "rolld stopped before the rollout ended"),
-        ],
     },
     Command {
         name: "status",
         usage: &["rolld status CONFIG [--json] [--timeout SECS] [--run-dir DIR]"],
         does: "show the live sets, processes and last rollout of the daemon",
-        exits: &[
-            (client::OK, "the status is printed"),
-            (client::NO_DAEMON, "no daemon runs CONFIG, or a usage error"),
-            (client::TIMED_OUT, "no answer within --timeout (10 s by default)"),
-        ],
     },
-    Command { name: "promote", usage: BAKE_USAGE, does: BAKE_DOES, exits: BAKE_EXITS },
-    Command { name: "revert", usage: BAKE_USAGE, does: BAKE_DOES, exits: BAKE_EXITS },
+    Command { name: "promote", usage: BAKE_USAGE, does: BAKE_DOES },
+    Command { name: "revert", usage: BAKE_USAGE, does: BAKE_DOES },
     Command {
         name: "help",
         usage: &["rolld help [COMMAND]", "rolld -h|--help", "rolld -V|--version"],
         does: "this usage, or a COMMAND's usage and exit codes; -V: the version",
-        exits: &[(0, "printed"), (2, "an unknown COMMAND, or a usage error")],
     },
 ];
 
@@ -131,7 +111,7 @@ fn command_help(c: &Command) -> String {
     }
     out += &wrap(c.does, "");
     out += "exit status:\n";
-    for (code, what) in c.exits {
+    for (code, what) in c.exits() {
         out += &wrap(what, &format!("  {code}  "));
     }
     out + "see man rolld"
