@@ -629,8 +629,12 @@ struct Bake {
     lb: Option<LbWatch>,
 }
 
-/// How often a bake reads the LB's error counters, and again after a
-/// read failed.
+/// How often a bake reads the LB's error counters: every `LB_FIRST` in
+/// its first `LB_EARLY`, when a release that fails under traffic fails
+/// (each read sooner is fewer requests answered by it), then every
+/// `LB_EVERY`; again after a read failed, `LB_RETRY`.
+const LB_FIRST: Duration = Duration::from_millis(10);
+const LB_EARLY: Duration = Duration::from_secs(2);
 const LB_EVERY: Duration = Duration::from_millis(100);
 const LB_RETRY: Duration = Duration::from_secs(1);
 
@@ -640,6 +644,8 @@ const LB_RETRY: Duration = Duration::from_secs(1);
 #[derive(Clone, Debug, PartialEq)]
 struct LbWatch {
     limit: u64,
+    /// When the bake began.
+    since: Instant,
     /// When the next read is due.
     next: Instant,
     /// The read under way: its seq and when it was asked.
@@ -1595,7 +1601,7 @@ impl Group {
         self.drain_signal(&old, cfg, out);
         let limit = cfg.haproxy.as_ref().map_or(0, |h| h.revert_errors);
         if limit > 0 {
-            bake.lb = Some(LbWatch { limit, next: now, asked: None, failing: false, last: None });
+            bake.lb = Some(LbWatch { limit, since: now, next: now, asked: None, failing: false, last: None });
         }
         let msg = format!(
             "baking {} for {}: {} is kept running until then, to revert to{}",
@@ -1689,7 +1695,8 @@ impl Group {
                 return self.revert(set, bake, reason, None, now, out);
             }
             Ok((n, _)) => {
-                (w.next, w.last) = (now + LB_EVERY, Some(n));
+                let every = if now < w.since + LB_EARLY { LB_FIRST } else { LB_EVERY };
+                (w.next, w.last) = (now + every, Some(n));
                 if std::mem::take(&mut w.failing) {
                     self.log(out, Level::Info, None, format!("HAProxy's counters of {ports} are read again"));
                 }
@@ -4109,15 +4116,18 @@ mod tests {
         assert_eq!(g.baking().unwrap().lb_errors, None, "nothing read yet");
         assert!(g.run(ms(t0, 10), lb_answer(seq, 2)).is_empty(), "below the limit");
         assert_eq!((g.baking().unwrap().lb_errors, g.baking().unwrap().lb_unread), (Some(2), false));
-        assert_eq!(g.next_deadline(), Some(ms(t0, 110)), "read again after LB_EVERY");
-        assert!(g.run(ms(t0, 50), Event::Tick).is_empty(), "not due yet");
-        let seq2 = lb_read(&g.run(ms(t0, 110), Event::Tick)).unwrap();
-        assert!(g.run(ms(t0, 120), lb_answer(seq, 9)).is_empty(), "an answer to an earlier read is stale");
-        let a = g.run(ms(t0, 300), lb_answer(seq2, 3));
+        assert_eq!(g.next_deadline(), Some(ms(t0, 20)), "read again after LB_FIRST early in the bake");
+        assert!(g.run(ms(t0, 15), Event::Tick).is_empty(), "not due yet");
+        let seq = lb_read(&g.run(ms(t0, 20), Event::Tick)).unwrap();
+        g.run(ms(t0, 2500), lb_answer(seq, 2));
+        assert_eq!(g.next_deadline(), Some(ms(t0, 2600)), "then after LB_EVERY");
+        let seq2 = lb_read(&g.run(ms(t0, 2600), Event::Tick)).unwrap();
+        assert!(g.run(ms(t0, 2610), lb_answer(seq, 9)).is_empty(), "an answer to an earlier read is stale");
+        let a = g.run(ms(t0, 2700), lb_answer(seq2, 3));
         let why =
             "HAProxy counted 3 error(s) on 8501,8502 during the bake (5xx 3, econ 0, eresp 0; revert_errors is 3)";
         assert!(has_log(&a, Level::Warn, &format!("{why}; reverting: pointing back at 8001,8002")), "{a:?}");
-        let (outcome, summary) = finish_revert(&mut g, ms(t0, 300), &a, &[21, 22]);
+        let (outcome, summary) = finish_revert(&mut g, ms(t0, 2700), &a, &[21, 22]);
         assert_eq!(outcome, Outcome::Reverted { reason: why.into(), port: None });
         assert!(summary.contains(why), "{summary}");
     }
