@@ -1599,6 +1599,10 @@ case_listen_takeover() {
     [[ $keeper =~ ^[0-9]+$ ]] || fail "no single keeper of the sockets: '$keeper'"
     log_line " INFO rolld pid $keeper keeps the sockets of $GROUP too" >/dev/null
     [[ $(pidof rolld) == "$ROLLD_PID" ]] || fail "pidof rolld names '$(pidof rolld)', not rolld $ROLLD_PID alone"
+    # A keeper that ends within a second of its start is not started
+    # again (KEEPER_MIN_LIFE): this one has lived longer.
+    keeper_aged() { local t; t=$(ps -o etimes= -p "$keeper") && ((t >= 2)); }
+    wait_for "the keeper to have lived 2 s" 5 keeper_aged
     step "keeper $keeper; SIGHUP and SIGINT leave it, SIGTERM ends it"
     kill -HUP "$keeper"
     kill -INT "$keeper"
