@@ -56,7 +56,8 @@
 # about 8 minutes on 2 cores from a fresh clone, first build included (up to
 # 12 when other jobs load the machine); a good part of it is the three extra
 # release builds of the binary-size rows, which --no-profiles skips.
-# `--only listen` takes about 1.5 minutes, its build included.
+# `--only listen` and `--only guard` take about 1.5 minutes each, the build
+# included.
 # Set BENCH_KEEP=1 to keep the work directory; BENCH_PORT_BASE (default
 # 28000) moves the ports it uses, BASE+80 ... BASE+1243.
 
