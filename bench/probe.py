@@ -7,6 +7,12 @@
   probe.py start ...                     backend start-to-listening and stop
   probe.py reload ...                    nginx reload until the new upstream answers
   probe.py rollout ...                   one SIGHUP rollout of a running rolld
+  probe.py revert ...                    a new backend SIGKILLed during its bake, to the
+                                         old set serving again
+  probe.py heal ...                      a live backend frozen, to its heal
+  probe.py lb-revert ...                 a release failing under traffic behind HAProxy,
+                                         to HAProxy pointed back (by rolld, or by
+                                         `rolld revert` at the first failure)
   probe.py answers ...                   one SIGHUP rollout under new connections
                                          opened one after another, each answer's
                                          release
@@ -587,6 +593,90 @@ def cmd_heal(a):
     rel = lambda l: None if l is None else (ts(l) - t0w) * 1000
     print(json.dumps({"begun_ms": rel(begun), "switched_ms": rel(switched), "healed_ms": rel(healed),
                       "last_fail_ms": last_fail, "requests": requests, "failed": failed}))
+
+
+LB_READY = re.compile(r" haproxy: backend \S+ ready on ([0-9,]+), drain on ")
+
+
+def cmd_lb_revert(a):
+    """SIGHUP to a rolld behind HAProxy (`haproxy:`, a bake) whose new
+    release fails under traffic, with GETs through HAProxy one after
+    another from then on, until 20 in a row are answered by the old set
+    after rolld pointed HAProxy back at it. With --revert, `rolld revert`
+    runs at the first failed request, again while it finds no bake (the
+    switch is done before the bake begins), as a script watching the
+    traffic would. From rolld's log: the switch to the new set, then the
+    switch back."""
+    old, new = ports_arg(a.old_ports), ports_arg(a.new_ports)
+    if a.revert and None in (a.rolld, a.run_dir, a.config):
+        die("--revert needs --rolld, --run-dir and --config")
+    offset = os.path.getsize(a.log)
+    revert_argv = [a.rolld, "revert", "--run-dir", a.run_dir, a.config] if a.revert else None
+    samples = []  # (wall time of the request's start, answered by: "old", "new" or None)
+    first_fail = None
+    cmd, cmd_t0, cmd_tries, cmd_ms = None, None, 0, None
+    lines, last_read = [], 0.0
+    streak = 0
+    t0 = time.monotonic()
+    os.kill(a.pid, signal.SIGHUP)
+    while streak < 20:
+        now = time.monotonic()
+        if now - t0 > a.timeout:
+            die("HAProxy not pointed back at %s within %d s (%d requests, %d failed)"
+                % (a.old_ports, a.timeout, len(samples), sum(1 for s in samples if s[1] is None)))
+        if now - last_read >= 0.01:
+            last_read = now
+            lines = [l for l in log_since(a.log, offset) if LB_READY.search(l) or " rolled back" in l]
+            if any(" rolled back" in l for l in lines):
+                die("rollout rolled back: " + next(l for l in lines if " rolled back" in l))
+        if cmd is not None and cmd.poll() is not None:
+            if cmd.returncode == 0:
+                cmd_ms, cmd = (time.monotonic() - cmd_t0) * 1000, None
+            elif cmd.returncode == 1 and len(lines) < 2:
+                cmd = None  # no bake yet: again
+            else:
+                die("rolld revert exited %d: %s" % (cmd.returncode, cmd.stdout.read().decode(errors="replace")))
+        if revert_argv and first_fail is not None and cmd is None and cmd_ms is None:
+            cmd_tries += 1
+            cmd_t0 = cmd_t0 or time.monotonic()
+            cmd = subprocess.Popen(revert_argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                   stderr=subprocess.STDOUT)
+        t = time.time()
+        p = served_port(a.port)
+        who = "old" if p in old else "new" if p in new else None
+        samples.append((t, who))
+        if who is None and first_fail is None:
+            first_fail = t
+        streak = streak + 1 if who == "old" and len(lines) >= 2 else 0
+    if cmd is not None:
+        try:
+            cmd.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            cmd.kill()
+            die("rolld revert did not exit within 30 s")
+        if cmd.returncode != 0:
+            die("rolld revert exited %d: %s" % (cmd.returncode, cmd.stdout.read().decode(errors="replace")))
+        cmd_ms = (time.monotonic() - cmd_t0) * 1000
+    switch, back = lines[0], lines[1]
+    if LB_READY.search(switch).group(1) != ",".join(map(str, new)):
+        die("the first switch was not to %s: %s" % (a.new_ports, switch))
+    if LB_READY.search(back).group(1) != ",".join(map(str, old)):
+        die("HAProxy was not pointed back at %s: %s" % (a.old_ports, back))
+    done = wait_log(a.log, offset, " rollout reverted: ", a.timeout)
+    t_switch, t_back = ts(switch), ts(back)
+    reason = done.split(" rollout reverted: ", 1)[1]
+    if not reason.startswith("rolld revert asked for it" if a.revert else "HAProxy counted "):
+        die("reverted for another reason: " + reason)
+    out = {"back_ms": (t_back - t_switch) * 1000, "failed": sum(1 for s in samples if s[1] is None),
+           "requests": len(samples), "between": sum(1 for s in samples if t_switch <= s[0] <= t_back),
+           "first_fail_ms": None if first_fail is None else (first_fail - t_switch) * 1000,
+           "reason": reason}
+    m = re.search(r"^HAProxy counted (\d+) error", reason)
+    if m:
+        out["counted"] = int(m.group(1))
+    if a.revert:
+        out.update({"revert_cmd_ms": cmd_ms, "revert_tries": cmd_tries})
+    print(json.dumps(out))
 
 
 SWITCH = re.compile(r" new connections of \S+ go to \S+ now \(switched in ([0-9.]+m?s)\)\s*$")
@@ -1369,7 +1459,8 @@ def cmd_report(a):
             w("backends at once (%s)." % ms(s4))
             w("")
     gm, gr, gh = load(d, "guard_manual.jsonl", []), load(d, "guard_revert.jsonl", []), load(d, "guard_heal.jsonl", [])
-    if gr or gh:
+    la, lm = load(d, "guard_lb_auto.jsonl", []), load(d, "guard_lb_manual.jsonl", [])
+    if gr or gh or la:
         w("### 10. Guards after the switch: a revert during `bake`, a heal by `health`")
         w("")
         w("The example app (4 backends) behind nginx in strict mode (`proxy_next_upstream off`),")
@@ -1402,6 +1493,44 @@ def cmd_report(a):
               % ms(med([r["healed_ms"] for r in gh])))
             w("| requests failed from the freeze to the heal (all heals) | %d of %d | | | |"
               % (sum(r["failed"] for r in gh), sum(r["requests"] for r in gh)))
+        w("")
+    if la:
+        def spread(rows, key, fmt=ms):
+            xs = sorted(r[key] for r in rows if r.get(key) is not None)
+            return "n/a" if not xs else "%s (%s–%s)" % (fmt(med(xs)), fmt(xs[0]), fmt(xs[-1]))
+        num = lambda x: "%g" % x
+        w("A release that fails only under traffic: each process answers its first two requests")
+        w("(the smoke test's among them), then 500 to everything; the example app is the good one.")
+        w("Both behind an HAProxy of their own switched through its Runtime API (`haproxy:`,")
+        w("strict: `retries 0`), `bake: 60`, %d rollouts to the failing release of each kind below,"
+          % len(la))
+        w("interleaved; requests through HAProxy one at a time from SIGHUP until 20 in a row come")
+        w("from the old set again. rolld: HAProxy's error counters of the new servers (5xx, econ,")
+        w("eresp) read every 100 ms, the revert at `revert_errors` (default 5). Beside it:")
+        w("`revert_errors: 0`, and `rolld revert` run by the client at its first failed request")
+        w("(again while no bake has begun), what a script watching the traffic could do at best.")
+        w("Times from rolld's log (1 ms): the switch (`haproxy: backend app ready on NEW`) to")
+        w("HAProxy pointed back (`ready on OLD`).")
+        w("Median (min–max).")
+        w("")
+        w("| figure | rolld: `revert_errors` | beside: `rolld revert` at the first failure | ratio |")
+        w("|---|---|---|---|")
+        w("| the switch → HAProxy pointed back at the old set | %s | %s | %s |"
+          % (spread(la, "back_ms"), spread(lm, "back_ms"),
+             ratio(med([r["back_ms"] for r in la]), med([r["back_ms"] for r in lm]))))
+        w("| requests failed (one rollout) | %s | %s | %s |"
+          % (spread(la, "failed", num), spread(lm, "failed", num),
+             ratio(med([r["failed"] for r in la]), med([r["failed"] for r in lm]))))
+        w("| requests sent from the switch to the pointing back (one rollout) | %s | %s | |"
+          % (spread(la, "between", num), spread(lm, "between", num)))
+        w("| the switch → the client's first failed request | %s | %s | |"
+          % (spread(la, "first_fail_ms"), spread(lm, "first_fail_ms")))
+        w("| errors HAProxy had counted at the revert | %s | | |" % spread(la, "counted", num))
+        w("| `rolld revert`: its first run → one exits 0; runs (exit 1: no bake yet) | | %s; %s | |"
+          % (spread(lm, "revert_cmd_ms"), spread(lm, "revert_tries", num)))
+        w("| requests failed, all rollouts | %d of %d | %d of %d | |"
+          % (sum(r["failed"] for r in la), sum(r["requests"] for r in la),
+             sum(r["failed"] for r in lm), sum(r["requests"] for r in lm)))
         w("")
     print("\n".join(L))
 
@@ -1524,6 +1653,17 @@ def main():
     p.add_argument("--nginx-port", type=int, required=True)
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--timeout", type=float, default=60)
+    p = sub.add_parser("lb-revert")
+    p.add_argument("--pid", type=int, required=True)
+    p.add_argument("--log", required=True)
+    p.add_argument("--port", type=int, required=True, help="HAProxy's")
+    p.add_argument("--old-ports", required=True)
+    p.add_argument("--new-ports", required=True)
+    p.add_argument("--revert", action="store_true", help="run `rolld revert` at the first failed request")
+    p.add_argument("--rolld")
+    p.add_argument("--run-dir")
+    p.add_argument("--config")
+    p.add_argument("--timeout", type=float, default=60)
     p = sub.add_parser("answers")
     p.add_argument("--pid", type=int, required=True)
     p.add_argument("--log", required=True)
@@ -1550,6 +1690,7 @@ def main():
     a = ap.parse_args()
     {"mem": cmd_mem, "idle": cmd_idle, "start": cmd_start, "reload": cmd_reload, "rollout": cmd_rollout,
      "answers": cmd_answers, "revert": cmd_revert, "heal": cmd_heal,
+     "lb-revert": cmd_lb_revert,
      "sv-restart": cmd_sv_restart, "phases": cmd_phases, "report": cmd_report,
      "liveness": cmd_liveness}[a.cmd](a)
 

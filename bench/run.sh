@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmark of rolld, from a fresh clone:
 #
-#   bench/run.sh [--out FILE] [--no-profiles] [--only listen|haproxy]
+#   bench/run.sh [--out FILE] [--no-profiles] [--only listen|haproxy|guard]
 #
 # Installs what it needs when it is missing (nginx, supervisor, wrk, curl,
 # iproute2, procps, python3, binutils; through apt-get, as root or with sudo),
@@ -44,17 +44,22 @@
 #  10. guards after the switch: the example app behind nginx with `bake`
 #      and `health`: a new backend SIGKILLed during the bake, to the old
 #      set serving again (the revert); a live backend frozen with SIGSTOP,
-#      to its heal; each beside the next manual rollout (--only guard runs
-#      this section alone).
+#      to its heal; each beside the next manual rollout; and behind an
+#      HAProxy of its own driven through its Runtime API, a release that
+#      fails only under traffic (500 after its smoke test), reverted by
+#      rolld on HAProxy's error counters (`haproxy.revert_errors`) beside
+#      `rolld revert` run at the client's first failed request (--only
+#      guard runs this section alone).
 #
 # Prints a Markdown report (also written to FILE with --out). Every process it
 # starts is stopped on exit, whatever happens; every wait is bounded. Takes
 # about 8 minutes on 2 cores from a fresh clone, first build included (up to
 # 12 when other jobs load the machine); a good part of it is the three extra
 # release builds of the binary-size rows, which --no-profiles skips.
-# `--only listen` takes about 1.5 minutes, its build included.
+# `--only listen` and `--only guard` take about 1.5 minutes each, the build
+# included.
 # Set BENCH_KEEP=1 to keep the work directory; BENCH_PORT_BASE (default
-# 28000) moves the ports it uses, BASE+80 ... BASE+1199.
+# 28000) moves the ports it uses, BASE+80 ... BASE+1243.
 
 set -euo pipefail
 
@@ -74,7 +79,7 @@ while [[ $# -gt 0 ]]; do
             ONLY=$2
             shift 2
             ;;
-        -h | --help) sed -n '2,45p' "$0"; exit 0 ;;
+        -h | --help) sed -n '2,/^$/p' "$0"; exit 0 ;;
         *) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -140,11 +145,11 @@ PY=$(python3 -c 'import sys; print(sys.executable)')
 export BENCH_PYTHON=$PY
 
 # --- ports (all on 127.0.0.1) --------------------------------------------------
-# 28000-29199, inside the range the other test suites leave to the benchmarks
+# 28000-29243, inside the range the other test suites leave to the benchmarks
 # (28000-29999) and below the ephemeral range; BENCH_PORT_BASE moves them all.
 
 BASE=${BENCH_PORT_BASE:-28000}
-((BASE >= 1024 && BASE + 1204 < 32768)) || fail "BENCH_PORT_BASE must be within 1024-31563"
+((BASE >= 1024 && BASE + 1243 < 32768)) || fail "BENCH_PORT_BASE must be within 1024-31524"
 seqc() { seq -s, $((BASE + $1)) $((BASE + $2)); }
 NGINX_PORT=$((BASE + 80))
 EX_A=$(seqc 101 104)
@@ -181,15 +186,19 @@ HA_API_A=$(seqc 270 273)
 HA_API_B=$(seqc 280 283)
 HA_RL_A=$(seqc 290 293)
 HA_RL_B=$(seqc 1200 1203)
-# 10. guards: two worksets behind an nginx of their own.
+# 10. guards: two worksets behind an nginx of their own; two behind an
+# HAProxy of their own.
 G_NGINX_PORT=$((BASE + 86))
 G_A=$(seqc 1210 1213)
 G_B=$(seqc 1220 1223)
+HX_PORT=$((BASE + 87))
+HX_A=$(seqc 1230 1233)
+HX_B=$(seqc 1240 1243)
 
 listening_ports() { ss -Htln | awk '{n = split($4, a, ":"); print a[n]}' | sort -un; }
 busy=$(
     listening_ports | awk -v first="$SV200_FIRST" \
-        -v lists="$G_NGINX_PORT,$G_A,$G_B,$HA_API_PORT,$HA_RELOAD_PORT,$HA_API_A,$HA_API_B,$HA_RL_A,$HA_RL_B,$NGINX_PORT,$STREAM_NGINX,$L_PUBLIC,$L_NGINX_PORT,$L_CHECKS,$LN_A,$LN_B,$LN_ALT,$LN_SOLO,$EX_A,$EX_B,$ALT,$SOLO,$SV4,$LIVE,$STREAM_A,$STREAM_B,$SURGE_A,$SURGE_B,$DRAIN_IN,$DRAIN_OUT,${SCALE_A[*]},${SCALE_B[*]}" '
+        -v lists="$HX_PORT,$HX_A,$HX_B,$G_NGINX_PORT,$G_A,$G_B,$HA_API_PORT,$HA_RELOAD_PORT,$HA_API_A,$HA_API_B,$HA_RL_A,$HA_RL_B,$NGINX_PORT,$STREAM_NGINX,$L_PUBLIC,$L_NGINX_PORT,$L_CHECKS,$LN_A,$LN_B,$LN_ALT,$LN_SOLO,$EX_A,$EX_B,$ALT,$SOLO,$SV4,$LIVE,$STREAM_A,$STREAM_B,$SURGE_A,$SURGE_B,$DRAIN_IN,$DRAIN_OUT,${SCALE_A[*]},${SCALE_B[*]}" '
         BEGIN { gsub(/ /, ",", lists); n = split(lists, p, ","); for (i = 1; i <= n; i++) want[p[i]] = 1 }
         want[$1] || ($1 >= first && $1 < first + 200)' | tr '\n' ' '
 )
@@ -306,7 +315,7 @@ cleanup() {
     [[ -n $ROLLD_PID ]] && stop_rolld "${ROLLD_CFG:-}"
     [[ -n $L_PID ]] && stop_rolld "$L_CFG" "$L_PID"
     stop_nginx
-    for hx in "$TMP/hx-api/haproxy" "$TMP/hx-reload/haproxy"; do
+    for hx in "$TMP/hx-api/haproxy" "$TMP/hx-reload/haproxy" "$TMP/hx-bake/haproxy"; do
         [[ -x $hx/stop.sh ]] && timeout 35 "$hx/stop.sh" >/dev/null 2>&1
     done
     # Last resort: anything still running from the work directory (its path
@@ -466,6 +475,25 @@ ha_group() {
         fi
     } >"$dir/rolld.yml"
 }
+# ha_start DIR KIND PORT: rolld of DIR/rolld.yml, run in DIR, its first
+# set live and answering through the HAProxy on PORT.
+ha_start() {
+    local dir=$1 kind=$2 port=$3
+    (cd "$dir" && exec "$ROLLD" --run-dir "$TMP/run" "$dir/rolld.yml" 2>"$dir/rolld.log") &
+    ROLLD_PID=$! ROLLD_CFG=$dir/rolld.yml
+    local deadline=$(($(now_ms) + 60000))
+    until log_has "$dir/rolld.log" " live on "; do
+        alive "$ROLLD_PID" || fail "rolld ($kind) exited at start: $(tail -n 20 "$dir/rolld.log")"
+        (($(now_ms) < deadline)) || fail "rolld ($kind): not live within 60 s"
+        sleep 0.02
+    done
+    wait_for "HAProxy ($kind) to answer" 15 curl -sf --max-time 2 -o /dev/null "http://127.0.0.1:$port/"
+}
+# ha_stop DIR: that rolld and its backends stopped, then its HAProxy.
+ha_stop() {
+    stop_rolld "$1/rolld.yml"
+    timeout 35 "$1/haproxy/stop.sh" >/dev/null 2>&1 || true
+}
 # ha_rounds DIR KIND PORT: HA_ROUNDS rollouts, each with a request of
 # 1.5 s through HAProxy across its switch; one line per rollout in
 # $RES/haproxy_KIND.tsv: the switch's own ms (api), the after_start
@@ -501,22 +529,12 @@ section_haproxy() {
         dir=$TMP/hx-$kind
         if [[ $kind == api ]]; then port=$HA_API_PORT a=$HA_API_A b=$HA_API_B; else port=$HA_RELOAD_PORT a=$HA_RL_A b=$HA_RL_B; fi
         ha_group "$dir" "$kind" "$a" "$b" "$port"
-        (cd "$dir" && exec "$ROLLD" --run-dir "$TMP/run" "$dir/rolld.yml" 2>"$dir/rolld.log") &
-        ROLLD_PID=$! ROLLD_CFG=$dir/rolld.yml
-        local deadline=$(($(now_ms) + 60000))
-        until log_has "$dir/rolld.log" " live on "; do
-            alive "$ROLLD_PID" || fail "rolld ($kind) exited at start: $(tail -n 20 "$dir/rolld.log")"
-            (($(now_ms) < deadline)) || fail "rolld ($kind): not live within 60 s"
-            sleep 0.02
-        done
-        wait_for "HAProxy ($kind) to answer" 15 curl -sf --max-time 2 -o /dev/null "http://127.0.0.1:$port/"
+        ha_start "$dir" "$kind" "$port"
         local before
         before=$(pgrep -P "$(cat "$dir/haproxy/haproxy.pid")" | tr '\n' ' ')
         ha_rounds "$dir" "$kind" "$port"
         echo "$before" >"$RES/haproxy_${kind}_workers_before"
-        stop_rolld "$ROLLD_CFG"
-        ROLLD_PID=
-        timeout 35 "$dir/haproxy/stop.sh" >/dev/null 2>&1 || true
+        ha_stop "$dir"
     done
     {
         echo
@@ -628,6 +646,60 @@ EOF
     done
     stop_rolld "$G/rolld.yml"
     stop_nginx
+
+    HX_ROUNDS=5
+    say "   behind an HAProxy on 127.0.0.1:$HX_PORT, $HX_ROUNDS x 2 rollouts of a release failing under traffic:"
+    say "   reverted by HAProxy's counters (revert_errors), and by rolld revert at the first failed request"
+    HX=$TMP/hx-bake
+    ha_group "$HX" api "$HX_A" "$HX_B" "$HX_PORT"
+    mv "$HX/rolld.yml" "$HX/rolld.yml.good"
+    cp "$HX/rolld.yml.good" "$HX/rolld.yml"
+    # The failing release: example/app.py, each process of which answers
+    # its first two requests (the smoke test's among them), then 500.
+    cat >"$HX/failing.py" <<'EOF'
+import itertools, sys
+import app
+served = itertools.count(1)
+good = app.Handler.do_GET
+def do_GET(self):
+    if next(served) <= 2:
+        good(self)
+    else:
+        self._reply(500, "broken\n")
+app.Handler.do_GET = do_GET
+sys.exit(app.main())
+EOF
+    # hx_conf [REVERT_ERRORS]: $HX/rolld.yml of the failing release, `bake:
+    # 60`, revert_errors as given (rolld's default when not), written whole
+    # then renamed.
+    hx_conf() {
+        local args=(-e "s/ app\.py {numproc}'\$/ failing.py {numproc}'/")
+        [[ -z ${1:-} ]] || args+=(-e "s/^\(  haproxy: {.*\)}\$/\1, revert_errors: $1}/")
+        sed "${args[@]}" "$HX/rolld.yml.good" >"$HX/rolld.yml.new"
+        echo "  bake: 60" >>"$HX/rolld.yml.new"
+        grep -qF " failing.py {numproc}'" "$HX/rolld.yml.new" || fail "could not set the failing release's cmd"
+        [[ -z ${1:-} ]] || grep -qF ", revert_errors: $1}" "$HX/rolld.yml.new" || fail "could not set revert_errors"
+        mv -f "$HX/rolld.yml.new" "$HX/rolld.yml"
+    }
+    ha_start "$HX" "HAProxy, bake" "$HX_PORT"
+    for i in $(seq 1 "$HX_ROUNDS"); do
+        modes=(auto manual)
+        ((i % 2)) || modes=(manual auto)
+        for mode in "${modes[@]}"; do
+            manual=()
+            if [[ $mode == manual ]]; then
+                hx_conf 0
+                manual=(--revert --rolld "$ROLLD" --run-dir "$TMP/run" --config "$HX/rolld.yml")
+            else
+                hx_conf
+            fi
+            run_child "$TMP/r.json" probe lb-revert --pid "$ROLLD_PID" --log "$HX/rolld.log" --port "$HX_PORT" \
+                --old-ports "$HX_A" --new-ports "$HX_B" --timeout 60 "${manual[@]}"
+            cat "$TMP/r.json" >>"$RES/guard_lb_$mode.jsonl"
+            sleep 0.5
+        done
+    done
+    ha_stop "$HX"
     if [[ $ONLY == guard ]]; then
         report
         exit 0
