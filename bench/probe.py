@@ -1506,7 +1506,7 @@ def cmd_report(a):
           % len(la))
         w("interleaved; requests through HAProxy one at a time from SIGHUP until 20 in a row come")
         w("from the old set again. rolld: HAProxy's error counters of the new servers (5xx, econ,")
-        w("eresp) read every 100 ms, the revert at `revert_errors` (default 5). Beside it:")
+        w("eresp) read every 10 ms in the bake's first 2 s, then every 100 ms, the revert at `revert_errors` (default 5). Beside it:")
         w("`revert_errors: 0`, and `rolld revert` run by the client at its first failed request")
         w("(again while no bake has begun), what a script watching the traffic could do at best.")
         w("Times from rolld's log (1 ms): the switch (`haproxy: backend app ready on NEW`) to")
