@@ -896,7 +896,9 @@ impl Daemon {
         let owner = self.slots[i].id;
         match action {
             Action::Spawn { cfg, ports } => {
-                if let (Some(h), Some(_)) = (cfg.haproxy.clone(), self.slots[i].group.incoming()) {
+                // The rollout's counters begin with its new processes, never
+                // with a crash restart in its middle.
+                if let (Some(h), true) = (cfg.haproxy.clone(), self.slots[i].group.spawns_incoming(&ports)) {
                     let lb = self.slots[i].lb.clone();
                     self.work.submit(owner, move || {
                         haproxy::begin(&h, &lb);

@@ -890,6 +890,12 @@ impl Group {
         }
     }
 
+    /// A spawn of `ports` starts the rollout's new processes (not a crash
+    /// restart of live ones, which may come in the middle of a rollout).
+    pub fn spawns_incoming(&self, ports: &[u16]) -> bool {
+        self.incoming().is_some_and(|s| !ports.is_empty() && ports.iter().all(|p| s.procs.iter().any(|q| q.port == *p)))
+    }
+
     /// Every set with its processes, and what it is to the group.
     pub fn sets(&self) -> Vec<(&Set, Role)> {
         let mut out: Vec<(&Set, Role)> = self.live.iter().map(|s| (s, Role::Live)).collect();
@@ -3030,6 +3036,8 @@ mod tests {
         assert_eq!(g.next_deadline(), Some(ms(t0, 1100)), "the restart comes before the step's deadline");
         assert_eq!(g.run(ms(t0, 1100), Event::Tick), vec![Action::Spawn { cfg: cfg(), ports: vec![8002] }]);
         assert_eq!(g.phase_name(), "switching");
+        assert!(!g.spawns_incoming(&[8002]), "a restart does not begin a rollout (HAProxy's counters kept)");
+        assert!(g.spawns_incoming(&[8501, 8502]));
     }
 
     #[test]

@@ -156,6 +156,11 @@ pub struct Receipt {
     after: Option<Vec<Stat>>,
     /// HAProxy reloaded under the rollout, and rolld's states were put back.
     pub reapplied: u32,
+    /// The errors of the servers on trial at the last read (`errors`), and
+    /// those counted before HAProxy was last reloaded (its counters then
+    /// start again from 0).
+    errors_last: u64,
+    errors_carried: u64,
 }
 
 /// The deltas of a rollout's counters, as the log and status give them.
@@ -458,6 +463,13 @@ impl Talk<'_> {
         if reloaded {
             self.seen.acked.clear();
             self.seen.owed = true;
+            // The new worker counts from 0: what the old one counted is
+            // kept, and the rollout's counters start again from nothing.
+            let r = &mut self.seen.receipt;
+            r.errors_carried += std::mem::take(&mut r.errors_last);
+            if r.before.is_some() {
+                r.before = Some(Vec::new());
+            }
         }
         if !self.seen.owed {
             return Ok(None);
@@ -619,8 +631,10 @@ pub fn cut(h: &Haproxy, mem: &Memory, ports: &[u16]) -> Result<u64, String> {
 /// What HAProxy counted on the servers of `ports` since the rollout
 /// began, as errors of theirs: 5xx responses, connection errors and
 /// response errors; their sum and a line for the log. From the first read
-/// on when the rollout's own counters were not taken. A counter that went
-/// back (HAProxy reloaded) counts from 0. The notes are for the log.
+/// on when the rollout's own counters were not taken. Across a reload of
+/// HAProxy, what the old worker had counted at the last read is added to
+/// what the new one counts (a counter that went back for another reason
+/// counts from 0). The notes are for the log.
 pub fn errors(h: &Haproxy, mem: &Memory, ports: &[u16]) -> (Result<(u64, String), String>, Vec<String>) {
     let mut seen = mem.lock();
     let mut talk = Talk { h, seen: &mut seen };
@@ -644,7 +658,13 @@ pub fn errors(h: &Haproxy, mem: &Memory, ports: &[u16]) -> (Result<(u64, String)
             d.eresp += since(|s| s.eresp);
         }
         let sum = d.hrsp_5xx + d.econ + d.eresp;
-        Ok((sum, format!("5xx {}, econ {}, eresp {}", d.hrsp_5xx, d.econ, d.eresp)))
+        let r = &mut talk.seen.receipt;
+        r.errors_last = sum;
+        let mut what = format!("5xx {}, econ {}, eresp {}", d.hrsp_5xx, d.econ, d.eresp);
+        if r.errors_carried > 0 {
+            what.push_str(&format!("; {} counted before HAProxy was reloaded", r.errors_carried));
+        }
+        Ok((sum + r.errors_carried, what))
     })();
     (read, notes)
 }

@@ -416,7 +416,9 @@ fn the_errors_of_a_bake_are_the_new_servers_own_since_the_rollout_began() {
         f.errors.insert(8001, (50, 50));
     }
     assert_eq!(errors(&h, &mem, &[8003, 8004]).0, Ok((5, "5xx 2, econ 3, eresp 0".into())), "8001 is not on trial");
-    // A reloaded HAProxy counts from 0 again: what it counted since is all new.
+    // A reloaded HAProxy counts from 0 again: what the old worker had
+    // counted is kept, and what the new one counts is all new, even below
+    // the rollout's first counts (8003 had 7 then).
     {
         let mut f = fake.lock().unwrap();
         f.pid = 300;
@@ -424,8 +426,10 @@ fn the_errors_of_a_bake_are_the_new_servers_own_since_the_rollout_began() {
         f.errors.insert(8004, (0, 0));
     }
     let (read, notes) = errors(&h, &mem, &[8003, 8004]);
-    assert_eq!(read, Ok((1, "5xx 1, econ 0, eresp 0".into())));
+    assert_eq!(read, Ok((6, "5xx 1, econ 0, eresp 0; 5 counted before HAProxy was reloaded".into())));
     assert_eq!(notes, ["HAProxy was reloaded (worker pid 300 now): rolld's server states put back"]);
+    fake.lock().unwrap().errors.insert(8003, (3, 0));
+    assert_eq!(errors(&h, &mem, &[8003, 8004]).0.map(|e| e.0), Ok(8), "5 before the reload, 3 since");
     // Without the rollout's own counters (a successor), from the first read.
     let fresh = Memory::default();
     assert_eq!(errors(&h, &fresh, &[8003]).0.map(|e| e.0), Ok(0));
