@@ -383,16 +383,8 @@ fn server_port(s: &Server) -> Option<u16> {
 /// (`-1`) and filtered here: a frontend of the same name would otherwise
 /// be the one answered for.
 fn backend_stat(h: &Haproxy) -> Result<Vec<Stat>, String> {
-    let all = parse_stat(&ask(&h.socket, &stat_command(&h.backend))?)?;
+    let all = parse_stat(&ask(&h.socket, "show stat -1 6 -1")?)?;
     Ok(all.into_iter().filter(|s| s.pxname == h.backend).collect())
-}
-
-/// `show stat` of the backend and its servers alone (a bake reads it up
-/// to 100 times a second: not every proxy of a large HAProxy); of every
-/// proxy when the name would be read as a proxy's number.
-fn stat_command(backend: &str) -> String {
-    let which = if backend.bytes().all(|b| b.is_ascii_digit() || b == b'-') { "-1" } else { backend };
-    format!("show stat {which} 6 -1")
 }
 
 /// Asks what `rolld check` needs: that the socket is at level admin, and

@@ -223,7 +223,7 @@ impl Fake {
             }
             return out + "\n";
         }
-        if cmd == "show stat app 6 -1" {
+        if cmd == "show stat -1 6 -1" {
             let mut out = "# pxname,svname,qcur,scur,addr,algo,hrsp_5xx,econ\n".to_string();
             for p in PORTS {
                 let (r5, econ) = self.errors.get(&p).unwrap_or(&(0, 0));
@@ -437,13 +437,6 @@ fn the_errors_of_a_bake_are_the_new_servers_own_since_the_rollout_began() {
     std::fs::remove_file(&h.socket).unwrap();
     let e = errors(&h, &mem, &[8003]).0.unwrap_err();
     assert!(e.contains("No such file or directory"), "{e}");
-}
-
-#[test]
-fn show_stat_asks_for_the_backend_alone_unless_its_name_is_a_number() {
-    assert_eq!(stat_command("app"), "show stat app 6 -1");
-    assert_eq!(stat_command("web-2.x"), "show stat web-2.x 6 -1");
-    assert_eq!(stat_command("12"), "show stat -1 6 -1", "12 would be proxy number 12");
 }
 
 #[test]
