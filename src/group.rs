@@ -3680,12 +3680,7 @@ mod tests {
     /// group bakes `ports` (pids `pids`).
     fn baking_group(t0: Instant) -> Group {
         let mut g = live_group(t0);
-        let c = bake_cfg(&cfg(), 6);
-        g.run(t0, Event::Start { cfg: c.clone(), index: 1 });
-        g.run(t0, Event::Spawned(vec![(8501, Ok(21)), (8502, Ok(22))]));
-        let a = g.run(t0, Event::Tick);
-        let a = pass_all(&mut g, t0, &a);
-        let a = run_step(&mut g, t0, &a, ExitStatus::Code(0), "");
+        let a = switch_to_bake(&mut g, t0, bake_cfg(&cfg(), 6));
         assert_eq!(signals(&a), vec![(11, libc::SIGUSR1), (12, libc::SIGUSR1)], "drain_signal, never stop_signal");
         assert!(has_log(&a, Level::Info, "baking 8501,8502 for 6.00s: 8001,8002 is kept running"));
         assert_eq!(g.phase_name(), "baking");
@@ -3694,6 +3689,16 @@ mod tests {
         assert_eq!(g.baking().unwrap().until, t0 + Duration::from_secs(6));
         assert_eq!(g.next_deadline(), Some(t0 + Duration::from_secs(6)));
         g
+    }
+
+    /// A rollout of `g` with config `c` to 8501,8502 (pids 21, 22), up to
+    /// its after_start run: the actions of the switch.
+    fn switch_to_bake(g: &mut Group, t0: Instant, c: Arc<GroupConfig>) -> Vec<Action> {
+        g.run(t0, Event::Start { cfg: c, index: 1 });
+        g.run(t0, Event::Spawned(vec![(8501, Ok(21)), (8502, Ok(22))]));
+        let a = g.run(t0, Event::Tick);
+        let a = pass_all(g, t0, &a);
+        run_step(g, t0, &a, ExitStatus::Code(0), "")
     }
 
     /// The revert of a bake at `t`: after_start back to the old set, run
@@ -4086,12 +4091,7 @@ mod tests {
             state_file: None,
             revert_errors: 3,
         });
-        let c = Arc::new(c);
-        g.run(t0, Event::Start { cfg: c.clone(), index: 1 });
-        g.run(t0, Event::Spawned(vec![(8501, Ok(21)), (8502, Ok(22))]));
-        let a = g.run(t0, Event::Tick);
-        let a = pass_all(&mut g, t0, &a);
-        let a = run_step(&mut g, t0, &a, ExitStatus::Code(0), "");
+        let a = switch_to_bake(&mut g, t0, Arc::new(c));
         assert!(has_log(
             &a,
             Level::Info,
@@ -4194,12 +4194,7 @@ mod tests {
         let mut g = live_health(t0);
         let mut c = (*health_cfg()).clone();
         c.timing.bake = Duration::from_secs(6);
-        let c = Arc::new(c);
-        g.run(t0, Event::Start { cfg: c.clone(), index: 1 });
-        g.run(t0, Event::Spawned(vec![(8501, Ok(21)), (8502, Ok(22))]));
-        let a = g.run(t0, Event::Tick);
-        let a = pass_all(&mut g, t0, &a);
-        run_step(&mut g, t0, &a, ExitStatus::Code(0), "");
+        switch_to_bake(&mut g, t0, Arc::new(c));
         assert_eq!(g.phase_name(), "baking");
         let a = health_round(&mut g, ms(t0, 1000), &[8501]);
         assert!(step(&a).is_none());
